@@ -1,0 +1,142 @@
+// Package caddyoss is a Caddy HTTP handler that lets browsers and apps upload
+// files directly to Alibaba Cloud OSS. It answers the signing routes (STS
+// temporary credentials, PostObject policies, presigned PUT URLs) and verifies
+// OSS upload callbacks before they reach the upstream application.
+package caddyoss
+
+import (
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the oss_upload HTTP handler.
+type Handler struct {
+	// Bucket is the OSS bucket uploads go to. Required.
+	Bucket string `json:"bucket,omitempty"`
+
+	// Region is the OSS region id, e.g. "cn-hangzhou". Required.
+	Region string `json:"region,omitempty"`
+
+	// Endpoint is the OSS endpoint the server signs for.
+	// Default: https://oss-<region>.aliyuncs.com
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// UploadURL is where browsers send the bytes.
+	// Default: https://<bucket>.oss-<region>.aliyuncs.com
+	UploadURL string `json:"upload_url,omitempty"`
+
+	// AccessKeyID and AccessKeySecret are the server's AccessKey pair.
+	// {env.*} placeholders are expanded at provision. When both are empty,
+	// Alibaba Cloud's default credential chain is used.
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	AccessKeySecret string `json:"access_key_secret,omitempty"`
+
+	// SignatureVersion is "v4" (OSS4-HMAC-SHA256) or "v1" (HMAC-SHA1).
+	// Default: v4.
+	SignatureVersion string `json:"signature_version,omitempty"`
+
+	// KeyPrefix is prepended to every object key. Request placeholders such
+	// as {http.auth.user.id} are expanded per request. Default: empty.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// KeyTemplate is the object name generated below the prefix.
+	// {id} is a random id, {ext} the sanitized extension of the client's
+	// filename (with its dot), {filename} the sanitized filename; request
+	// placeholders are expanded too. Default: "{id}{ext}".
+	KeyTemplate string `json:"key_template,omitempty"`
+
+	// MaxSize and MinSize bound the object size in bytes; OSS enforces them
+	// through the policy's content-length-range. Default: 0 (no maximum),
+	// 0 (no minimum).
+	MaxSize int64 `json:"max_size,omitempty"`
+	MinSize int64 `json:"min_size,omitempty"`
+
+	// AllowTypes lists the content types clients may upload, e.g.
+	// "image/*" or "application/pdf". Default: any type.
+	AllowTypes []string `json:"allow_types,omitempty"`
+
+	// Expires is the lifetime of policies and presigned URLs. Default: 15m.
+	Expires caddy.Duration `json:"expires,omitempty"`
+
+	// STSPath, PolicyPath, PresignPath and CallbackPath are the routes the
+	// handler answers; "off" disables one. Defaults: /oss/sts (when sts is
+	// configured), /oss/post-policy, /oss/presign, /oss/callback (when
+	// callback is configured).
+	STSPath      string `json:"sts_path,omitempty"`
+	PolicyPath   string `json:"policy_path,omitempty"`
+	PresignPath  string `json:"presign_path,omitempty"`
+	CallbackPath string `json:"callback_path,omitempty"`
+
+	// STS configures the STS route.
+	STS *STSConfig `json:"sts,omitempty"`
+
+	// Callback configures OSS upload callbacks: what signing responses ask
+	// OSS to send, and how the callback route verifies them.
+	Callback *CallbackConfig `json:"callback,omitempty"`
+}
+
+// STSConfig configures AssumeRole for the STS route.
+type STSConfig struct {
+	// RoleARN is the RAM role to assume. Required for the STS route.
+	RoleARN string `json:"role_arn,omitempty"`
+
+	// SessionName is the role session name; request placeholders are
+	// expanded per request. Default: caddy-oss.
+	SessionName string `json:"session_name,omitempty"`
+
+	// Duration is the lifetime of issued credentials, 15m..12h. Default: 1h.
+	Duration caddy.Duration `json:"duration,omitempty"`
+
+	// RefreshBefore is how long before expiry cached credentials are
+	// refreshed. Default: 5m.
+	RefreshBefore caddy.Duration `json:"refresh_before,omitempty"`
+
+	// Endpoint is the STS host or URL. Default: sts.<region>.aliyuncs.com.
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// ExternalID is passed to AssumeRole when set.
+	ExternalID string `json:"external_id,omitempty"`
+
+	// CacheSize bounds the number of cached credentials. Default: 1024.
+	CacheSize int `json:"cache_size,omitempty"`
+}
+
+// CallbackConfig configures OSS upload callbacks.
+type CallbackConfig struct {
+	// URL is where OSS posts after an upload. When empty, signing responses
+	// carry no callback and the callback route only verifies.
+	URL string `json:"url,omitempty"`
+
+	// Host is the Host header of the callback request. Default: the URL's host.
+	Host string `json:"host,omitempty"`
+
+	// Body is the callback body template with OSS ${...} variables.
+	// Default: bucket, object, etag, size, mimeType and every custom var.
+	Body string `json:"body,omitempty"`
+
+	// BodyType is "form" (application/x-www-form-urlencoded) or "json".
+	// Default: form.
+	BodyType string `json:"body_type,omitempty"`
+
+	// Vars are custom x:<name> callback variables; request placeholders
+	// in values are expanded per request.
+	Vars map[string]string `json:"vars,omitempty"`
+
+	// TrustedKeys are PEM files of extra public keys trusted to sign
+	// callbacks (sandbox, private clouds), besides Alibaba's.
+	TrustedKeys []string `json:"trusted_keys,omitempty"`
+
+	// MaxBody caps the callback body size in bytes. Default: 1MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.oss_upload",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}

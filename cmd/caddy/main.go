@@ -1,0 +1,17 @@
+// Command caddy is Caddy with its standard modules and the oss_upload plugin,
+// so `go run ./cmd/caddy …` works without xcaddy.
+package main
+
+import (
+	_ "time/tzdata"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddy-oss/caddy-oss/caddyoss"
+)
+
+func main() {
+	caddycmd.Main()
+}
