@@ -5,6 +5,8 @@
 package caddyoss
 
 import (
+	"go.uber.org/zap"
+
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -76,6 +78,8 @@ type Handler struct {
 	// Callback configures OSS upload callbacks: what signing responses ask
 	// OSS to send, and how the callback route verifies them.
 	Callback *CallbackConfig `json:"callback,omitempty"`
+
+	logger *zap.Logger
 }
 
 // STSConfig configures AssumeRole for the STS route.
