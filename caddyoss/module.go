@@ -5,6 +5,9 @@
 package caddyoss
 
 import (
+	"time"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
@@ -79,7 +82,13 @@ type Handler struct {
 	// OSS to send, and how the callback route verifies them.
 	Callback *CallbackConfig `json:"callback,omitempty"`
 
-	logger *zap.Logger
+	logger        *zap.Logger
+	creds         *credentialSource
+	presignBucket *oss.Bucket
+	v4Keys        *v4KeyCache
+	uploadURL     string // UploadURL with defaults applied, no trailing '/'
+	callbackB64   string // the callback parameter, "" when not configured
+	now           func() time.Time
 }
 
 // STSConfig configures AssumeRole for the STS route.

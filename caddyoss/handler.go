@@ -1,0 +1,352 @@
+package caddyoss
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Defaults.
+const (
+	defaultExpires       = 15 * time.Minute
+	defaultSTSPath       = "/oss/sts"
+	defaultPolicyPath    = "/oss/post-policy"
+	defaultPresignPath   = "/oss/presign"
+	defaultCallbackPath  = "/oss/callback"
+	defaultSessionName   = "caddy-oss"
+	defaultSTSDuration   = time.Hour
+	defaultRefreshBefore = 5 * time.Minute
+	defaultSTSCacheSize  = 1024
+	routeOff             = "off"
+
+	// maxExpires is the longest lifetime OSS accepts for a V4 presigned URL.
+	maxExpires = 7 * 24 * time.Hour
+)
+
+// Provision expands {env.*} placeholders, applies defaults and builds the
+// clients the routes share. It does no network I/O.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.v4Keys = new(v4KeyCache)
+	if h.now == nil {
+		h.now = time.Now
+	}
+	repl := caddy.NewReplacer()
+	for _, f := range []*string{
+		&h.Bucket, &h.Region, &h.Endpoint, &h.UploadURL,
+		&h.AccessKeyID, &h.AccessKeySecret, &h.SignatureVersion,
+	} {
+		*f = repl.ReplaceKnown(*f, "")
+	}
+	// key_prefix keeps request placeholders; only global ones expand here.
+	h.KeyPrefix = repl.ReplaceKnown(h.KeyPrefix, "")
+
+	h.SignatureVersion = strings.ToLower(h.SignatureVersion)
+	if h.SignatureVersion == "" {
+		h.SignatureVersion = sigV4
+	}
+	if h.Expires == 0 {
+		h.Expires = caddy.Duration(defaultExpires)
+	}
+	h.PolicyPath = routePath(h.PolicyPath, defaultPolicyPath, true)
+	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
+	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
+	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
+	if h.Endpoint == "" && h.Region != "" {
+		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
+	}
+	h.uploadURL = strings.TrimSuffix(h.UploadURL, "/")
+	if h.uploadURL == "" && h.Endpoint != "" && h.Bucket != "" {
+		u, err := url.Parse(h.Endpoint)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("endpoint: %q is not an absolute URL", h.Endpoint)
+		}
+		h.uploadURL = u.Scheme + "://" + h.Bucket + "." + u.Host
+	}
+
+	if h.STS != nil {
+		s := h.STS
+		s.RoleARN = repl.ReplaceKnown(s.RoleARN, "")
+		s.ExternalID = repl.ReplaceKnown(s.ExternalID, "")
+		s.Endpoint = repl.ReplaceKnown(s.Endpoint, "")
+		s.SessionName = repl.ReplaceKnown(s.SessionName, "")
+		if s.SessionName == "" {
+			s.SessionName = defaultSessionName
+		}
+		if s.Duration == 0 {
+			s.Duration = caddy.Duration(defaultSTSDuration)
+		}
+		if s.RefreshBefore == 0 {
+			s.RefreshBefore = caddy.Duration(defaultRefreshBefore)
+		}
+		if s.Endpoint == "" && h.Region != "" {
+			s.Endpoint = "sts." + h.Region + ".aliyuncs.com"
+		}
+		if s.CacheSize == 0 {
+			s.CacheSize = defaultSTSCacheSize
+		}
+	}
+	if h.Callback != nil {
+		c := h.Callback
+		c.URL = repl.ReplaceKnown(c.URL, "")
+		c.Host = repl.ReplaceKnown(c.Host, "")
+		c.BodyType = strings.ToLower(c.BodyType)
+		if c.BodyType == "" {
+			c.BodyType = bodyTypeForm
+		}
+	}
+
+	// Validate before building anything, so errors name the field.
+	if err := h.Validate(); err != nil {
+		return err
+	}
+
+	if h.signingEnabled() {
+		src, err := newCredentialSource(h.AccessKeyID, h.AccessKeySecret)
+		if err != nil {
+			return err
+		}
+		h.creds = src
+	}
+	if h.Callback != nil && h.Callback.URL != "" {
+		p, err := h.Callback.callbackParam()
+		if err != nil {
+			return err
+		}
+		h.callbackB64 = p
+	}
+	if h.PresignPath != routeOff {
+		b, err := h.newPresignBucket()
+		if err != nil {
+			return err
+		}
+		h.presignBucket = b
+	}
+	return h.provisionExtras(ctx)
+}
+
+// routePath applies a route's default; a route whose block is missing is
+// off unless its path was set explicitly (which Validate then rejects).
+func routePath(p, def string, enabled bool) string {
+	switch {
+	case p != "":
+		return p
+	case enabled:
+		return def
+	default:
+		return routeOff
+	}
+}
+
+// signingEnabled reports whether any signing route is on.
+func (h *Handler) signingEnabled() bool {
+	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff
+}
+
+// Validate checks the configuration; every message names the field.
+func (h *Handler) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if h.signingEnabled() {
+		if h.Bucket == "" {
+			add("bucket is required")
+		} else if !validBucketName(h.Bucket) {
+			add("bucket: %q is not a valid OSS bucket name", h.Bucket)
+		}
+		if h.Region == "" {
+			add("region is required")
+		} else if strings.HasPrefix(h.Region, "oss-") {
+			add("region: use the region id (%q), not %q", strings.TrimPrefix(h.Region, "oss-"), h.Region)
+		}
+	}
+	if (h.AccessKeyID == "") != (h.AccessKeySecret == "") {
+		add("access_key_id and access_key_secret must be set together")
+	}
+	if h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 && h.SignatureVersion != "" {
+		add("signature_version: must be v4 or v1, got %q", h.SignatureVersion)
+	}
+	if h.MinSize < 0 || h.MaxSize < 0 {
+		add("min_size and max_size must not be negative")
+	}
+	if h.MaxSize > maxObjectSize {
+		add("max_size: %d exceeds the OSS limit of 5 GiB", h.MaxSize)
+	}
+	if h.MaxSize > 0 && h.MinSize > h.MaxSize {
+		add("min_size (%d) is greater than max_size (%d)", h.MinSize, h.MaxSize)
+	}
+	for _, t := range h.AllowTypes {
+		if err := validTypePattern(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d := time.Duration(h.Expires); d < 0 || d > maxExpires || (d != 0 && d < time.Second) {
+		add("expires: must be between 1s and 7 days, got %s", d)
+	}
+	for _, u := range []struct{ name, val string }{{"endpoint", h.Endpoint}, {"upload_url", h.UploadURL}} {
+		if u.val == "" {
+			continue
+		}
+		if p, err := url.Parse(u.val); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("%s: %q must be an absolute http or https URL", u.name, u.val)
+		}
+	}
+	paths := map[string]string{}
+	for _, r := range []struct{ name, val string }{
+		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
+		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
+	} {
+		if r.val == "" || r.val == routeOff {
+			continue
+		}
+		if !strings.HasPrefix(r.val, "/") {
+			add("%s: %q must start with '/'", r.name, r.val)
+		}
+		if other, dup := paths[r.val]; dup {
+			add("%s and %s are both %q", other, r.name, r.val)
+		}
+		paths[r.val] = r.name
+	}
+	if h.STSPath != routeOff && h.STSPath != "" {
+		if h.STS == nil || h.STS.RoleARN == "" {
+			add("sts.role_arn is required when the sts route is on (set sts_path off to disable it)")
+		}
+	}
+	if s := h.STS; s != nil {
+		if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "acs:ram::") {
+			add("sts.role_arn: %q is not a RAM role ARN (acs:ram::<account>:role/<name>)", s.RoleARN)
+		}
+		if d := time.Duration(s.Duration); d != 0 && (d < 15*time.Minute || d > 12*time.Hour) {
+			add("sts.duration: must be between 15m and 12h, got %s", d)
+		}
+		if rb := time.Duration(s.RefreshBefore); rb < 0 || (s.Duration != 0 && rb >= time.Duration(s.Duration)) {
+			add("sts.refresh_before: must be shorter than sts.duration, got %s", rb)
+		}
+		if s.CacheSize < 0 {
+			add("sts.cache_size: must not be negative")
+		}
+		if s.ExternalID != "" && (len(s.ExternalID) < 2 || len(s.ExternalID) > 1224) {
+			add("sts.external_id: must be 2 to 1224 characters")
+		}
+	}
+	if h.CallbackPath != routeOff && h.CallbackPath != "" && h.Callback == nil {
+		add("callback_path is set but there is no callback block")
+	}
+	if c := h.Callback; c != nil {
+		if c.BodyType != "" && c.BodyType != bodyTypeForm && c.BodyType != bodyTypeJSON {
+			add("callback.body_type: must be form or json, got %q", c.BodyType)
+		}
+		if c.MaxBody < 0 {
+			add("callback.max_body: must not be negative")
+		}
+		for name := range c.Vars {
+			if !callbackVarName.MatchString(name) {
+				add("callback.var: name %q must be lower-case letters, digits or '_'", name)
+			}
+		}
+		if c.URL == "" && (c.Body != "" || c.Host != "" || len(c.Vars) > 0) {
+			add("callback.url is required when callback body, host or var is set")
+		}
+		if c.URL != "" {
+			if _, err := c.callbackParam(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validBucketName checks OSS's naming rules: 3–63 characters of lower-case
+// letters, digits and '-', not starting or ending with '-'.
+func validBucketName(b string) bool {
+	if len(b) < 3 || len(b) > 63 || b[0] == '-' || b[len(b)-1] == '-' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeHTTP answers the signing and callback routes and passes every other
+// request to the next handler untouched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var route func(http.ResponseWriter, *http.Request) error
+	switch p := r.URL.Path; {
+	case p == h.PolicyPath:
+		route = h.servePostPolicy
+	case p == h.PresignPath:
+		route = h.servePresign
+	case p == h.STSPath:
+		route = h.stsRoute
+	case p == h.CallbackPath:
+		var nextCalled bool
+		err := h.callbackRoute(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			nextCalled = true
+			return next.ServeHTTP(w, r)
+		}))
+		if err != nil && !nextCalled {
+			return renderError(w, r, err)
+		}
+		return err
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return renderError(w, r, caddyhttp.Error(http.StatusMethodNotAllowed,
+			fmt.Errorf("method %s is not allowed; use GET", r.Method)))
+	}
+	if err := route(w, r); err != nil {
+		return renderError(w, r, err)
+	}
+	return nil
+}
+
+// upload is what every signing route decides before it signs.
+type upload struct {
+	prefix string
+	key    string
+	hints  uploadHints
+	creds  creds
+	vars   map[string]string // x:<name> → value
+}
+
+// prepareUpload checks the client's hints, decides the object key and gets
+// the signing credentials.
+func (h *Handler) prepareUpload(r *http.Request) (upload, error) {
+	var up upload
+	hints, err := h.parseHints(r)
+	if err != nil {
+		return up, caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	up.hints = hints
+	repl := replacer(r)
+	if up.prefix, err = h.keyPrefix(repl); err != nil {
+		return up, h.forbidden(r, err)
+	}
+	if up.key, err = h.objectKey(repl, up.prefix, hints.filename); err != nil {
+		return up, caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	if h.Callback != nil && h.callbackB64 != "" {
+		up.vars = h.Callback.callbackVars(repl)
+	}
+	if up.creds, err = h.creds.get(); err != nil {
+		return up, h.internalError(r, "getting signing credentials", err)
+	}
+	return up, nil
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

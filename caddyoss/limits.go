@@ -1,0 +1,102 @@
+package caddyoss
+
+import (
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// maxObjectSize is the largest object PostObject and PutObject accept (5 GiB).
+const maxObjectSize = 5 << 30
+
+// uploadHints are what a client says about the file it is about to upload.
+// They are hints: the signed output is what OSS enforces.
+type uploadHints struct {
+	filename    string
+	contentType string
+	size        int64 // -1 when not given
+}
+
+// parseHints reads filename, type and size from the query and checks them
+// against the configured limits. The error message names the limit.
+func (h *Handler) parseHints(r *http.Request) (uploadHints, error) {
+	q := r.URL.Query()
+	hints := uploadHints{filename: q.Get("filename"), contentType: q.Get("type"), size: -1}
+	if len(hints.filename) > 4096 {
+		return hints, fmt.Errorf("filename is longer than 4096 bytes")
+	}
+	if s := q.Get("size"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return hints, fmt.Errorf("size must be a non-negative integer, got %q", s)
+		}
+		hints.size = n
+		if h.MaxSize > 0 && n > h.MaxSize {
+			return hints, fmt.Errorf("size %d exceeds max_size %d", n, h.MaxSize)
+		}
+		if n < h.MinSize {
+			return hints, fmt.Errorf("size %d is below min_size %d", n, h.MinSize)
+		}
+		if n > maxObjectSize {
+			return hints, fmt.Errorf("size %d exceeds the OSS limit of %d bytes", n, int64(maxObjectSize))
+		}
+	}
+	if hints.contentType != "" {
+		mt, _, err := mime.ParseMediaType(hints.contentType)
+		if err != nil || !strings.Contains(mt, "/") || len(hints.contentType) > 255 {
+			return hints, fmt.Errorf("type %q is not a valid media type", hints.contentType)
+		}
+	}
+	if len(h.AllowTypes) > 0 {
+		if hints.contentType == "" {
+			return hints, fmt.Errorf("type is required: allow_types permits only %s", strings.Join(h.AllowTypes, ", "))
+		}
+		if !typeAllowed(h.AllowTypes, hints.contentType) {
+			return hints, fmt.Errorf("type %q is not in allow_types (%s)", hints.contentType, strings.Join(h.AllowTypes, ", "))
+		}
+	}
+	return hints, nil
+}
+
+// typeAllowed reports whether a media type matches one of the patterns:
+// "type/subtype", "type/*" or "*/*", compared case-insensitively and
+// ignoring parameters.
+func typeAllowed(patterns []string, contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	for _, p := range patterns {
+		if matchType(strings.ToLower(p), mt) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchType(pattern, mediaType string) bool {
+	if pattern == "*/*" || pattern == "*" {
+		return true
+	}
+	if major, ok := strings.CutSuffix(pattern, "/*"); ok {
+		return strings.HasPrefix(mediaType, major+"/")
+	}
+	return pattern == mediaType
+}
+
+// validTypePattern checks an allow_types entry at config load.
+func validTypePattern(p string) error {
+	if p == "*/*" || p == "*" {
+		return nil
+	}
+	major, minor, ok := strings.Cut(p, "/")
+	if !ok || major == "" || minor == "" || major == "*" || strings.ContainsAny(p, " ;,") {
+		return fmt.Errorf("allow_types: %q is not a media type or type/* pattern", p)
+	}
+	if strings.Contains(minor, "*") && minor != "*" {
+		return fmt.Errorf("allow_types: %q: only a whole subtype can be a wildcard", p)
+	}
+	return nil
+}

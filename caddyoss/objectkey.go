@@ -1,0 +1,157 @@
+package caddyoss
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// defaultKeyTemplate names objects by a random id plus the extension of the
+// client's filename.
+const defaultKeyTemplate = "{id}{ext}"
+
+// maxKeyBytes is OSS's limit on object key length.
+const maxKeyBytes = 1023
+
+// maxNameBytes bounds the sanitized {filename}.
+const maxNameBytes = 200
+
+// newObjectID returns 128 random bits as 32 hex characters.
+func newObjectID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// sanitizeFilename reduces a client-supplied filename to a safe single
+// path segment: the base name only, control and separator characters
+// replaced, dots trimmed from both ends, at most maxNameBytes. It returns ""
+// when nothing usable is left.
+func sanitizeFilename(name string) string {
+	name = strings.ToValidUTF8(name, "")
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		case unicode.IsSpace(r):
+			b.WriteByte('_')
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := strings.Trim(b.String(), ".")
+	for len(s) > maxNameBytes {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// sanitizeExt returns the lower-cased extension of a client filename with its
+// dot (".png"), or "" when it has none or it is not a short alphanumeric run.
+func sanitizeExt(name string) string {
+	name = sanitizeFilename(name)
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return ""
+	}
+	ext := strings.ToLower(name[i+1:])
+	if ext == "" || len(ext) > 16 {
+		return ""
+	}
+	for _, c := range ext {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return "." + ext
+}
+
+// checkKeyPart rejects values that could escape a prefix or break OSS key
+// rules: invalid UTF-8, control characters, backslashes, a leading '/',
+// empty, "." or ".." segments, and keys longer than 1023 bytes. Trailing
+// '/' is allowed (prefixes end with one).
+func checkKeyPart(s string) error {
+	if len(s) > maxKeyBytes {
+		return fmt.Errorf("longer than %d bytes", maxKeyBytes)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	if strings.HasPrefix(s, "/") {
+		return errors.New("starts with '/'")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return fmt.Errorf("contains %q", r)
+		}
+	}
+	if s == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(s, "/"), "/") {
+		switch seg {
+		case "":
+			return errors.New("contains an empty path segment")
+		case ".", "..":
+			return fmt.Errorf("contains a %q segment", seg)
+		}
+	}
+	return nil
+}
+
+// keyPrefix expands request placeholders in the configured prefix and checks
+// the result. A placeholder that expands to nothing is an error: a prefix
+// such as uploads/{http.auth.user.id}/ must never collapse into a shared one.
+func (h *Handler) keyPrefix(repl *caddy.Replacer) (string, error) {
+	if !strings.Contains(h.KeyPrefix, "{") {
+		return h.KeyPrefix, nil
+	}
+	p, err := repl.ReplaceOrErr(h.KeyPrefix, true, true)
+	if err != nil {
+		return "", fmt.Errorf("key_prefix: %v", err)
+	}
+	if err := checkKeyPart(p); err != nil {
+		return "", fmt.Errorf("key_prefix expands to an invalid key prefix: %v", err)
+	}
+	return p, nil
+}
+
+// objectKey generates the object key for an upload below prefix from the
+// key template and the client's filename.
+func (h *Handler) objectKey(repl *caddy.Replacer, prefix, filename string) (string, error) {
+	tpl := h.KeyTemplate
+	if tpl == "" {
+		tpl = defaultKeyTemplate
+	}
+	// Configured placeholders first, so nothing from the client is ever
+	// interpreted as a placeholder.
+	name := repl.ReplaceKnown(tpl, "")
+	clean := sanitizeFilename(filename)
+	if clean == "" {
+		clean = "file"
+	}
+	name = strings.NewReplacer(
+		"{id}", newObjectID(),
+		"{ext}", sanitizeExt(filename),
+		"{filename}", clean,
+	).Replace(name)
+	key := prefix + name
+	if name == "" || strings.HasSuffix(key, "/") {
+		return "", errors.New("key_template produced an empty object name")
+	}
+	if err := checkKeyPart(key); err != nil {
+		return "", fmt.Errorf("object key %v", err)
+	}
+	return key, nil
+}

@@ -1,0 +1,216 @@
+package caddyoss
+
+import (
+	"encoding/base64"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// postPolicyInput is everything a PostObject policy is made of.
+type postPolicyInput struct {
+	version    string // sigV1 or sigV4
+	bucket     string
+	region     string
+	prefix     string // enforced with ["starts-with", "$key", prefix]
+	expiration time.Time
+	minSize    int64
+	maxSize    int64 // 0: no content-length-range unless minSize > 0
+	status     string
+	// contentType, when set, is pinned with ["eq", "$content-type", …] and
+	// sent as the Content-Type field.
+	contentType string
+	// callback (base64) and vars (x:<name> → value) are pinned with eq.
+	callback string
+	vars     map[string]string
+}
+
+// postPolicy is a signed policy and the form fields that go with it.
+type postPolicy struct {
+	Policy    string
+	Signature string
+	Date      string // V4 x-oss-date
+	Cred      string // V4 x-oss-credential
+	// Fields are the form fields to send before "file", in order.
+	Fields []formField
+}
+
+type formField struct{ Name, Value string }
+
+// buildPostPolicy writes the policy JSON, encodes it and signs the base64
+// text exactly as it will be sent (protocol §1.5, §1.6).
+func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCache) (postPolicy, error) {
+	var out postPolicy
+	conds := []any{map[string]string{"bucket": in.bucket}}
+	var scopeDate string
+	if in.version == sigV4 {
+		now = now.UTC()
+		scopeDate = now.Format("20060102")
+		out.Date = now.Format("20060102T150405Z")
+		out.Cred = c.ID + "/" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request"
+		conds = append(conds,
+			map[string]string{"x-oss-signature-version": v4Algorithm},
+			map[string]string{"x-oss-credential": out.Cred})
+		if c.Token != "" {
+			conds = append(conds, map[string]string{"x-oss-security-token": c.Token})
+		}
+		conds = append(conds, map[string]string{"x-oss-date": out.Date})
+	} else if c.Token != "" {
+		conds = append(conds, map[string]string{"x-oss-security-token": c.Token})
+	}
+	if in.maxSize > 0 || in.minSize > 0 {
+		maxSize := in.maxSize
+		if maxSize == 0 {
+			maxSize = maxObjectSize
+		}
+		conds = append(conds, []any{"content-length-range", in.minSize, maxSize})
+	}
+	if in.status != "" {
+		conds = append(conds, []any{"eq", "$success_action_status", in.status})
+	}
+	conds = append(conds, []any{"starts-with", "$key", in.prefix})
+	if in.contentType != "" {
+		conds = append(conds, []any{"eq", "$content-type", in.contentType})
+	}
+	if in.callback != "" {
+		conds = append(conds, []any{"eq", "$callback", in.callback})
+	}
+	varNames := make([]string, 0, len(in.vars))
+	for k := range in.vars {
+		varNames = append(varNames, k)
+	}
+	sort.Strings(varNames)
+	for _, k := range varNames {
+		conds = append(conds, []any{"eq", "$" + k, in.vars[k]})
+	}
+	doc := struct {
+		Expiration string `json:"expiration"`
+		Conditions []any  `json:"conditions"`
+	}{in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"), conds}
+	js, err := marshalJSON(doc)
+	if err != nil {
+		return out, err
+	}
+	out.Policy = base64.StdEncoding.EncodeToString(js)
+
+	if in.version == sigV4 {
+		out.Signature = signV4(keys.get(c.Secret, scopeDate, in.region), out.Policy)
+	} else {
+		out.Signature = signV1(c.Secret, out.Policy)
+	}
+
+	f := []formField{{"policy", out.Policy}}
+	if in.version == sigV4 {
+		f = append(f,
+			formField{"x-oss-signature-version", v4Algorithm},
+			formField{"x-oss-credential", out.Cred},
+			formField{"x-oss-date", out.Date},
+			formField{"x-oss-signature", out.Signature})
+	} else {
+		f = append(f,
+			formField{"OSSAccessKeyId", c.ID},
+			formField{"Signature", out.Signature})
+	}
+	if c.Token != "" {
+		f = append(f, formField{"x-oss-security-token", c.Token})
+	}
+	if in.status != "" {
+		f = append(f, formField{"success_action_status", in.status})
+	}
+	if in.contentType != "" {
+		f = append(f, formField{"Content-Type", in.contentType})
+	}
+	if in.callback != "" {
+		f = append(f, formField{"callback", in.callback})
+	}
+	for _, k := range varNames {
+		f = append(f, formField{k, in.vars[k]})
+	}
+	out.Fields = f
+	return out, nil
+}
+
+// servePostPolicy answers GET <policy_path>?filename=&type=&size= with a
+// signed PostObject policy and the form fields to send.
+func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error {
+	up, err := h.prepareUpload(r)
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	in := postPolicyInput{
+		version:     h.SignatureVersion,
+		bucket:      h.Bucket,
+		region:      h.Region,
+		prefix:      up.prefix,
+		expiration:  now.Add(time.Duration(h.Expires)),
+		minSize:     h.MinSize,
+		maxSize:     h.MaxSize,
+		status:      "200",
+		contentType: up.hints.contentType,
+		callback:    h.callbackB64,
+		vars:        up.vars,
+	}
+	pp, err := buildPostPolicy(in, up.creds, now, h.v4Keys)
+	if err != nil {
+		return h.internalError(r, "building the policy", err)
+	}
+	fields := make(orderedFields, 0, len(pp.Fields)+1)
+	fields = append(fields, formField{"key", up.key})
+	fields = append(fields, pp.Fields...)
+
+	resp := map[string]any{
+		"method":     "POST",
+		"url":        h.uploadURL,
+		"host":       h.uploadURL,
+		"key":        up.key,
+		"dir":        up.prefix,
+		"policy":     pp.Policy,
+		"signature":  pp.Signature,
+		"expire":     in.expiration.Unix(),
+		"expiration": in.expiration.UTC().Format(time.RFC3339),
+		"fields":     fields,
+	}
+	if h.SignatureVersion == sigV4 {
+		resp["x_oss_signature_version"] = v4Algorithm
+		resp["x_oss_credential"] = pp.Cred
+		resp["x_oss_date"] = pp.Date
+	} else {
+		resp["ossAccessKeyId"] = up.creds.ID
+		resp["accessid"] = up.creds.ID
+	}
+	if up.creds.Token != "" {
+		resp["security_token"] = up.creds.Token
+	}
+	if h.callbackB64 != "" {
+		resp["callback"] = h.callbackB64
+	}
+	h.logger.Debug("signed post policy",
+		zapKey(up.key), zapVersion(h.SignatureVersion),
+		zapExpires(in.expiration), zapRemote(r))
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// orderedFields marshals as a JSON object whose keys keep their order, so
+// clients that iterate it append the form fields in the order given.
+type orderedFields []formField
+
+// MarshalJSON implements json.Marshaler.
+func (f orderedFields) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, kv := range f {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		name, err := marshalJSON(kv.Name)
+		if err != nil {
+			return nil, err
+		}
+		value, err := marshalJSON(kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, name...), ':'), value...)
+	}
+	return append(b, '}'), nil
+}

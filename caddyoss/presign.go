@@ -1,0 +1,100 @@
+package caddyoss
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+)
+
+// defaultPresignType is signed when the client names no type: the response's
+// headers tell it to send exactly this.
+const defaultPresignType = "application/octet-stream"
+
+// newPresignBucket builds the one OSS client the presign route uses. It
+// points at the upload URL in CNAME mode, so URLs are <upload_url>/<key>
+// while the signature covers /<bucket>/<key> as OSS requires.
+func (h *Handler) newPresignBucket() (*oss.Bucket, error) {
+	opts := []oss.ClientOption{
+		oss.UseCname(true),
+		oss.SetCredentialsProvider(presignCredentials{h.creds}),
+		oss.Region(h.Region),
+	}
+	if h.SignatureVersion == sigV4 {
+		opts = append(opts, oss.AuthVersion(oss.AuthV4))
+	} else {
+		opts = append(opts, oss.AuthVersion(oss.AuthV1))
+	}
+	client, err := oss.New(h.uploadURL, "", "", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("presign client: %w", err)
+	}
+	return client.Bucket(h.Bucket)
+}
+
+// presignCredentials hands the server's current credentials to the SDK on
+// every signature, so rotated credentials take effect without a new client.
+type presignCredentials struct{ src *credentialSource }
+
+func (p presignCredentials) GetCredentials() oss.Credentials {
+	c, _ := p.src.get()
+	return ossCreds(c)
+}
+
+func (p presignCredentials) GetCredentialsE() (oss.Credentials, error) {
+	c, err := p.src.get()
+	return ossCreds(c), err
+}
+
+// servePresign answers GET <presign_path>?filename=&type= with a presigned
+// PUT URL, or just the URL for clients that accept only text/plain.
+func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
+	up, err := h.prepareUpload(r)
+	if err != nil {
+		return err
+	}
+	contentType := up.hints.contentType
+	if contentType == "" {
+		contentType = defaultPresignType
+	}
+	expires := time.Duration(h.Expires)
+	opts := []oss.Option{oss.ContentType(contentType)}
+	if h.callbackB64 != "" {
+		opts = append(opts, oss.AddParam("callback", h.callbackB64))
+		if v, err := callbackVarParam(up.vars); err != nil {
+			return h.internalError(r, "encoding callback variables", err)
+		} else if v != "" {
+			opts = append(opts, oss.AddParam("callback-var", v))
+		}
+	}
+	signed, err := h.presignBucket.SignURL(up.key, oss.HTTPPut, int64(expires/time.Second), opts...)
+	if err != nil {
+		return h.internalError(r, "signing the URL", err)
+	}
+	expiration := h.now().Add(expires)
+	h.logger.Debug("signed presigned PUT URL",
+		zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
+
+	if wantsPlainText(r) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, err := w.Write([]byte(signed))
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"url":     signed,
+		"method":  "PUT",
+		"headers": map[string]string{"Content-Type": contentType},
+		"key":     up.key,
+		"expires": expiration.UTC().Format(time.RFC3339),
+	})
+}
+
+// wantsPlainText reports whether the client accepts text/plain but not JSON,
+// as Alibaba's sample client (which reads response.text()) does.
+func wantsPlainText(r *http.Request) bool {
+	accept := strings.ToLower(r.Header.Get("Accept"))
+	return strings.Contains(accept, "text/plain") && !strings.Contains(accept, "application/json")
+}

@@ -1,0 +1,84 @@
+//go:build osspending
+
+package caddyoss
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// stsRetryAfter is what clients are told to wait when STS is unavailable.
+const stsRetryAfter = "5"
+
+// serveSTS answers GET <sts_path> with temporary credentials that may only
+// upload below the (per-request) key prefix, in the field names of
+// Alibaba's documented samples.
+func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
+	repl := replacer(r)
+	prefix, err := h.keyPrefix(repl)
+	if err != nil {
+		return h.forbidden(r, err)
+	}
+	session := repl.ReplaceAll(h.STS.SessionName, "")
+	session = sanitizeSessionName(session)
+	policy, err := uploadPolicy(h.Bucket, prefix)
+	if err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	c, err := h.sts.get(r.Context(), session, policy)
+	if err != nil {
+		if errors.Is(err, errSTSUnavailable) {
+			w.Header().Set("Retry-After", stsRetryAfter)
+			return caddyhttp.Error(http.StatusServiceUnavailable,
+				errors.New("temporary credentials are unavailable; retry later"))
+		}
+		if r.Context().Err() != nil {
+			return caddyhttp.Error(499, r.Context().Err())
+		}
+		return h.internalError(r, "getting temporary credentials", err)
+	}
+	h.logger.Debug("issued STS credentials",
+		zap.String("session_name", session), zap.String("prefix", prefix),
+		zapExpires(c.Expiration), zapRemote(r))
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"AccessKeyId":     c.AccessKeyID,
+		"AccessKeySecret": c.AccessKeySecret,
+		"SecurityToken":   c.SecurityToken,
+		"Expiration":      c.Expiration.UTC().Format(time.RFC3339),
+		"Bucket":          h.Bucket,
+		"Region":          h.Region,
+		"Endpoint":        h.uploadURL,
+		"Prefix":          prefix,
+	})
+}
+
+// sanitizeSessionName maps a session name onto what STS accepts: 2–64
+// characters of [A-Za-z0-9.@_-].
+func sanitizeSessionName(s string) string {
+	b := []byte(s)
+	out := b[:0]
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '.', c == '@', c == '_', c == '-':
+			out = append(out, c)
+		default:
+			out = append(out, '_')
+		}
+	}
+	s = string(out)
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	for len(s) < 2 {
+		s += "_"
+	}
+	return s
+}
