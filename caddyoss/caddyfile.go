@@ -1,0 +1,281 @@
+package caddyoss
+
+import (
+	"strconv"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("oss_upload", parseCaddyfile)
+	// After basic_auth and forward_auth, so the signing routes see the
+	// authenticated user; before reverse_proxy, so verified callbacks reach
+	// the upstream app.
+	httpcaddyfile.RegisterDirectiveOrder("oss_upload", httpcaddyfile.After, "forward_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	oss_upload [<matcher>] {
+//	    bucket      <name>
+//	    region      <region-id>
+//	    endpoint    <url>
+//	    upload_url  <url>
+//
+//	    access_key_id     <id>
+//	    access_key_secret <secret>
+//	    signature_version v4|v1
+//
+//	    key_prefix   <prefix>
+//	    key_template <template>
+//	    max_size     <size>
+//	    min_size     <size>
+//	    allow_types  <mime-pattern...>
+//	    expires      <duration>
+//
+//	    sts_path      <path>|off
+//	    policy_path   <path>|off
+//	    presign_path  <path>|off
+//	    callback_path <path>|off
+//
+//	    sts {
+//	        role_arn       <arn>
+//	        session_name   <name>
+//	        duration       <duration>
+//	        refresh_before <duration>
+//	        endpoint       <host-or-url>
+//	        external_id    <id>
+//	        cache_size     <n>
+//	    }
+//
+//	    callback {
+//	        url         <url>
+//	        host        <host>
+//	        body        <template>
+//	        body_type   form|json
+//	        var         <name> <value>
+//	        trusted_key <pem-file>
+//	        max_body    <size>
+//	    }
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("duplicate subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "bucket":
+			err = oneArg(d, &h.Bucket)
+		case "region":
+			err = oneArg(d, &h.Region)
+		case "endpoint":
+			err = oneArg(d, &h.Endpoint)
+		case "upload_url":
+			err = oneArg(d, &h.UploadURL)
+		case "access_key_id":
+			err = oneArg(d, &h.AccessKeyID)
+		case "access_key_secret":
+			err = oneArg(d, &h.AccessKeySecret)
+		case "signature_version":
+			if err = oneArg(d, &h.SignatureVersion); err == nil &&
+				h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 {
+				err = d.Errf("signature_version must be v4 or v1, got '%s'", h.SignatureVersion)
+			}
+		case "key_prefix":
+			err = oneArg(d, &h.KeyPrefix)
+		case "key_template":
+			err = oneArg(d, &h.KeyTemplate)
+		case "max_size":
+			err = sizeArg(d, &h.MaxSize)
+		case "min_size":
+			err = sizeArg(d, &h.MinSize)
+		case "allow_types":
+			h.AllowTypes = d.RemainingArgs()
+			if len(h.AllowTypes) == 0 {
+				err = d.ArgErr()
+			}
+		case "expires":
+			err = durationArg(d, &h.Expires)
+		case "sts_path":
+			err = oneArg(d, &h.STSPath)
+		case "policy_path":
+			err = oneArg(d, &h.PolicyPath)
+		case "presign_path":
+			err = oneArg(d, &h.PresignPath)
+		case "callback_path":
+			err = oneArg(d, &h.CallbackPath)
+		case "sts":
+			h.STS = new(STSConfig)
+			err = h.STS.unmarshalCaddyfile(d)
+		case "callback":
+			h.Callback = new(CallbackConfig)
+			err = h.Callback.unmarshalCaddyfile(d)
+		default:
+			return d.Errf("unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("duplicate sts subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "role_arn":
+			err = oneArg(d, &s.RoleARN)
+		case "session_name":
+			err = oneArg(d, &s.SessionName)
+		case "duration":
+			err = durationArg(d, &s.Duration)
+		case "refresh_before":
+			err = durationArg(d, &s.RefreshBefore)
+		case "endpoint":
+			err = oneArg(d, &s.Endpoint)
+		case "external_id":
+			err = oneArg(d, &s.ExternalID)
+		case "cache_size":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				n, convErr := strconv.Atoi(v)
+				if convErr != nil || n < 1 {
+					return d.Errf("cache_size must be a positive integer, got '%s'", v)
+				}
+				s.CacheSize = n
+			}
+		default:
+			return d.Errf("unrecognized sts subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] && name != "var" && name != "trusted_key" {
+			return d.Errf("duplicate callback subdirective '%s'", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "url":
+			err = oneArg(d, &c.URL)
+		case "host":
+			err = oneArg(d, &c.Host)
+		case "body":
+			err = oneArg(d, &c.Body)
+		case "body_type":
+			if err = oneArg(d, &c.BodyType); err == nil && c.BodyType != bodyTypeForm && c.BodyType != bodyTypeJSON {
+				err = d.Errf("body_type must be form or json, got '%s'", c.BodyType)
+			}
+		case "var":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			if c.Vars == nil {
+				c.Vars = map[string]string{}
+			}
+			if _, dup := c.Vars[args[0]]; dup {
+				return d.Errf("duplicate callback var '%s'", args[0])
+			}
+			if !callbackVarName.MatchString(args[0]) {
+				return d.Errf("callback var name '%s' must be lower-case letters, digits or '_'", args[0])
+			}
+			c.Vars[args[0]] = args[1]
+		case "trusted_key":
+			var f string
+			if err = oneArg(d, &f); err == nil {
+				c.TrustedKeys = append(c.TrustedKeys, f)
+			}
+		case "max_body":
+			err = sizeArg(d, &c.MaxBody)
+		default:
+			return d.Errf("unrecognized callback subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument on the current line.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing value", name)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: unexpected argument '%s'", name, d.Val())
+	}
+	return nil
+}
+
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n > 1<<62 {
+		return d.Errf("invalid size '%s': %v", v, err)
+	}
+	*dst = int64(n)
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("invalid duration '%s': %v", v, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)
