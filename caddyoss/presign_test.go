@@ -1,0 +1,120 @@
+package caddyoss
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// presignResponse is the JSON the presign route returns.
+type presignResponse struct {
+	URL, Method, Key, Expires string
+	Headers                   map[string]string
+}
+
+func getPresign(t *testing.T, h *Handler, target string) presignResponse {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, withReplacer(httptest.NewRequest("GET", target, nil)), nextMustNotRun(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 200 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	var resp presignResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// The presigned URLs verify with the reference signer (itself checked
+// against the published vectors B1–B6 and C6–C10).
+func TestPresignRouteSignatures(t *testing.T) {
+	for _, version := range []string{sigV4, sigV1} {
+		t.Run(version, func(t *testing.T) {
+			h := testHandler(t, func(h *Handler) {
+				h.SignatureVersion = version
+				h.KeyPrefix = "in/"
+				h.Callback = &CallbackConfig{URL: "https://app.example.com/cb", Vars: map[string]string{"user": "{http.request.header.X-User}"}}
+			})
+			before := time.Now()
+			resp := getPresign(t, h, "/oss/presign?filename=a%20b.JPG&type=image/jpeg")
+			if resp.Method != "PUT" || resp.Headers["Content-Type"] != "image/jpeg" {
+				t.Fatalf("response %+v", resp)
+			}
+			if !strings.HasPrefix(resp.Key, "in/") || !strings.HasSuffix(resp.Key, ".jpg") {
+				t.Errorf("key %q", resp.Key)
+			}
+			u, err := url.Parse(resp.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Host != "example-bucket.oss-cn-hangzhou.aliyuncs.com" || strings.TrimPrefix(u.Path, "/") != resp.Key {
+				t.Errorf("url %s does not address the key %s", resp.URL, resp.Key)
+			}
+			q := u.Query()
+			cb, _ := base64.StdEncoding.DecodeString(q.Get("callback"))
+			if !strings.Contains(string(cb), `"callbackUrl":"https://app.example.com/cb"`) {
+				t.Errorf("callback %s", cb)
+			}
+			cbv, _ := base64.StdEncoding.DecodeString(q.Get("callback-var"))
+			if string(cbv) != `{"x:user":""}` {
+				t.Errorf("callback-var %s", cbv)
+			}
+			if version == sigV4 {
+				var query []refKV
+				for k, vs := range q {
+					if k != "x-oss-signature" {
+						query = append(query, refKV{k, vs[0]})
+					}
+				}
+				want := refV4Query("testsecret", "PUT", "example-bucket", resp.Key, "cn-hangzhou", query, map[string]string{"Content-Type": "image/jpeg"}, nil)
+				if q.Get("x-oss-signature") != want {
+					t.Errorf("x-oss-signature %s, reference %s", q.Get("x-oss-signature"), want)
+				}
+				if q.Get("x-oss-expires") != "900" || !strings.HasPrefix(q.Get("x-oss-credential"), "testid/") {
+					t.Errorf("query %v", q)
+				}
+			} else {
+				want := refV1("testsecret", refV1PresignString("PUT", "image/jpeg", "example-bucket", resp.Key, q))
+				if q.Get("Signature") != want || q.Get("OSSAccessKeyId") != "testid" {
+					t.Errorf("Signature %s, reference %s", q.Get("Signature"), want)
+				}
+				exp, _ := strconv.ParseInt(q.Get("Expires"), 10, 64)
+				if d := time.Unix(exp, 0).Sub(before); d < 899*time.Second || d > 901*time.Second+time.Since(before) {
+					t.Errorf("Expires %d is not 15m from now", exp)
+				}
+			}
+		})
+	}
+}
+
+func TestPresignPlainText(t *testing.T) {
+	h := testHandler(t, nil)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/oss/presign?filename=x.txt&type=text/plain", nil)
+	req.Header.Set("Accept", "text/plain")
+	if err := h.ServeHTTP(rec, withReplacer(req), nextMustNotRun(t)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(rec.Body.String())
+	if rec.Code != 200 || err != nil || u.Query().Get("x-oss-signature") == "" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("status %d body %q", rec.Code, rec.Body)
+	}
+}
+
+// Without a type hint the URL is signed for application/octet-stream and the
+// response says so.
+func TestPresignDefaultType(t *testing.T) {
+	h := testHandler(t, nil)
+	resp := getPresign(t, h, "/oss/presign?filename=data")
+	if resp.Headers["Content-Type"] != defaultPresignType {
+		t.Errorf("headers %v", resp.Headers)
+	}
+}
