@@ -127,7 +127,9 @@ func withV4(q []refKV, extra ...refKV) []refKV {
 func TestRefSignVectors(t *testing.T) {
 	b6cb := "eyJjYWxsYmFja1VybCI6Imh0dHBzOi8vYXBwLmV4YW1wbGUuY29tL29zcy9jYWxsYmFjayIsImNhbGxiYWNrQm9keSI6ImJ1Y2tldD0ke2J1Y2tldH0mb2JqZWN0PSR7b2JqZWN0fSZzaXplPSR7c2l6ZX0mdWlkPSR7eDp1aWR9IiwiY2FsbGJhY2tCb2R5VHlwZSI6ImFwcGxpY2F0aW9uL3gtd3d3LWZvcm0tdXJsZW5jb2RlZCJ9"
 	hdrB := map[string]string{"x-oss-head1": "value", "abc": "value", "ZAbc": "value", "XYZ": "value", "content-type": "application/octet-stream"}
-	cred := func(ak, date string) refKV { return refKV{"x-oss-credential", ak + "/" + date + "/cn-hangzhou/oss/aliyun_v4_request"} }
+	cred := func(ak, date string) refKV {
+		return refKV{"x-oss-credential", ak + "/" + date + "/cn-hangzhou/oss/aliyun_v4_request"}
+	}
 	v4 := refKV{"x-oss-signature-version", "OSS4-HMAC-SHA256"}
 	tests := []struct {
 		name, got, want string
