@@ -60,9 +60,12 @@ func sanitizeFilename(name string) string {
 // sanitizeExt returns the lower-cased extension of a client filename with its
 // dot (".png"), or "" when it has none or it is not a short alphanumeric run.
 func sanitizeExt(name string) string {
-	name = sanitizeFilename(name)
+	name = strings.ToValidUTF8(name, "")
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
 	i := strings.LastIndexByte(name, '.')
-	if i < 0 {
+	if i <= 0 {
 		return ""
 	}
 	ext := strings.ToLower(name[i+1:])

@@ -1,0 +1,181 @@
+package caddyoss
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`oss_upload {
+		bucket b-1
+		region cn-shanghai
+		endpoint http://localhost:9000
+		upload_url http://b-1.localhost:9000
+		access_key_id {env.AK}
+		access_key_secret {env.SK}
+		signature_version v1
+		key_prefix u/{http.auth.user.id}/
+		key_template {time.now.year}/{id}{ext}
+		max_size 20MiB
+		min_size 1KB
+		allow_types image/* application/pdf
+		expires 10m
+		sts_path /s
+		policy_path off
+		presign_path /p
+		callback_path /cb
+		sts {
+			role_arn acs:ram::1:role/r
+			session_name web-{http.auth.user.id}
+			duration 2h
+			refresh_before 10m
+			endpoint http://127.0.0.1:1
+			external_id abc
+			cache_size 10
+		}
+		callback {
+			url https://app.example.com/cb
+			host app.example.com
+			body "a=${object}"
+			body_type json
+			var user {http.auth.user.id}
+			var plan pro
+			trusted_key /etc/k1.pem
+			trusted_key /etc/k2.pem
+			max_body 64KiB
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := Handler{
+		Bucket: "b-1", Region: "cn-shanghai", Endpoint: "http://localhost:9000", UploadURL: "http://b-1.localhost:9000",
+		AccessKeyID: "{env.AK}", AccessKeySecret: "{env.SK}", SignatureVersion: "v1",
+		KeyPrefix: "u/{http.auth.user.id}/", KeyTemplate: "{time.now.year}/{id}{ext}",
+		MaxSize: 20 << 20, MinSize: 1000, AllowTypes: []string{"image/*", "application/pdf"},
+		Expires: caddy.Duration(10 * time.Minute), STSPath: "/s", PolicyPath: "off", PresignPath: "/p", CallbackPath: "/cb",
+		STS: &STSConfig{RoleARN: "acs:ram::1:role/r", SessionName: "web-{http.auth.user.id}", Duration: caddy.Duration(2 * time.Hour),
+			RefreshBefore: caddy.Duration(10 * time.Minute), Endpoint: "http://127.0.0.1:1", ExternalID: "abc", CacheSize: 10},
+		Callback: &CallbackConfig{URL: "https://app.example.com/cb", Host: "app.example.com", Body: "a=${object}", BodyType: "json",
+			Vars: map[string]string{"user": "{http.auth.user.id}", "plan": "pro"}, TrustedKeys: []string{"/etc/k1.pem", "/etc/k2.pem"}, MaxBody: 64 << 10},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("got  %+v\nwant %+v\nsts %+v\ncallback %+v", h, want, *h.STS, *h.Callback)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := []struct{ name, input, want string }{
+		{"argument on directive", `oss_upload extra { bucket b }`, "wrong argument count"},
+		{"unknown subdirective", `oss_upload { buckett b }`, "unrecognized subdirective 'buckett'"},
+		{"duplicate subdirective", "oss_upload {\nbucket a\nbucket b\n}", "duplicate subdirective 'bucket'"},
+		{"missing value", "oss_upload {\nbucket\n}", "bucket: missing value"},
+		{"extra value", "oss_upload {\nregion a b\n}", "unexpected argument 'b'"},
+		{"bad signature version", "oss_upload {\nsignature_version v2\n}", "must be v4 or v1"},
+		{"bad size", "oss_upload {\nmax_size lots\n}", "invalid size 'lots'"},
+		{"bad duration", "oss_upload {\nexpires soon\n}", "invalid duration 'soon'"},
+		{"empty allow_types", "oss_upload {\nallow_types\n}", "wrong argument count"},
+		{"unknown sts subdirective", "oss_upload {\nsts {\nrole a\n}\n}", "unrecognized sts subdirective 'role'"},
+		{"duplicate sts subdirective", "oss_upload {\nsts {\nduration 1h\nduration 2h\n}\n}", "duplicate sts subdirective 'duration'"},
+		{"sts argument", "oss_upload {\nsts x {\n}\n}", "wrong argument count"},
+		{"bad cache size", "oss_upload {\nsts {\ncache_size 0\n}\n}", "cache_size must be a positive integer"},
+		{"unknown callback subdirective", "oss_upload {\ncallback {\nurll x\n}\n}", "unrecognized callback subdirective 'urll'"},
+		{"bad body type", "oss_upload {\ncallback {\nbody_type xml\n}\n}", "body_type must be form or json"},
+		{"var arity", "oss_upload {\ncallback {\nvar a\n}\n}", "wrong argument count"},
+		{"var name", "oss_upload {\ncallback {\nvar User 1\n}\n}", "must be lower-case"},
+		{"duplicate var", "oss_upload {\ncallback {\nvar a 1\nvar a 2\n}\n}", "duplicate callback var 'a'"},
+		{"duplicate block", "oss_upload {\ncallback {\n}\ncallback {\n}\n}", "duplicate subdirective 'callback'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := func() Handler {
+		return Handler{Bucket: "bucket-1", Region: "cn-hangzhou", AccessKeyID: "a", AccessKeySecret: "b",
+			SignatureVersion: sigV4, Expires: caddy.Duration(time.Minute),
+			PolicyPath: "/p", PresignPath: "/s", STSPath: routeOff, CallbackPath: routeOff}
+	}
+	tests := []struct {
+		name string
+		edit func(*Handler)
+		want string // "" means valid
+	}{
+		{"valid", func(h *Handler) {}, ""},
+		{"missing bucket", func(h *Handler) { h.Bucket = "" }, "bucket is required"},
+		{"bad bucket", func(h *Handler) { h.Bucket = "Bad_Bucket" }, "not a valid OSS bucket name"},
+		{"missing region", func(h *Handler) { h.Region = "" }, "region is required"},
+		{"oss- region", func(h *Handler) { h.Region = "oss-cn-hangzhou" }, "use the region id"},
+		{"half key pair", func(h *Handler) { h.AccessKeySecret = "" }, "must be set together"},
+		{"min > max", func(h *Handler) { h.MinSize, h.MaxSize = 10, 5 }, "min_size (10) is greater than max_size (5)"},
+		{"max over 5GiB", func(h *Handler) { h.MaxSize = 6 << 30 }, "exceeds the OSS limit"},
+		{"expires too long", func(h *Handler) { h.Expires = caddy.Duration(8 * 24 * time.Hour) }, "expires: must be between 1s and 7 days"},
+		{"bad type pattern", func(h *Handler) { h.AllowTypes = []string{"image"} }, "allow_types"},
+		{"bad endpoint", func(h *Handler) { h.Endpoint = "oss.example.com" }, "endpoint"},
+		{"same paths", func(h *Handler) { h.PresignPath = "/p" }, "both \"/p\""},
+		{"relative path", func(h *Handler) { h.PolicyPath = "p" }, "must start with '/'"},
+		{"sts route without block", func(h *Handler) { h.STSPath = "/sts" }, "sts.role_arn is required"},
+		{"sts without role", func(h *Handler) { h.STSPath = "/sts"; h.STS = &STSConfig{} }, "sts.role_arn is required"},
+		{"bad role arn", func(h *Handler) { h.STS = &STSConfig{RoleARN: "role"} }, "not a RAM role ARN"},
+		{"sts duration short", func(h *Handler) {
+			h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r", Duration: caddy.Duration(time.Minute)}
+		}, "sts.duration: must be between 15m and 12h"},
+		{"sts duration long", func(h *Handler) {
+			h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r", Duration: caddy.Duration(13 * time.Hour)}
+		}, "sts.duration"},
+		{"refresh >= duration", func(h *Handler) {
+			h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r", Duration: caddy.Duration(time.Hour), RefreshBefore: caddy.Duration(time.Hour)}
+		}, "sts.refresh_before"},
+		{"callback path without block", func(h *Handler) { h.CallbackPath = "/cb" }, "no callback block"},
+		{"callback url", func(h *Handler) { h.Callback = &CallbackConfig{URL: "ftp://x"} }, "callback url must be an absolute http or https URL"},
+		{"callback var without url", func(h *Handler) { h.Callback = &CallbackConfig{Vars: map[string]string{"a": "b"}} }, "callback.url is required"},
+		{"verify-only instance needs no bucket", func(h *Handler) {
+			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{}}
+		}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := base()
+			tc.edit(&h)
+			err := h.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestProvisionDefaults(t *testing.T) {
+	t.Setenv("TEST_OSS_BUCKET", "env-bucket")
+	h := testHandler(t, func(h *Handler) {
+		h.Bucket = "{env.TEST_OSS_BUCKET}"
+		h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r"}
+	})
+	if h.Bucket != "env-bucket" || h.Endpoint != "https://oss-cn-hangzhou.aliyuncs.com" ||
+		h.uploadURL != "https://env-bucket.oss-cn-hangzhou.aliyuncs.com" || h.SignatureVersion != sigV4 ||
+		time.Duration(h.Expires) != 15*time.Minute || h.PolicyPath != "/oss/post-policy" || h.PresignPath != "/oss/presign" ||
+		h.STSPath != "/oss/sts" || h.CallbackPath != routeOff {
+		t.Errorf("defaults not applied: %+v", h)
+	}
+	s := h.STS
+	if s.SessionName != "caddy-oss" || time.Duration(s.Duration) != time.Hour || time.Duration(s.RefreshBefore) != 5*time.Minute ||
+		s.Endpoint != "sts.cn-hangzhou.aliyuncs.com" || s.CacheSize != 1024 {
+		t.Errorf("sts defaults not applied: %+v", s)
+	}
+}
