@@ -1,0 +1,126 @@
+package caddyoss
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// Integration tests run a real Caddy in this test binary (caddytest): the
+// admin endpoint stays on localhost:2999 and the tests must not run in
+// parallel.
+
+const integrationGlobal = `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+	persist_config off
+}
+`
+
+func TestIntegrationSigningRoutes(t *testing.T) {
+	tester := caddytest.NewTester(t)
+	tester.InitServer(integrationGlobal+`
+http://localhost:9080 {
+	oss_upload {
+		bucket example-bucket
+		region cn-hangzhou
+		access_key_id testid
+		access_key_secret testsecret
+		key_prefix uploads/{http.request.header.X-User}/
+		max_size 1MB
+		allow_types image/* application/pdf
+	}
+	respond "from the app"
+}`, "caddyfile")
+
+	get := func(target string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://localhost:9080"+target, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := tester.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	resp, body := get("/oss/post-policy?filename=cat.png&type=image/png&size=100", "X-User", "alice")
+	var policy struct {
+		Key, Policy, Signature string
+		Fields                 map[string]string
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &policy) != nil ||
+		!strings.HasPrefix(policy.Key, "uploads/alice/") || policy.Fields["x-oss-signature"] != policy.Signature {
+		t.Fatalf("post-policy: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = get("/oss/presign?filename=doc.pdf&type=application/pdf", "X-User", "bob")
+	var presign presignResponse
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &presign) != nil ||
+		!strings.HasPrefix(presign.Key, "uploads/bob/") || !strings.Contains(presign.URL, "x-oss-signature=") {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = get("/oss/post-policy?filename=big.png&type=image/png&size=2000000", "X-User", "alice")
+	if resp.StatusCode != 400 || !strings.Contains(body, `"error":"size 2000000 exceeds max_size 1000000"`) ||
+		resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("oversized: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = get("/oss/presign?type=image/png")
+	if resp.StatusCode != 403 || !strings.Contains(body, "key_prefix") {
+		t.Errorf("no user: %d %s", resp.StatusCode, body)
+	}
+
+	// The STS route is off without an sts block: the request reaches the app.
+	for _, p := range []string{"/", "/oss/sts", "/oss/callback"} {
+		if resp, body = get(p); resp.StatusCode != 200 || body != "from the app" {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestIntegrationHandleErrors(t *testing.T) {
+	tester := caddytest.NewTester(t)
+	tester.InitServer(integrationGlobal+`
+http://localhost:9080 {
+	oss_upload {
+		bucket example-bucket
+		region cn-hangzhou
+		access_key_id testid
+		access_key_secret testsecret
+		allow_types image/*
+	}
+	handle_errors {
+		respond "styled {err.status_code}: {err.message}"
+	}
+}`, "caddyfile")
+	req, _ := http.NewRequest("GET", "http://localhost:9080/oss/presign?type=text/html", nil)
+	tester.AssertResponse(req, 400, `styled 400: type "text/html" is not in allow_types (image/*)`)
+}
+
+func TestIntegrationConfigErrors(t *testing.T) {
+	tests := []struct{ name, block, want string }{
+		{"missing bucket", "region cn-hangzhou", "bucket is required"},
+		{"missing region", "bucket example-bucket", "region is required"},
+		{"min over max", "bucket example-bucket\nregion cn-hangzhou\nmin_size 2MB\nmax_size 1MB", "min_size (2000000) is greater than max_size (1000000)"},
+		{"sts without role", "bucket example-bucket\nregion cn-hangzhou\nsts {\n}", "sts.role_arn is required"},
+		{"sts duration", "bucket example-bucket\nregion cn-hangzhou\nsts {\nrole_arn acs:ram::1:role/r\nduration 13h\n}", "sts.duration"},
+		{"expires", "bucket example-bucket\nregion cn-hangzhou\nexpires 8d", "expires: must be between 1s and 7 days"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, integrationGlobal+"http://localhost:9080 {\noss_upload {\n"+tc.block+"\n}\n}", "caddyfile", tc.want)
+		})
+	}
+}
