@@ -128,7 +128,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.presignBucket = b
 	}
-	return h.provisionExtras(ctx)
+	if h.STSPath != routeOff {
+		cred, err := h.creds.credential()
+		if err != nil {
+			return err
+		}
+		if h.sts, err = newSTSBroker(*h.STS, h.Region, cred, h.logger); err != nil {
+			return err
+		}
+	}
+	return h.provisionCallback(ctx)
 }
 
 // routePath applies a route's default; a route whose block is missing is
@@ -285,7 +294,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case p == h.PresignPath:
 		route = h.servePresign
 	case p == h.STSPath:
-		route = h.stsRoute
+		route = h.serveSTS
 	case p == h.CallbackPath:
 		var nextCalled bool
 		err := h.callbackRoute(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {

@@ -89,6 +89,7 @@ type Handler struct {
 	uploadURL     string // UploadURL with defaults applied, no trailing '/'
 	callbackB64   string // the callback parameter, "" when not configured
 	now           func() time.Time
+	sts           *stsBroker
 }
 
 // STSConfig configures AssumeRole for the STS route.

@@ -1,5 +1,3 @@
-//go:build osspending
-
 package caddyoss
 
 import (
@@ -9,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 

@@ -10,11 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-func (h *Handler) provisionExtras(ctx caddy.Context) error { return nil }
-
-func (h *Handler) stsRoute(w http.ResponseWriter, r *http.Request) error {
-	return caddyhttp.Error(http.StatusNotImplemented, errors.New("pending"))
-}
+func (h *Handler) provisionCallback(ctx caddy.Context) error { return nil }
 
 func (h *Handler) callbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	return caddyhttp.Error(http.StatusNotImplemented, errors.New("pending"))
