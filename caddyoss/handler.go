@@ -297,7 +297,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		route = h.serveSTS
 	case p == h.CallbackPath:
 		var nextCalled bool
-		err := h.callbackRoute(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			nextCalled = true
 			return next.ServeHTTP(w, r)
 		}))

@@ -90,6 +90,7 @@ type Handler struct {
 	callbackB64   string // the callback parameter, "" when not configured
 	now           func() time.Time
 	sts           *stsBroker
+	verifier      *callbackVerifier
 }
 
 // STSConfig configures AssumeRole for the STS route.
