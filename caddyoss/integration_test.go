@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -122,5 +123,57 @@ func TestIntegrationConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, integrationGlobal+"http://localhost:9080 {\noss_upload {\n"+tc.block+"\n}\n}", "caddyfile", tc.want)
 		})
+	}
+}
+
+// The genuine OSS callback E1 verifies through a running Caddy and reaches
+// the upstream app through reverse_proxy; a tampered copy never does.
+func TestIntegrationCallback(t *testing.T) {
+	var got []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.RequestURI+" "+r.Header.Get("X-Oss-Callback-Verified")+" "+string(b))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"Status":"OK"}`))
+	}))
+	defer upstream.Close()
+
+	tester := caddytest.NewTester(t)
+	tester.InitServer(integrationGlobal+`
+http://localhost:9080 {
+	oss_upload {
+		policy_path off
+		presign_path off
+		callback_path /index.php
+		callback
+	}
+	reverse_proxy `+strings.TrimPrefix(upstream.URL, "http://")+`
+}`, "caddyfile")
+
+	post := func(sig string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", "http://localhost:9080"+e1Path, strings.NewReader(e1Body))
+		req.Header.Set("Authorization", sig)
+		req.Header.Set("X-Oss-Pub-Key-Url", e1Key)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Oss-Callback-Verified", "true") // a forged copy is dropped
+		resp, err := tester.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post(e1Sig)
+	if resp.StatusCode != 200 || body != `{"Status":"OK"}` {
+		t.Fatalf("genuine callback: %d %s", resp.StatusCode, body)
+	}
+	if len(got) != 1 || got[0] != "POST "+e1Path+" true "+e1Body {
+		t.Fatalf("upstream received %q", got)
+	}
+	tampered := "lKQeGTRccDKyHB3H9vF+xYMSrmhMZjzzl2/kdD1ktNVgbWEfYTQG0G2SU/RaHBovRCE8OkQDjC3uG33esH2txA=="
+	resp, body = post(tampered)
+	if resp.StatusCode != 403 || !strings.Contains(body, "signature") || len(got) != 1 {
+		t.Errorf("tampered callback: %d %s, upstream calls %d", resp.StatusCode, body, len(got))
 	}
 }
