@@ -71,16 +71,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective '%s'", name)
-		}
-		seen[name] = true
+	return eachSubdirective(d, "", nil, func(name string) error {
 		var err error
 		switch name {
 		case "bucket":
@@ -132,24 +123,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective '%s'", name)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate sts subdirective '%s'", name)
-		}
-		seen[name] = true
+	return eachSubdirective(d, "sts ", nil, func(name string) error {
 		var err error
 		switch name {
 		case "role_arn":
@@ -176,24 +155,13 @@ func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized sts subdirective '%s'", name)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] && name != "var" && name != "trusted_key" {
-			return d.Errf("duplicate callback subdirective '%s'", name)
-		}
-		seen[name] = true
+	repeatable := map[string]bool{"var": true, "trusted_key": true}
+	return eachSubdirective(d, "callback ", repeatable, func(name string) error {
 		var err error
 		switch name {
 		case "url":
@@ -231,7 +199,25 @@ func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized callback subdirective '%s'", name)
 		}
-		if err != nil {
+		return err
+	})
+}
+
+// eachSubdirective rejects arguments on the block's own line, then calls fn
+// for each subdirective of the block, rejecting duplicates of those not in
+// repeatable. kind prefixes the duplicate error ("sts ", "callback ").
+func eachSubdirective(d *caddyfile.Dispenser, kind string, repeatable map[string]bool, fn func(name string) error) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] && !repeatable[name] {
+			return d.Errf("duplicate %ssubdirective '%s'", kind, name)
+		}
+		seen[name] = true
+		if err := fn(name); err != nil {
 			return err
 		}
 	}

@@ -174,3 +174,15 @@ func TestRefSignVectors(t *testing.T) {
 		}
 	}
 }
+
+// refPresignV4 recomputes the x-oss-signature of a presigned PUT URL from
+// its own query, with the reference signer.
+func refPresignV4(secret, bucket, key, contentType string, q url.Values) string {
+	var query []refKV
+	for k, vs := range q {
+		if k != "x-oss-signature" {
+			query = append(query, refKV{k, vs[0]})
+		}
+	}
+	return refV4Query(secret, "PUT", bucket, key, "cn-hangzhou", query, map[string]string{"Content-Type": contentType}, nil)
+}
