@@ -340,3 +340,24 @@ func FuzzCallbackVerify(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCallbackRoute(b *testing.B) {
+	h := &Handler{CallbackPath: "/index.php", Callback: &CallbackConfig{}, logger: zap.NewNop()}
+	v, err := newCallbackVerifier(nil, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.verifier = v
+	next := handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		return nil
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		if err := h.ServeHTTP(rec, e1Request(nil), next); err != nil || rec.Code != 200 {
+			b.Fatalf("%d %v", rec.Code, err)
+		}
+	}
+}

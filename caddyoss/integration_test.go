@@ -177,3 +177,46 @@ http://localhost:9080 {
 		t.Errorf("tampered callback: %d %s, upstream calls %d", resp.StatusCode, body, len(got))
 	}
 }
+
+// The STS route through a running Caddy, against the local fake STS.
+func TestIntegrationSTSRoute(t *testing.T) {
+	f := newFakeSTS(t)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(integrationGlobal+`
+http://localhost:9080 {
+	oss_upload {
+		bucket example-bucket
+		region cn-hangzhou
+		access_key_id testid
+		access_key_secret testsecret
+		key_prefix uploads/{http.request.header.X-User}/
+		sts {
+			role_arn acs:ram::123:role/up
+			session_name web-{http.request.header.X-User}
+			endpoint `+f.srv.URL+`
+		}
+	}
+}`, "caddyfile")
+	req, _ := http.NewRequest("GET", "http://localhost:9080/oss/sts", nil)
+	req.Header.Set("X-User", "carol")
+	resp := tester.AssertResponseCode(req, 200)
+	defer resp.Body.Close()
+	var body map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body["AccessKeyId"] != "STS.key1" || body["Prefix"] != "uploads/carol/" || body["SecurityToken"] != "CAIStoken1" {
+		t.Errorf("response %v", body)
+	}
+	if f.lastQuery["RoleSessionName"] != "web-carol" {
+		t.Errorf("AssumeRole %v", f.lastQuery)
+	}
+	f.set(func(f *fakeSTS) { f.mode = "down" })
+	req, _ = http.NewRequest("GET", "http://localhost:9080/oss/sts", nil)
+	req.Header.Set("X-User", "dave")
+	resp = tester.AssertResponseCode(req, 503)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	resp.Body.Close()
+}

@@ -412,3 +412,16 @@ func TestSTSRoute(t *testing.T) {
 		t.Errorf("cached: %d %s", rec.Code, rec.Body)
 	}
 }
+
+func BenchmarkSTSRoute(b *testing.B) {
+	f := newFakeSTS(b)
+	h := testHandler(b, func(h *Handler) {
+		h.KeyPrefix = "uploads/{http.request.header.X-User}/"
+		h.STS = &STSConfig{RoleARN: "acs:ram::123:role/up", Endpoint: f.srv.URL}
+	})
+	h.logger = zap.NewNop()
+	benchRoute(b, h, "/oss/sts")
+	if f.calls.Load() != 1 {
+		b.Errorf("AssumeRole calls = %d", f.calls.Load())
+	}
+}
