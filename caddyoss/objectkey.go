@@ -43,8 +43,6 @@ func sanitizeFilename(name string) string {
 		switch {
 		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_', r == '.':
 			b.WriteRune(r)
-		case unicode.IsSpace(r):
-			b.WriteByte('_')
 		default:
 			b.WriteByte('_')
 		}
