@@ -1,0 +1,164 @@
+package ossemu
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+func (e *Emulator) exists(bucketName, key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.buckets[bucketName].objects[key] != nil
+}
+
+func (e *Emulator) store(bucketName, key string, data []byte, contentType string, meta http.Header) *object {
+	obj := newObject(bucketName, key, data, contentType, meta, e.now())
+	e.mu.Lock()
+	e.buckets[bucketName].objects[key] = obj
+	e.mu.Unlock()
+	return obj
+}
+
+// setWriteHeaders adds what OSS answers to a write.
+func setWriteHeaders(w http.ResponseWriter, obj *object) {
+	h := w.Header()
+	h.Set("ETag", obj.ETag)
+	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(obj.CRC64, 10))
+	if obj.Type == "Normal" {
+		sum := md5.Sum(obj.Data)
+		h.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
+	}
+}
+
+func factsFor(obj *object, r *http.Request, requestID, operation string) uploadFacts {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	f := uploadFacts{
+		bucket: obj.Bucket, key: obj.Key, etag: obj.ETag, mimeType: obj.ContentType,
+		clientIP: ip, requestID: requestID, operation: operation,
+		size: int64(len(obj.Data)), crc64: obj.CRC64,
+	}
+	if obj.Type == "Normal" {
+		sum := md5.Sum(obj.Data)
+		f.contentMD5 = base64.StdEncoding.EncodeToString(sum[:])
+	}
+	return f
+}
+
+// callbackParams reads callback and callback-var from headers or the
+// query; using both is an error.
+func callbackParams(r *http.Request, c *reqCtx) (*callbackSpec, map[string]string, *ossError) {
+	hcb, hvar := r.Header.Get("x-oss-callback"), r.Header.Get("x-oss-callback-var")
+	qcb, _ := firstParam(c.query, "callback")
+	qvar, _ := firstParam(c.query, "callback-var")
+	if (hcb != "" || hvar != "") && (qcb != "" || qvar != "") {
+		return nil, nil, errInvalidArgument("The callback must be given either in headers or in the query, not both.", "callback", "")
+	}
+	cb, cv := hcb, hvar
+	if cb == "" && cv == "" {
+		cb, cv = qcb, qvar
+	}
+	spec, oe := parseCallback(cb)
+	if oe != nil {
+		return nil, nil, oe
+	}
+	vars, oe := parseCallbackVar(cv)
+	if oe != nil {
+		return nil, nil, oe
+	}
+	return spec, vars, nil
+}
+
+func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) *ossError {
+	if r.Header.Get("x-oss-copy-source") != "" {
+		return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu does not emulate CopyObject.")
+	}
+	if _, oe := e.signedFor(r, c, "PutObject"); oe != nil {
+		return oe
+	}
+	spec, vars, oe := callbackParams(r, c)
+	if oe != nil {
+		return oe
+	}
+	data, oe := readLimitedBody(r, maxObjectSize)
+	if oe != nil {
+		return oe
+	}
+	if oe := checkContentMD5(r, data); oe != nil {
+		return oe
+	}
+	if strings.EqualFold(r.Header.Get("x-oss-forbid-overwrite"), "true") && e.exists(c.bucket.name, c.key) {
+		return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+	}
+	obj := e.store(c.bucket.name, c.key, data, r.Header.Get("Content-Type"), metaHeaders(r.Header))
+	setWriteHeaders(w, obj)
+	if spec != nil {
+		facts := factsFor(obj, r, c.requestID, "PutObject")
+		facts.data = data
+		e.finishWithCallback(w, r, c.requestID, c.hostID, spec, renderBody(spec, facts, vars), c.bucket.name)
+		return nil
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func checkContentMD5(r *http.Request, data []byte) *ossError {
+	md := r.Header.Get("Content-MD5")
+	if md == "" {
+		return nil
+	}
+	sum := md5.Sum(data)
+	if md != base64.StdEncoding.EncodeToString(sum[:]) {
+		return newErr(http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+	}
+	return nil
+}
+
+func (e *Emulator) getObject(w http.ResponseWriter, r *http.Request, c *reqCtx) *ossError {
+	op := "GetObject"
+	if r.Method == http.MethodHead {
+		op = "HeadObject"
+	}
+	if _, oe := e.signedFor(r, c, op); oe != nil {
+		return oe
+	}
+	obj, ok := e.Object(c.bucket.name, c.key)
+	if !ok {
+		return errNoSuchKey().with("Key", c.key)
+	}
+	h := w.Header()
+	for k, v := range obj.Meta {
+		h[k] = v
+	}
+	h.Set("Content-Type", obj.ContentType)
+	h.Set("ETag", obj.ETag)
+	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(obj.CRC64, 10))
+	h.Set("x-oss-object-type", obj.Type)
+	h.Set("x-oss-storage-class", "Standard")
+	h.Set("Accept-Ranges", "bytes")
+	if obj.Type == "Normal" {
+		sum := md5.Sum(obj.Data)
+		h.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	http.ServeContent(w, r, "", obj.LastModified, bytes.NewReader(obj.Data))
+	return nil
+}
+
+func (e *Emulator) deleteObject(w http.ResponseWriter, r *http.Request, c *reqCtx) *ossError {
+	if _, oe := e.signedFor(r, c, "DeleteObject"); oe != nil {
+		return oe
+	}
+	e.mu.Lock()
+	delete(c.bucket.objects, c.key)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,383 @@
+package ossemu_test
+
+// Fidelity tests: real client libraries that this project did not write,
+// against the emulator.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
+	sts "github.com/alibabacloud-go/sts-20150401/v2/client"
+	"github.com/alibabacloud-go/tea/tea"
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+const (
+	testBucket = "examplebucket"
+	testAK     = "LTAI5tEmulatorKey"
+	testSK     = "emulator-secret-0123456789"
+	testRole   = "acs:ram::1234567890123456:role/uploader"
+)
+
+func startEmu(t *testing.T, opts ossemu.Options) *ossemu.Emulator {
+	t.Helper()
+	if opts.Buckets == nil {
+		opts.Buckets = []string{testBucket}
+	}
+	if opts.AccessKeys == nil {
+		opts.AccessKeys = map[string]string{testAK: testSK}
+	}
+	if opts.Roles == nil {
+		opts.Roles = []ossemu.Role{{ARN: testRole, MaxSessionDuration: 2 * time.Hour}}
+	}
+	emu, err := ossemu.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	return emu
+}
+
+func ossBucket(t *testing.T, emu *ossemu.Emulator, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+	t.Helper()
+	opts = append([]oss.ClientOption{oss.ForcePathStyle(true), oss.Region(emu.Region())}, opts...)
+	client, err := oss.New(emu.Endpoint(), ak, sk, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.Bucket(testBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func serviceCode(t *testing.T, err error) (int, string) {
+	t.Helper()
+	var se oss.ServiceError
+	if !errors.As(err, &se) {
+		t.Fatalf("want an OSS ServiceError, got %T %v", err, err)
+	}
+	return se.StatusCode, se.Code
+}
+
+// putGet stores data with the SDK, reads it back and checks the bytes and
+// what the emulator holds. The SDK checks x-oss-hash-crc64ecma itself.
+func putGet(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key string) {
+	t.Helper()
+	data := randomBytes(t, 64<<10)
+	if err := b.PutObject(key, bytes.NewReader(data), oss.ContentType("image/png"), oss.Meta("owner", "eric")); err != nil {
+		t.Fatalf("PutObject: %v", err)
+	}
+	rc, err := b.GetObject(key)
+	if err != nil {
+		t.Fatalf("GetObject: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetObject returned %d bytes (err %v), want the %d put", len(got), err, len(data))
+	}
+	meta, err := b.GetObjectDetailedMeta(key)
+	if err != nil {
+		t.Fatalf("HeadObject: %v", err)
+	}
+	if meta.Get("Content-Type") != "image/png" || meta.Get("X-Oss-Meta-Owner") != "eric" {
+		t.Errorf("HeadObject headers = %v", meta)
+	}
+	obj, ok := emu.Object(testBucket, key)
+	if !ok || !bytes.Equal(obj.Data, data) {
+		t.Fatal("the emulator does not hold the bytes put")
+	}
+	if err := b.DeleteObject(key); err != nil {
+		t.Fatalf("DeleteObject: %v", err)
+	}
+	if _, ok := emu.Object(testBucket, key); ok {
+		t.Fatal("DeleteObject left the object")
+	}
+}
+
+func TestGoSDKPutGetV1(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	putGet(t, emu, ossBucket(t, emu, testAK, testSK), "dir/photo 1+2.png")
+}
+
+func TestGoSDKPutGetV4(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	putGet(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)), "dir/photo 1+2.png")
+}
+
+// TestGoSDKVirtualHosted sends requests to <bucket>.localhost:<port>.
+func TestGoSDKVirtualHosted(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, emu.Addr())
+		},
+	}}
+	client, err := oss.New("http://localhost:"+emu.Port(), testAK, testSK,
+		oss.Region(emu.Region()), oss.AuthVersion(oss.AuthV4), oss.HTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := client.Bucket(testBucket)
+	putGet(t, emu, b, "virtual/host.txt")
+}
+
+func signedURLRoundTrip(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket) {
+	t.Helper()
+	key := "signed/a b+c.txt"
+	data := []byte("presigned bytes")
+	putURL, err := b.SignURL(key, oss.HTTPPut, 60, oss.ContentType("text/plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutObjectWithURL(putURL, bytes.NewReader(data), oss.ContentType("text/plain")); err != nil {
+		t.Fatalf("PUT with signed URL: %v", err)
+	}
+	obj, ok := emu.Object(testBucket, key)
+	if !ok || string(obj.Data) != string(data) || obj.ContentType != "text/plain" {
+		t.Fatalf("stored %+v", obj)
+	}
+	getURL, err := b.SignURL(key, oss.HTTPGet, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(getURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != string(data) {
+		t.Fatalf("GET with signed URL: %d %q", resp.StatusCode, got)
+	}
+	// A different Content-Type than the one signed must not pass.
+	req, _ := http.NewRequest(http.MethodPut, putURL, strings.NewReader("x"))
+	req.Header.Set("Content-Type", "image/png")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "<Code>SignatureDoesNotMatch</Code>") {
+		t.Fatalf("PUT with another Content-Type: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestGoSDKSignURLV1(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	signedURLRoundTrip(t, emu, ossBucket(t, emu, testAK, testSK))
+}
+
+func TestGoSDKSignURLV4(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	signedURLRoundTrip(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)))
+}
+
+func multipart(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key string) {
+	t.Helper()
+	data := randomBytes(t, 250<<10)
+	imur, err := b.InitiateMultipartUpload(key, oss.ContentType("application/pdf"))
+	if err != nil {
+		t.Fatalf("InitiateMultipartUpload: %v", err)
+	}
+	var parts []oss.UploadPart
+	for i, off := 1, 0; off < len(data); i, off = i+1, off+100<<10 {
+		end := min(off+100<<10, len(data))
+		p, err := b.UploadPart(imur, bytes.NewReader(data[off:end]), int64(end-off), i)
+		if err != nil {
+			t.Fatalf("UploadPart %d: %v", i, err)
+		}
+		parts = append(parts, p)
+	}
+	listed, err := b.ListUploadedParts(imur)
+	if err != nil || len(listed.UploadedParts) != 3 {
+		t.Fatalf("ListUploadedParts: %v %+v", err, listed)
+	}
+	if _, err := b.CompleteMultipartUpload(imur, parts); err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	obj, ok := emu.Object(testBucket, key)
+	if !ok || !bytes.Equal(obj.Data, data) || obj.Type != "Multipart" || !strings.HasSuffix(obj.ETag, `-3"`) {
+		t.Fatalf("stored object: ok=%v type=%s etag=%s len=%d", ok, obj.Type, obj.ETag, len(obj.Data))
+	}
+	rc, err := b.GetObject(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("GetObject after multipart returned other bytes")
+	}
+
+	// Abort: the upload is gone afterwards.
+	imur2, err := b.InitiateMultipartUpload(key + ".aborted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AbortMultipartUpload(imur2); err != nil {
+		t.Fatalf("AbortMultipartUpload: %v", err)
+	}
+	_, err = b.ListUploadedParts(imur2)
+	if st, code := serviceCode(t, err); st != 404 || code != "NoSuchUpload" {
+		t.Fatalf("ListParts after abort: %d %s", st, code)
+	}
+}
+
+func TestGoSDKMultipartV1(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	multipart(t, emu, ossBucket(t, emu, testAK, testSK), "big/v1.pdf")
+}
+
+func TestGoSDKMultipartV4(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	multipart(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)), "big/v4.pdf")
+}
+
+// TestGoSDKUploadFile drives the SDK's own concurrent upload manager.
+func TestGoSDKUploadFile(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	b := ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4))
+	data := randomBytes(t, 350<<10)
+	path := t.TempDir() + "/file.bin"
+	if err := writeFile(path, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UploadFile("managed/file.bin", path, 100<<10, oss.Routines(3)); err != nil {
+		t.Fatalf("UploadFile: %v", err)
+	}
+	obj, ok := emu.Object(testBucket, "managed/file.bin")
+	if !ok || !bytes.Equal(obj.Data, data) {
+		t.Fatal("UploadFile stored other bytes")
+	}
+}
+
+func stsClient(t *testing.T, emu *ossemu.Emulator, ak, sk string) *sts.Client {
+	t.Helper()
+	c, err := sts.NewClient(&openapi.Config{
+		AccessKeyId:     tea.String(ak),
+		AccessKeySecret: tea.String(sk),
+		Endpoint:        tea.String(emu.Addr()),
+		Protocol:        tea.String("http"),
+		RegionId:        tea.String(emu.Region()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const sessionPolicy = `{"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:PutObject","oss:GetObject","oss:ListParts","oss:AbortMultipartUpload"],"Resource":["acs:oss:*:*:examplebucket/user/eric/*"]}]}`
+
+func assumeRole(t *testing.T, emu *ossemu.Emulator, policy string) *sts.AssumeRoleResponseBodyCredentials {
+	t.Helper()
+	req := &sts.AssumeRoleRequest{
+		RoleArn:         tea.String(testRole),
+		RoleSessionName: tea.String("web-upload-42"),
+		DurationSeconds: tea.Int64(3600),
+	}
+	if policy != "" {
+		req.Policy = tea.String(policy)
+	}
+	resp, err := stsClient(t, emu, testAK, testSK).AssumeRole(req)
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	c := resp.Body.Credentials
+	if !strings.HasPrefix(tea.StringValue(c.AccessKeyId), "STS.") || tea.StringValue(c.SecurityToken) == "" {
+		t.Fatalf("credentials %+v", c)
+	}
+	exp, err := time.Parse(time.RFC3339, tea.StringValue(c.Expiration))
+	if err != nil || exp.Sub(time.Now()) < 59*time.Minute || exp.Sub(time.Now()) > 61*time.Minute {
+		t.Fatalf("Expiration %s (%v)", tea.StringValue(c.Expiration), err)
+	}
+	return c
+}
+
+func TestGoSDKSTSCredentials(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opt  oss.ClientOption
+	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+		t.Run(v.name, func(t *testing.T) {
+			emu := startEmu(t, ossemu.Options{})
+			c := assumeRole(t, emu, sessionPolicy)
+			b := ossBucket(t, emu, tea.StringValue(c.AccessKeyId), tea.StringValue(c.AccessKeySecret),
+				v.opt, oss.SecurityToken(tea.StringValue(c.SecurityToken)))
+			data := []byte("uploaded with a security token")
+			if err := b.PutObject("user/eric/a.txt", bytes.NewReader(data)); err != nil {
+				t.Fatalf("PutObject with STS credentials: %v", err)
+			}
+			multipart := randomBytes(t, 120<<10)
+			imur, err := b.InitiateMultipartUpload("user/eric/m.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := b.UploadPart(imur, bytes.NewReader(multipart), int64(len(multipart)), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.CompleteMultipartUpload(imur, []oss.UploadPart{p}); err != nil {
+				t.Fatalf("multipart with STS credentials: %v", err)
+			}
+			// Outside the session policy's prefix.
+			err = b.PutObject("user/mallory/a.txt", bytes.NewReader(data))
+			if st, code := serviceCode(t, err); st != 403 || code != "AccessDenied" {
+				t.Fatalf("key outside the session policy: %d %s", st, code)
+			}
+			// An action the policy does not allow.
+			err = b.DeleteObject("user/eric/a.txt")
+			if st, code := serviceCode(t, err); st != 403 || code != "AccessDenied" {
+				t.Fatalf("DeleteObject outside the session policy: %d %s", st, code)
+			}
+			// Without the token, the temporary key is unknown.
+			noToken := ossBucket(t, emu, tea.StringValue(c.AccessKeyId), tea.StringValue(c.AccessKeySecret), v.opt)
+			err = noToken.PutObject("user/eric/b.txt", bytes.NewReader(data))
+			if st, code := serviceCode(t, err); st != 403 || code != "InvalidAccessKeyId" {
+				t.Fatalf("STS key without token: %d %s", st, code)
+			}
+			// Expired credentials are refused.
+			emu.ExpireSessions()
+			err = b.PutObject("user/eric/c.txt", bytes.NewReader(data))
+			if st, code := serviceCode(t, err); st != 403 || code != "SecurityTokenExpired" {
+				t.Fatalf("expired token: %d %s", st, code)
+			}
+		})
+	}
+}
+
+func writeFile(path string, data []byte) error {
+	f, err := createFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
