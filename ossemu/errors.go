@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // ossError is an error answer in OSS's XML shape.
@@ -110,12 +111,10 @@ func (e *ossError) xml(requestID, hostID string) []byte {
 	return append(b, "</Error>\n"...)
 }
 
+// xmlText escapes character data the way OSS writes it: quotes stay
+// as they are.
+var xmlText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
 func appendEscaped(b []byte, s string) []byte {
-	var buf xmlBuffer
-	_ = xml.EscapeText(&buf, []byte(s))
-	return append(b, buf...)
+	return append(b, xmlText.Replace(s)...)
 }
-
-type xmlBuffer []byte
-
-func (x *xmlBuffer) Write(p []byte) (int, error) { *x = append(*x, p...); return len(p), nil }

@@ -160,8 +160,10 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 	if params["SignatureMethod"] != "HMAC-SHA1" || params["SignatureVersion"] != "1.0" {
 		return nil, &stsError{http.StatusBadRequest, "InvalidParameter", "SignatureMethod must be HMAC-SHA1 and SignatureVersion 1.0."}
 	}
-	ts, err := time.Parse("2006-01-02T15:04:05Z", params["Timestamp"])
-	if err != nil {
+	// yyyy-MM-ddTHH:mm:ssZ; fractional seconds are accepted too (ali-oss
+	// sends Date.toISOString()).
+	ts, err := time.Parse(time.RFC3339Nano, params["Timestamp"])
+	if err != nil || !strings.HasSuffix(params["Timestamp"], "Z") {
 		return nil, &stsError{http.StatusBadRequest, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."}
 	}
 	now := e.now()
