@@ -197,7 +197,7 @@ func TestGoSDKSignURLV4(t *testing.T) {
 	signedURLRoundTrip(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)))
 }
 
-func multipart(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key string) {
+func multipartRoundTrip(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key string) {
 	t.Helper()
 	data := randomBytes(t, 250<<10)
 	imur, err := b.InitiateMultipartUpload(key, oss.ContentType("application/pdf"))
@@ -250,12 +250,12 @@ func multipart(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key string) {
 
 func TestGoSDKMultipartV1(t *testing.T) {
 	emu := startEmu(t, ossemu.Options{})
-	multipart(t, emu, ossBucket(t, emu, testAK, testSK), "big/v1.pdf")
+	multipartRoundTrip(t, emu, ossBucket(t, emu, testAK, testSK), "big/v1.pdf")
 }
 
 func TestGoSDKMultipartV4(t *testing.T) {
 	emu := startEmu(t, ossemu.Options{})
-	multipart(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)), "big/v4.pdf")
+	multipartRoundTrip(t, emu, ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4)), "big/v4.pdf")
 }
 
 // TestGoSDKUploadFile drives the SDK's own concurrent upload manager.

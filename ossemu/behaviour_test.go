@@ -1,0 +1,518 @@
+package ossemu_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/md5"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sts "github.com/alibabacloud-go/sts-20150401/v2/client"
+	"github.com/alibabacloud-go/tea/tea"
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+// callbackServer records callbacks and answers with answer (status, body).
+type callbackServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []*recordedCallback
+	status   int
+	answer   string
+	delay    time.Duration
+}
+
+type recordedCallback struct {
+	uri    string
+	header http.Header
+	body   []byte
+}
+
+func newCallbackServer(t *testing.T, status int, answer string) *callbackServer {
+	t.Helper()
+	cs := &callbackServer{status: status, answer: answer}
+	cs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		cs.mu.Lock()
+		cs.requests = append(cs.requests, &recordedCallback{r.URL.RequestURI(), r.Header.Clone(), body})
+		cs.mu.Unlock()
+		if cs.delay > 0 {
+			time.Sleep(cs.delay)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(cs.status)
+		io.WriteString(w, cs.answer)
+	}))
+	t.Cleanup(cs.Close)
+	return cs
+}
+
+func (cs *callbackServer) last(t *testing.T) *recordedCallback {
+	t.Helper()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.requests) == 0 {
+		t.Fatal("no callback received")
+	}
+	return cs.requests[len(cs.requests)-1]
+}
+
+func b64JSON(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// verifyCallback checks a callback's signature with the key its
+// x-oss-pub-key-url points at, fetched over HTTP.
+func verifyCallback(t *testing.T, cb *recordedCallback) {
+	t.Helper()
+	keyURL, err := base64.StdEncoding.DecodeString(cb.header.Get("x-oss-pub-key-url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(string(keyURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		t.Fatalf("no PEM at %s", keyURL)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, query, hasQuery := strings.Cut(cb.uri, "?")
+	decoded, _ := url.PathUnescape(path)
+	msg := decoded
+	if hasQuery {
+		msg += "?" + query
+	}
+	msg += "\n" + string(cb.body)
+	sum := md5.Sum([]byte(msg))
+	sig, _ := base64.StdEncoding.DecodeString(cb.header.Get("Authorization"))
+	if err := rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.MD5, sum[:], sig); err != nil {
+		t.Fatalf("callback signature does not verify: %v", err)
+	}
+	bodySum := md5.Sum(cb.body)
+	if cb.header.Get("Content-MD5") != base64.StdEncoding.EncodeToString(bodySum[:]) {
+		t.Fatal("Content-MD5 does not match the callback body")
+	}
+	for _, h := range []string{"x-oss-bucket", "x-oss-request-id", "Date", "x-oss-tag"} {
+		if cb.header.Get(h) == "" {
+			t.Errorf("callback header %s missing", h)
+		}
+	}
+}
+
+// TestCallbackByHeader: PutObject with x-oss-callback through the Go SDK;
+// form body with system and custom variables; the callback's JSON comes
+// back to the uploader.
+func TestCallbackByHeader(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	cs := newCallbackServer(t, 200, `{"ok":true,"id":7}`)
+	b := ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4))
+	cb := b64JSON(map[string]string{
+		"callbackUrl":  cs.URL + "/hooks/oss%20done?src=emu&x=1",
+		"callbackBody": "bucket=${bucket}&object=${object}&size=${size}&mime=${mimeType}&etag=${etag}&uid=${x:uid}&op=${operation}",
+	})
+	var result []byte
+	err := b.PutObject("dir/a b.txt", strings.NewReader("hello"), oss.ContentType("text/plain"),
+		oss.Callback(cb), oss.CallbackVar(b64JSON(map[string]string{"x:uid": "42 &x"})), oss.CallbackResult(&result))
+	if err != nil {
+		t.Fatalf("PutObject with callback: %v", err)
+	}
+	if string(result) != `{"ok":true,"id":7}` {
+		t.Fatalf("uploader got %q", result)
+	}
+	got := cs.last(t)
+	verifyCallback(t, got)
+	if got.uri != "/hooks/oss%20done?src=emu&x=1" {
+		t.Errorf("callback URI %q", got.uri)
+	}
+	want := "bucket=examplebucket&object=dir%2Fa+b.txt&size=5&mime=text%2Fplain&etag=5D41402ABC4B2A76B9719D911017C592&uid=42+%26x&op=PutObject"
+	if string(got.body) != want {
+		t.Errorf("callback body\n%s\nwant\n%s", got.body, want)
+	}
+	if got.header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		t.Errorf("Content-Type %q", got.header.Get("Content-Type"))
+	}
+}
+
+// TestCallbackJSONByQuery: a presigned V1 URL carrying callback and
+// callback-var in its query, JSON body type.
+func TestCallbackJSONByQuery(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	cs := newCallbackServer(t, 200, `{"stored":true}`)
+	b := ossBucket(t, emu, testAK, testSK)
+	cb := b64JSON(map[string]string{
+		"callbackUrl":      cs.URL + "/cb",
+		"callbackBody":     `{"bucket":${bucket},"object":${object},"size":${size},"crc":${crc64},"vpc":${vpcId},"uid":${x:uid},"h":${imageInfo.height}}`,
+		"callbackBodyType": "application/json",
+	})
+	signed, err := b.SignURL("q.txt", oss.HTTPPut, 60, oss.AddParam("callback", cb), oss.AddParam("callback-var", b64JSON(map[string]string{"x:uid": "u\"1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", signed, strings.NewReader("12345678"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `{"stored":true}` || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	got := cs.last(t)
+	verifyCallback(t, got)
+	obj, _ := emu.Object(testBucket, "q.txt")
+	var doc map[string]any
+	if err := json.Unmarshal(got.body, &doc); err != nil {
+		t.Fatalf("JSON callback body %s: %v", got.body, err)
+	}
+	if doc["bucket"] != testBucket || doc["object"] != "q.txt" || doc["size"] != 8.0 || doc["uid"] != `u"1` || doc["vpc"] != nil || doc["h"] != nil {
+		t.Errorf("callback body %s", got.body)
+	}
+	if !strings.Contains(string(got.body), `"crc":`+jsonNumber(obj.CRC64)) {
+		t.Errorf("crc64 in %s, want %d", got.body, obj.CRC64)
+	}
+}
+
+func jsonNumber(u uint64) string {
+	b, _ := json.Marshal(u)
+	return string(b)
+}
+
+// TestCallbackFailures: the object stays, and the uploader gets 203
+// CallbackFailed with the reason.
+func TestCallbackFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer, reason string
+		status               int
+		delay                time.Duration
+	}{
+		{"status 500", `{"x":1}`, "Error status : 500.", 500, 0},
+		{"not JSON", "<html>", "Response body is not valid json format.", 200, 0},
+		{"timeout", `{}`, "reply timeout", 200, 800 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			emu := startEmu(t, ossemu.Options{CallbackTimeout: 300 * time.Millisecond})
+			cs := newCallbackServer(t, tc.status, tc.answer)
+			cs.delay = tc.delay
+			b := ossBucket(t, emu, testAK, testSK)
+			cb := b64JSON(map[string]string{"callbackUrl": cs.URL, "callbackBody": "object=${object}"})
+			err := b.PutObject("f.txt", strings.NewReader("x"), oss.Callback(cb))
+			var se oss.ServiceError
+			if err == nil || !errorsAs(err, &se) || se.StatusCode != 203 || se.Code != "CallbackFailed" || !strings.Contains(se.Message, tc.reason) {
+				t.Fatalf("want 203 CallbackFailed %q, got %v", tc.reason, err)
+			}
+			if _, ok := emu.Object(testBucket, "f.txt"); !ok {
+				t.Fatal("the object must stay stored when the callback fails")
+			}
+		})
+	}
+}
+
+// TestCallbackInvalid: a bad callback parameter stores nothing.
+func TestCallbackInvalid(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	b := ossBucket(t, emu, testAK, testSK)
+	for name, cb := range map[string]string{
+		"not base64":  "%%%",
+		"not JSON":    base64.StdEncoding.EncodeToString([]byte("{nope")),
+		"empty body":  b64JSON(map[string]string{"callbackUrl": "http://127.0.0.1:1/"}),
+		"no url":      b64JSON(map[string]string{"callbackBody": "a=${object}"}),
+		"bad type":    b64JSON(map[string]string{"callbackUrl": "http://127.0.0.1:1/", "callbackBody": "x", "callbackBodyType": "text/plain"}),
+		"unclosed ${": b64JSON(map[string]string{"callbackUrl": "http://127.0.0.1:1/", "callbackBody": "a=${object"}),
+	} {
+		err := b.PutObject("bad/"+name, strings.NewReader("x"), oss.Callback(cb))
+		if st, code := serviceCode(t, err); st != 400 || code != "InvalidArgument" {
+			t.Errorf("%s: %d %s", name, st, code)
+		}
+		if _, ok := emu.Object(testBucket, "bad/"+name); ok {
+			t.Errorf("%s: object stored despite the bad callback", name)
+		}
+	}
+}
+
+type formField struct{ name, value string }
+
+func postObject(t *testing.T, url string, fields []formField, fileName, fileType string, data []byte) (*http.Response, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, f := range fields {
+		if f.name == "file" {
+			h := make(map[string][]string)
+			h["Content-Disposition"] = []string{`form-data; name="file"; filename="` + fileName + `"`}
+			h["Content-Type"] = []string{fileType}
+			w, _ := mw.CreatePart(h)
+			w.Write(data)
+			continue
+		}
+		mw.WriteField(f.name, f.value)
+	}
+	mw.Close()
+	resp, err := http.Post(url, mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// v1PostFields signs a policy the way the PostObject V1 documentation
+// describes; used only to exercise form handling (ali-oss covers the
+// signature itself).
+func v1PostFields(t *testing.T, policy map[string]any) []formField {
+	t.Helper()
+	p := b64JSON(policy)
+	return []formField{{"OSSAccessKeyId", testAK}, {"policy", p}, {"Signature", hmacSHA1(testSK, p)}}
+}
+
+func TestPostObjectForm(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	cs := newCallbackServer(t, 200, `{"posted":true}`)
+	exp := time.Now().Add(time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
+	policy := map[string]any{"expiration": exp, "conditions": []any{
+		[]any{"starts-with", "$key", "up/"}, []any{"content-length-range", 1, 100},
+		map[string]string{"bucket": testBucket},
+	}}
+	bucketURL := emu.Endpoint() + "/" + testBucket
+
+	for _, tc := range []struct {
+		status, want int
+	}{{200, 200}, {201, 201}, {204, 204}, {0, 204}, {302, 204}} {
+		fields := append(v1PostFields(t, policy), formField{"key", "up/${filename}"}, formField{"x-oss-meta-who", "eric"})
+		if tc.status != 0 {
+			fields = append(fields, formField{"success_action_status", itoa(tc.status)})
+		}
+		resp, body := postObject(t, bucketURL, append(fields, formField{"file", ""}), `C:\dir\pic.png`, "image/png", []byte("png!"))
+		if resp.StatusCode != tc.want {
+			t.Fatalf("success_action_status %d: got %d %s", tc.status, resp.StatusCode, body)
+		}
+		if tc.want == 201 && !strings.Contains(body, "<Key>up/pic.png</Key>") {
+			t.Errorf("201 body %s", body)
+		}
+		if resp.Header.Get("ETag") == "" || resp.Header.Get("x-oss-request-id") == "" {
+			t.Errorf("headers %v", resp.Header)
+		}
+	}
+	obj, ok := emu.Object(testBucket, "up/pic.png")
+	if !ok || string(obj.Data) != "png!" || obj.ContentType != "image/png" || obj.Meta.Get("X-Oss-Meta-Who") != "eric" {
+		t.Fatalf("stored %+v", obj)
+	}
+
+	// Content-Type field beats the file part's type; names are
+	// case-insensitive.
+	fields := append(v1PostFields(t, policy), formField{"KEY", "up/typed"}, formField{"content-type", "text/plain"}, formField{"file", ""})
+	fields[0].name = "ossaccesskeyid"
+	if resp, body := postObject(t, bucketURL, fields, "a.bin", "application/octet-stream", []byte("txt")); resp.StatusCode != 204 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if obj, _ := emu.Object(testBucket, "up/typed"); obj.ContentType != "text/plain" {
+		t.Errorf("content type %q", obj.ContentType)
+	}
+
+	// Callback by form field with x: variables.
+	fields = append(v1PostFields(t, policy), formField{"key", "up/cb.txt"},
+		formField{"callback", b64JSON(map[string]string{"callbackUrl": cs.URL, "callbackBody": "o=${object}&u=${x:user}&op=${operation}"})},
+		formField{"x:user", "ann"}, formField{"file", ""})
+	resp, body := postObject(t, bucketURL, fields, "cb.txt", "text/plain", []byte("cb"))
+	if resp.StatusCode != 200 || body != `{"posted":true}` {
+		t.Fatalf("callback post: %d %s", resp.StatusCode, body)
+	}
+	got := cs.last(t)
+	verifyCallback(t, got)
+	if string(got.body) != "o=up%2Fcb.txt&u=ann&op=PostObject" {
+		t.Errorf("callback body %s", got.body)
+	}
+
+	// Refusals: outside the prefix, too small, missing signature field.
+	for _, tc := range []struct {
+		name   string
+		fields []formField
+		data   string
+		status int
+		code   string
+	}{
+		{"prefix", append(v1PostFields(t, policy), formField{"key", "other/x"}, formField{"file", ""}), "x", 403, "AccessDenied"},
+		{"empty file", append(v1PostFields(t, policy), formField{"key", "up/empty"}, formField{"file", ""}), "", 400, "EntityTooSmall"},
+		{"no Signature", append(v1PostFields(t, policy)[:2], formField{"key", "up/nosig"}, formField{"file", ""}), "x", 400, "InvalidArgument"},
+		{"no file", append(v1PostFields(t, policy), formField{"key", "up/nofile"}), "", 400, "IncorrectNumberOfFilesInPOSTRequest"},
+	} {
+		resp, body := postObject(t, bucketURL, tc.fields, "x", "text/plain", []byte(tc.data))
+		if resp.StatusCode != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	preflight := func(origin, method, headers string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", emu.Endpoint()+"/"+testBucket+"/k", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", method)
+		if headers != "" {
+			req.Header.Set("Access-Control-Request-Headers", headers)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight("http://localhost:8080", "PUT", "Content-Type, x-oss-date")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:8080" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "PUT") ||
+		resp.Header.Get("Access-Control-Allow-Headers") != "content-type, x-oss-date" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("https://evil.example", "PUT", ""); resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: %d", resp.StatusCode)
+	}
+	if resp := preflight("http://localhost:8080", "PATCH", ""); resp.StatusCode != 403 {
+		t.Fatalf("method not allowed: %d", resp.StatusCode)
+	}
+	// Actual requests carry the CORS answer, errors included.
+	req, _ := http.NewRequest("GET", emu.Endpoint()+"/"+testBucket+"/missing", nil)
+	req.Header.Set("Origin", "http://127.0.0.1:3000")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:3000" || r2.StatusCode != 403 {
+		t.Fatalf("actual request: %d %v", r2.StatusCode, r2.Header)
+	}
+}
+
+func TestSTSErrors(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	call := func(ak, sk string, req *sts.AssumeRoleRequest) error {
+		_, err := stsClient(t, emu, ak, sk).AssumeRole(req)
+		return err
+	}
+	base := func() *sts.AssumeRoleRequest {
+		return &sts.AssumeRoleRequest{RoleArn: tea.String(testRole), RoleSessionName: tea.String("s-1")}
+	}
+	for _, tc := range []struct {
+		name   string
+		ak, sk string
+		mutate func(*sts.AssumeRoleRequest)
+		code   string
+	}{
+		{"wrong secret", testAK, "nope", nil, "SignatureDoesNotMatch"},
+		{"unknown key", "nobody", "x", nil, "InvalidAccessKeyId.NotFound"},
+		{"bad arn", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.RoleArn = tea.String("arn:aws:iam::1:role/x") }, "InvalidParameter.RoleArn"},
+		{"unknown role", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.RoleArn = tea.String("acs:ram::1234567890123456:role/none") }, "EntityNotExist.Role"},
+		{"session name", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.RoleSessionName = tea.String("a b") }, "InvalidParameter.RoleSessionName"},
+		{"too short", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.DurationSeconds = tea.Int64(600) }, "InvalidParameter.DurationSeconds"},
+		{"too long", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.DurationSeconds = tea.Int64(3 * 3600) }, "InvalidParameter.DurationSeconds"},
+		{"grammar", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.Policy = tea.String(`{"Version":"1"}`) }, "InvalidParameter.PolicyGrammar"},
+		{"size", testAK, testSK, func(r *sts.AssumeRoleRequest) { r.Policy = tea.String(strings.Repeat(" ", 2049)) }, "InvalidParameter.PolicySize"},
+	} {
+		req := base()
+		if tc.mutate != nil {
+			tc.mutate(req)
+		}
+		err := call(tc.ak, tc.sk, req)
+		if err == nil || !strings.Contains(err.Error(), tc.code) {
+			t.Errorf("%s: want %s, got %v", tc.name, tc.code, err)
+		}
+	}
+	// Two hours is within the role's MaxSessionDuration.
+	req := base()
+	req.DurationSeconds = tea.Int64(7200)
+	if err := call(testAK, testSK, req); err != nil {
+		t.Errorf("7200s: %v", err)
+	}
+}
+
+func TestSTSFailureModes(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	req := &sts.AssumeRoleRequest{RoleArn: tea.String(testRole), RoleSessionName: tea.String("s-1")}
+	c := stsClient(t, emu, testAK, testSK)
+	before := emu.STSCalls()
+	emu.SetSTSMode(ossemu.STSDown, 0)
+	if _, err := c.AssumeRole(req); err == nil || !strings.Contains(err.Error(), "InternalError") {
+		t.Errorf("down: %v", err)
+	}
+	emu.SetSTSMode(ossemu.STSThrottled, 0)
+	if _, err := c.AssumeRole(req); err == nil || !strings.Contains(err.Error(), "Throttling") {
+		t.Errorf("throttled: %v", err)
+	}
+	emu.SetSTSMode(ossemu.STSSlow, 300*time.Millisecond)
+	start := time.Now()
+	if _, err := c.AssumeRole(req); err != nil {
+		t.Errorf("slow: %v", err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Error("slow mode answered before its delay")
+	}
+	emu.SetSTSMode(ossemu.STSNormal, 0)
+	if got := emu.STSCalls() - before; got < 3 {
+		t.Errorf("STSCalls counted %d calls, want at least 3", got)
+	}
+}
+
+func TestRolePolicyLimitsSession(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{Roles: []ossemu.Role{{ARN: testRole,
+		Policy: `{"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:*","Resource":"acs:oss:*:*:examplebucket/*"},{"Effect":"Deny","Action":"oss:PutObject","Resource":"acs:oss:*:*:examplebucket/user/eric/secret*"}]}`}}})
+	c := assumeRole(t, emu, sessionPolicy)
+	b := ossBucket(t, emu, tea.StringValue(c.AccessKeyId), tea.StringValue(c.AccessKeySecret), oss.SecurityToken(tea.StringValue(c.SecurityToken)))
+	if err := b.PutObject("user/eric/ok.txt", strings.NewReader("x")); err != nil {
+		t.Fatalf("allowed by both: %v", err)
+	}
+	err := b.PutObject("user/eric/secret.txt", strings.NewReader("x"))
+	if st, code := serviceCode(t, err); st != 403 || code != "AccessDenied" {
+		t.Fatalf("denied by the role: %d %s", st, code)
+	}
+}
+
+func TestErrorShape(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	resp, err := http.Get(emu.Endpoint() + "/nosuchbucket/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e struct {
+		Code, Message, RequestId, HostId string
+	}
+	if err := xmlUnmarshal(body, &e); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if resp.StatusCode != 404 || e.Code != "NoSuchBucket" || len(e.RequestId) != 24 || e.RequestId != resp.Header.Get("x-oss-request-id") || e.HostId == "" {
+		t.Fatalf("%d %+v", resp.StatusCode, e)
+	}
+	// HEAD errors carry the XML in x-oss-err.
+	b := ossBucket(t, emu, testAK, testSK)
+	if _, err := b.GetObjectDetailedMeta("missing"); err == nil {
+		t.Fatal("HEAD of a missing key succeeded")
+	} else if st, _ := serviceCode(t, err); st != 404 {
+		t.Fatalf("HEAD missing: %v", err)
+	}
+}
