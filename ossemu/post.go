@@ -33,7 +33,6 @@ type postForm struct {
 	fileType    string
 	data        []byte
 	sawFile     bool
-	fieldsBytes int
 }
 
 func errMalformedPost() *ossError {

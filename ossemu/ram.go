@@ -44,10 +44,10 @@ func parseRAMPolicy(doc string) (*ramPolicy, error) {
 		return nil, fmt.Errorf("invalid JSON: %v", err)
 	}
 	if raw.Version != "1" {
-		return nil, errors.New(`Version must be "1"`)
+		return nil, errors.New(`the Version must be "1"`)
 	}
 	if len(raw.Statement) == 0 {
-		return nil, errors.New("Statement is missing or empty")
+		return nil, errors.New("the Statement is missing or empty")
 	}
 	p := &ramPolicy{}
 	for i, st := range raw.Statement {
@@ -76,11 +76,11 @@ func parseRAMPolicy(doc string) (*ramPolicy, error) {
 				err = errors.New("is not a statement element")
 			}
 			if err != nil {
-				return nil, fmt.Errorf("Statement[%d].%s %v", i, k, err)
+				return nil, fmt.Errorf("the element %s of statement %d %v", k, i, err)
 			}
 		}
 		if _, ok := st["Effect"]; !ok || len(s.actions) == 0 || len(s.resources) == 0 {
-			return nil, fmt.Errorf("Statement[%d] needs Effect, Action and Resource", i)
+			return nil, fmt.Errorf("statement %d needs Effect, Action and Resource", i)
 		}
 		p.statements = append(p.statements, s)
 	}

@@ -312,7 +312,7 @@ func assumeRole(t *testing.T, emu *ossemu.Emulator, policy string) *sts.AssumeRo
 		t.Fatalf("credentials %+v", c)
 	}
 	exp, err := time.Parse(time.RFC3339, tea.StringValue(c.Expiration))
-	if err != nil || exp.Sub(time.Now()) < 59*time.Minute || exp.Sub(time.Now()) > 61*time.Minute {
+	if err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > 61*time.Minute {
 		t.Fatalf("Expiration %s (%v)", tea.StringValue(c.Expiration), err)
 	}
 	return c
