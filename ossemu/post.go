@@ -27,12 +27,12 @@ const (
 // postForm is a PostObject body read up to and including the file part;
 // fields after the file are not seen, as on OSS.
 type postForm struct {
-	fields      map[string]string // lower-case names
-	header      http.Header       // the same fields, for metadata
-	filename    string
-	fileType    string
-	data        []byte
-	sawFile     bool
+	fields   map[string]string // lower-case names
+	header   http.Header       // the same fields, for metadata
+	filename string
+	fileType string
+	data     []byte
+	sawFile  bool
 }
 
 func errMalformedPost() *ossError {
