@@ -103,6 +103,39 @@ func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) map[string]string {
 	return out
 }
 
+// stsCallback is what the STS route tells SDK clients about the callback:
+// the option object ali-oss's put and multipartUpload take as `callback`
+// ({url, host, body, contentType, customValue}), and the two headers any
+// other SDK sends (x-oss-callback, x-oss-callback-var).
+func (c *CallbackConfig) stsCallback(param string, vars map[string]string) (map[string]any, map[string]string, error) {
+	body := c.Body
+	if body == "" {
+		body = c.defaultBody()
+	}
+	contentType := "application/x-www-form-urlencoded"
+	if c.BodyType == bodyTypeJSON {
+		contentType = "application/json"
+	}
+	option := map[string]any{"url": c.URL, "body": body, "contentType": contentType}
+	if c.Host != "" {
+		option["host"] = c.Host
+	}
+	headers := map[string]string{"x-oss-callback": param}
+	if len(vars) > 0 {
+		custom := make(map[string]string, len(vars))
+		for k, v := range vars {
+			custom[strings.TrimPrefix(k, "x:")] = v
+		}
+		option["customValue"] = custom
+		v, err := callbackVarParam(vars)
+		if err != nil {
+			return nil, nil, err
+		}
+		headers["x-oss-callback-var"] = v
+	}
+	return option, headers, nil
+}
+
 // callbackVarParam is the base64 `callback-var` parameter for presigned
 // URLs (PostObject sends each variable as its own x:<name> field instead).
 func callbackVarParam(vars map[string]string) (string, error) {

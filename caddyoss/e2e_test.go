@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
@@ -79,6 +81,7 @@ func TestEndToEndCallback(t *testing.T) {
 	emu, err := ossemu.Start(ossemu.Options{
 		Buckets:    []string{"e2e-bucket"},
 		AccessKeys: map[string]string{"e2e-ak": "e2e-secret"},
+		Roles:      []ossemu.Role{{ARN: "acs:ram::1234567890123456:role/e2e-uploader"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +105,11 @@ http://localhost:9080 {
 		access_key_secret e2e-secret
 		key_prefix uploads/
 		max_size 1KB
+		sts {
+			role_arn acs:ram::1234567890123456:role/e2e-uploader
+			endpoint `+emu.STSEndpoint()+`
+			duration 15m
+		}
 		callback {
 			url http://localhost:9080/oss/callback
 			var user {http.request.header.X-User}
@@ -184,6 +192,32 @@ http://localhost:9080 {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		checkDelivered(t, resp.StatusCode, body, "presigned!")
+	})
+
+	t.Run("STSWithSDK", func(t *testing.T) {
+		c := getJSON("/oss/sts")
+		client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
+			oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region(c["Region"].(string)),
+			oss.AuthVersion(oss.AuthV4), oss.HTTPClient(toOSS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := client.Bucket(c["Bucket"].(string))
+		headers := c["CallbackHeaders"].(map[string]any)
+		var result []byte
+		key := c["Prefix"].(string) + "sdk.txt"
+		err = b.PutObject(key, strings.NewReader("via sts"), oss.Callback(headers["x-oss-callback"].(string)),
+			oss.CallbackVar(headers["x-oss-callback-var"].(string)), oss.CallbackResult(&result))
+		if err != nil {
+			t.Fatalf("PutObject with the STS route's credentials: %v", err)
+		}
+		checkDelivered(t, 200, result, "via sts")
+		// The session policy the plugin wrote keeps the client in its prefix.
+		err = b.PutObject("elsewhere/x.txt", strings.NewReader("x"))
+		var se oss.ServiceError
+		if !errors.As(err, &se) || se.StatusCode != 403 || se.Code != "AccessDenied" {
+			t.Fatalf("outside the prefix: %v", err)
+		}
 	})
 
 	t.Run("RefusedByOSS", func(t *testing.T) {

@@ -43,8 +43,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	h.logger.Debug("issued STS credentials",
 		zap.String("session_name", session), zap.String("prefix", prefix),
 		zapExpires(c.Expiration), zapRemote(r))
-	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, http.StatusOK, map[string]any{
+	resp := map[string]any{
 		"AccessKeyId":     c.AccessKeyID,
 		"AccessKeySecret": c.AccessKeySecret,
 		"SecurityToken":   c.SecurityToken,
@@ -53,7 +52,16 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		"Region":          h.Region,
 		"Endpoint":        h.uploadURL,
 		"Prefix":          prefix,
-	})
+	}
+	if h.callbackB64 != "" {
+		option, headers, err := h.Callback.stsCallback(h.callbackB64, h.Callback.callbackVars(repl))
+		if err != nil {
+			return h.internalError(r, "encoding callback variables", err)
+		}
+		resp["Callback"], resp["CallbackHeaders"] = option, headers
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // sanitizeSessionName maps a session name onto what STS accepts: 2–64
