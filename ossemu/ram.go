@@ -153,6 +153,7 @@ var ramAction = map[string]string{
 	"GetObject":               "oss:GetObject",
 	"HeadObject":              "oss:GetObject",
 	"DeleteObject":            "oss:DeleteObject",
+	"ListObjects":             "oss:ListObjects",
 }
 
 // authorize checks what an STS session may do: the role's policy and the
@@ -163,7 +164,10 @@ func (e *Emulator) authorize(p *principal, operation, bucketName, key string) *o
 		return nil
 	}
 	action := ramAction[operation]
-	resource := "acs:oss:" + e.region + ":" + p.session.role.account + ":" + bucketName + "/" + key
+	resource := "acs:oss:" + e.region + ":" + p.session.role.account + ":" + bucketName
+	if operation != "ListObjects" {
+		resource += "/" + key
+	}
 	ok := true
 	if rp := p.session.role.policy; rp != nil {
 		ok, _ = rp.decide(action, resource)

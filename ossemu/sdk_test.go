@@ -381,3 +381,31 @@ func writeFile(path string, data []byte) error {
 	}
 	return err
 }
+
+func TestGoSDKListObjects(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	for _, k := range []string{"a/1", "a/2", "a/3", "b/1"} {
+		if err := emu.PutObject(testBucket, k, []byte(k), "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4))
+	res, err := b.ListObjects(oss.Prefix("a/"), oss.MaxKeys(2))
+	if err != nil {
+		t.Fatalf("ListObjects: %v", err)
+	}
+	if len(res.Objects) != 2 || res.Objects[0].Key != "a/1" || res.Objects[1].Key != "a/2" || !res.IsTruncated || res.Objects[0].Size != 3 {
+		t.Fatalf("first page %+v", res)
+	}
+	res, err = b.ListObjects(oss.Prefix("a/"), oss.Marker(res.NextMarker))
+	if err != nil || len(res.Objects) != 1 || res.Objects[0].Key != "a/3" || res.IsTruncated {
+		t.Fatalf("second page %+v %v", res, err)
+	}
+	// An STS session allowed only to upload may not list.
+	c := assumeRole(t, emu, sessionPolicy)
+	sb := ossBucket(t, emu, tea.StringValue(c.AccessKeyId), tea.StringValue(c.AccessKeySecret), oss.SecurityToken(tea.StringValue(c.SecurityToken)))
+	_, err = sb.ListObjects()
+	if st, code := serviceCode(t, err); st != 403 || code != "AccessDenied" {
+		t.Fatalf("list without oss:ListObjects: %d %s", st, code)
+	}
+}

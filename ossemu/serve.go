@@ -89,10 +89,13 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request, c *reqCtx, buck
 	_, uploads := firstParam(c.query, "uploads")
 	uploadID, hasUploadID := firstParam(c.query, "uploadId")
 	if c.key == "" {
-		if r.Method == http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
 			return e.servePostObject(w, r, c)
+		case http.MethodGet:
+			return e.listObjects(w, r, c)
 		}
-		return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu does not emulate bucket operations other than PostObject.")
+		return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu emulates PostObject and ListObjects on buckets, no other bucket operation.")
 	}
 	switch {
 	case r.Method == http.MethodPost && uploads:

@@ -1,0 +1,195 @@
+// The sandbox page: asks Caddy's oss_upload routes for permission, uploads
+// to the emulator, and shows what came back.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+class UploadError extends Error {}
+
+function contentType(file) {
+  return file.type || 'application/octet-stream';
+}
+
+function setStatus(text, state) {
+  $('status').textContent = text;
+  $('status').dataset.state = state;
+}
+
+function setProgress(fraction) {
+  $('progress').hidden = false;
+  $('progress').value = Math.round(fraction * 100);
+}
+
+// getJSON calls a signing route; a refusal becomes a readable message.
+async function getJSON(url) {
+  const res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  let body = {};
+  try {
+    body = await res.json();
+  } catch {
+    // not JSON: the status says enough
+  }
+  if (!res.ok) {
+    throw new UploadError(`Caddy refused to sign the upload (${res.status}): ${body.error || res.statusText}`);
+  }
+  return body;
+}
+
+// ossMessage turns an OSS XML error into "Code: Message".
+function ossMessage(text) {
+  const doc = new DOMParser().parseFromString(text || '', 'application/xml');
+  const code = doc.querySelector('Error > Code')?.textContent;
+  const message = doc.querySelector('Error > Message')?.textContent;
+  return code ? `${code}: ${message}` : (text || 'no details');
+}
+
+function send({ method, url, headers = {}, body }) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) setProgress(e.loaded / e.total); };
+    xhr.onload = () => resolve({ status: xhr.status, text: xhr.responseText });
+    xhr.onerror = () => reject(new UploadError(`The upload to ${new URL(url).host} failed: network error`));
+    xhr.send(body);
+  });
+}
+
+// fromOSS reads OSS's answer to an upload with a callback: 200 carries the
+// app's JSON; 203 means stored but the callback failed.
+function fromOSS(res) {
+  if (res.status === 200) {
+    try {
+      return JSON.parse(res.text);
+    } catch {
+      throw new UploadError(`OSS answered 200 without the app's JSON: ${res.text.slice(0, 200)}`);
+    }
+  }
+  if (res.status === 203) {
+    throw new UploadError(`The file was stored, but the callback failed: ${ossMessage(res.text)}`);
+  }
+  throw new UploadError(`OSS refused the upload (${res.status}): ${ossMessage(res.text)}`);
+}
+
+function hints(file) {
+  return new URLSearchParams({ filename: file.name, type: contentType(file), size: String(file.size) });
+}
+
+async function waitIfAsked() {
+  const seconds = Number($('delay').value) || 0;
+  if (seconds > 0) {
+    setStatus(`Waiting ${seconds} s before uploading…`, 'busy');
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+  }
+}
+
+async function uploadPost(file) {
+  const p = await getJSON(`/oss/post-policy?${hints(file)}`);
+  await waitIfAsked();
+  setStatus('Uploading with a PostObject form…', 'busy');
+  const form = new FormData();
+  for (const [k, v] of Object.entries(p.fields)) form.append(k, v);
+  form.append('file', file); // file must be the last field
+  const res = await send({ method: 'POST', url: p.url, body: form });
+  return { key: p.key, answer: fromOSS(res) };
+}
+
+async function uploadPresign(file) {
+  const p = await getJSON(`/oss/presign?${hints(file)}`);
+  await waitIfAsked();
+  setStatus('Uploading with a presigned PUT…', 'busy');
+  const res = await send({ method: p.method || 'PUT', url: p.url, headers: p.headers, body: file });
+  return { key: p.key, answer: fromOSS(res) };
+}
+
+function randomName(file) {
+  const id = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const dot = file.name.lastIndexOf('.');
+  return id + (dot > 0 ? file.name.slice(dot).toLowerCase() : '');
+}
+
+let stsRefreshes = 0;
+
+async function uploadSTS(file) {
+  if (typeof OSS === 'undefined') {
+    throw new UploadError('ali-oss did not load: start the sandbox with --ali-oss-js, or allow the public CDN');
+  }
+  const c = await getJSON('/oss/sts');
+  stsRefreshes = 0;
+  const client = new OSS({
+    region: `oss-${c.Region}`,
+    bucket: c.Bucket,
+    endpoint: c.Endpoint,
+    cname: true,
+    secure: c.Endpoint.startsWith('https:'),
+    authorizationV4: true,
+    accessKeyId: c.AccessKeyId,
+    accessKeySecret: c.AccessKeySecret,
+    stsToken: c.SecurityToken,
+    refreshSTSTokenInterval: Number($('sts-refresh').value) || 300000,
+    refreshSTSToken: async () => {
+      const n = await getJSON('/oss/sts');
+      stsRefreshes += 1;
+      $('sts-refreshes').textContent = String(stsRefreshes);
+      return { accessKeyId: n.AccessKeyId, accessKeySecret: n.AccessKeySecret, stsToken: n.SecurityToken };
+    },
+  });
+  await waitIfAsked();
+  const key = c.Prefix + randomName(file);
+  const options = { mime: contentType(file), callback: c.Callback };
+  try {
+    let result;
+    if (file.size >= Number($('multipart-threshold').value)) {
+      setStatus('Uploading with ali-oss multipartUpload…', 'busy');
+      result = await client.multipartUpload(key, file, {
+        ...options,
+        partSize: Number($('part-size').value),
+        parallel: 2,
+        progress: (p) => setProgress(p),
+      });
+    } else {
+      setStatus('Uploading with ali-oss put…', 'busy');
+      result = await client.put(key, file, options);
+      setProgress(1);
+    }
+    return { key, answer: result.data };
+  } catch (err) {
+    if (err.status) throw new UploadError(`OSS refused the upload (${err.status}): ${err.code}: ${err.message}`);
+    throw err;
+  }
+}
+
+const modes = {
+  post: ['PostObject form', uploadPost],
+  presign: ['Presigned PUT', uploadPresign],
+  sts: ['STS + ali-oss', uploadSTS],
+};
+
+$('upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const file = $('file').files[0];
+  if (!file) return;
+  const mode = document.querySelector('input[name=mode]:checked').value;
+  const [label, upload] = modes[mode];
+  $('upload').disabled = true;
+  $('error').hidden = true;
+  $('result').hidden = true;
+  $('progress').value = 0;
+  $('sts-refreshes').textContent = '0';
+  setStatus('Asking Caddy for permission…', 'busy');
+  try {
+    const { key, answer } = await upload(file);
+    $('result-mode').textContent = label;
+    $('result-key').textContent = key;
+    $('result-size').textContent = `${file.size} bytes`;
+    $('callback').textContent = JSON.stringify(answer, null, 2);
+    $('result').hidden = false;
+    setStatus(`Uploaded ${file.name} (${file.size} bytes).`, 'ok');
+  } catch (err) {
+    $('error').textContent = err instanceof UploadError ? err.message : `Unexpected error: ${err.message || err}`;
+    $('error').hidden = false;
+    setStatus('Upload refused.', 'error');
+  } finally {
+    $('upload').disabled = false;
+  }
+});
