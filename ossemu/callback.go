@@ -318,8 +318,8 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	h.Set("x-oss-pub-key-url", base64.StdEncoding.EncodeToString([]byte(e.pubKeyURL())))
 	h.Set("x-oss-bucket", bucketName)
 	h.Set("x-oss-request-id", requestID)
-	h.Set("x-oss-requester", "1234567890123456")
-	h.Set("x-oss-owner", "1234567890123456")
+	h.Set("x-oss-requester", ownerID)
+	h.Set("x-oss-owner", ownerID)
 	h.Set("x-oss-signature-version", "1.0")
 	h.Set("x-oss-tag", "CALLBACK")
 	req.Close = true

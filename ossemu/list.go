@@ -15,7 +15,16 @@ type listedObject struct {
 	Type         string
 	Size         int
 	StorageClass string
+	Owner        listOwner
 }
+
+type listOwner struct {
+	ID          string
+	DisplayName string
+}
+
+// ownerID is the account the emulator's buckets belong to.
+const ownerID = "1234567890123456"
 
 // listObjects is ListObjects (V1): prefix, marker and max-keys; no
 // delimiter grouping.
@@ -41,7 +50,7 @@ func (e *Emulator) listObjects(w http.ResponseWriter, r *http.Request, c *reqCtx
 	var all []listedObject
 	for k, o := range c.bucket.objects {
 		if strings.HasPrefix(k, prefix) && k > marker {
-			all = append(all, listedObject{k, o.LastModified.UTC().Format("2006-01-02T15:04:05.000Z"), o.ETag, o.Type, len(o.Data), "Standard"})
+			all = append(all, listedObject{k, o.LastModified.UTC().Format("2006-01-02T15:04:05.000Z"), o.ETag, o.Type, len(o.Data), "Standard", listOwner{ownerID, ownerID}})
 		}
 	}
 	e.mu.Unlock()

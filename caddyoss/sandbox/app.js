@@ -188,6 +188,7 @@ $('upload-form').addEventListener('submit', async (event) => {
   } catch (err) {
     $('error').textContent = err instanceof UploadError ? err.message : `Unexpected error: ${err.message || err}`;
     $('error').hidden = false;
+    $('progress').hidden = true;
     setStatus('Upload refused.', 'error');
   } finally {
     $('upload').disabled = false;
