@@ -48,7 +48,7 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 	if !ok || len(srv.Listen) != 1 || srv.Listen[0] != "127.0.0.1:8080" {
 		t.Fatalf("servers %+v", doc.Apps.HTTP.Servers)
 	}
-	for _, want := range []string{`"handler":"oss_upload"`, `"role_arn":"` + sandboxRole + `"`, `"trusted_key":["/tmp/key.pem"]`,
+	for _, want := range []string{`"handler":"oss_upload"`, `"role_arn":"` + sandboxRole + `"`, `"trusted_keys":["/tmp/key.pem"]`,
 		`"upload_url":"` + emu.BucketURL(sandboxBucket) + `"`, `"allow_types":["image/*","text/plain"]`, `"handler":"reverse_proxy"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("adapted config lacks %s:\n%s", want, out)
