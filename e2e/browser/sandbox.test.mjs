@@ -81,6 +81,7 @@ async function expectUploaded(sb, page, file) {
   // The bytes in the emulator are the file's.
   const stored = await reader(sb).get(key);
   assert.ok(Buffer.compare(stored.content, file.buffer) === 0, 'stored bytes differ from the file');
+  assert.equal(stored.res.headers['content-type'], file.mimeType, 'stored with the file\'s type');
 
   // The page shows the app's JSON: the callback it received, verified.
   const shown = JSON.parse(await page.textContent('#callback'));
@@ -89,6 +90,7 @@ async function expectUploaded(sb, page, file) {
   assert.equal(shown.callback.fields.object, key);
   assert.equal(shown.callback.fields.size, String(file.buffer.length));
   assert.equal(shown.callback.fields.bucket, 'sandbox');
+  assert.equal(shown.callback.fields.mimeType, file.mimeType);
 
   // And the app recorded it.
   const recorded = (await callbacks(sb)).filter((c) => c.fields.object === key);
