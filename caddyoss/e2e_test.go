@@ -160,23 +160,30 @@ http://localhost:9080 {
 		}
 	}
 
-	t.Run("PostObject", func(t *testing.T) {
-		p := getJSON("/oss/post-policy?filename=note.txt&type=text/plain&size=11")
+	// postForm sends the policy route's fields, then the file, to OSS.
+	postForm := func(t *testing.T, p map[string]any, name string, data []byte) (int, []byte) {
+		t.Helper()
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
 		for k, v := range p["fields"].(map[string]any) {
 			_ = mw.WriteField(k, v.(string))
 		}
-		fw, _ := mw.CreateFormFile("file", "note.txt")
-		_, _ = fw.Write([]byte("hello world"))
+		fw, _ := mw.CreateFormFile("file", name)
+		_, _ = fw.Write(data)
 		_ = mw.Close()
 		resp, err := toOSS.Post(p["url"].(string), mw.FormDataContentType(), &buf)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		checkDelivered(t, resp.StatusCode, body, "hello world")
+		return resp.StatusCode, body
+	}
+
+	t.Run("PostObject", func(t *testing.T) {
+		p := getJSON("/oss/post-policy?filename=note.txt&type=text/plain&size=11")
+		status, body := postForm(t, p, "note.txt", []byte("hello world"))
+		checkDelivered(t, status, body, "hello world")
 	})
 
 	t.Run("PresignedPUT", func(t *testing.T) {
@@ -224,22 +231,9 @@ http://localhost:9080 {
 		// Over max_size: OSS refuses, nothing is stored, nobody is called.
 		before := len(app.snapshot())
 		p := getJSON("/oss/post-policy?filename=big.txt&type=text/plain")
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		for k, v := range p["fields"].(map[string]any) {
-			_ = mw.WriteField(k, v.(string))
-		}
-		fw, _ := mw.CreateFormFile("file", "big.txt")
-		_, _ = fw.Write(bytes.Repeat([]byte("x"), 2000))
-		_ = mw.Close()
-		resp, err := toOSS.Post(p["url"].(string), mw.FormDataContentType(), &buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(string(body), "EntityTooLarge") {
-			t.Fatalf("%d %s", resp.StatusCode, body)
+		status, body := postForm(t, p, "big.txt", bytes.Repeat([]byte("x"), 2000))
+		if status != 400 || !strings.Contains(string(body), "EntityTooLarge") {
+			t.Fatalf("%d %s", status, body)
 		}
 		if _, ok := emu.Object("e2e-bucket", p["key"].(string)); ok || len(app.snapshot()) != before {
 			t.Fatal("a refused upload was stored or called back")

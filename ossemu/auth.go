@@ -205,11 +205,8 @@ func (e *Emulator) authV4Header(r *http.Request, bucketName, key string, query [
 	if oe != nil {
 		return nil, oe
 	}
-	creq := v4CanonicalRequest(r.Method, bucketName, key, query, r.Header, r.Host, additional)
-	sts := v4StringToSign(dateTime, scope.String(), creq)
-	want := hex.EncodeToString(hmacSHA256(v4Key(p.secret, scope.date, scope.region, scope.product), sts))
-	if !hmac.Equal([]byte(want), []byte(signature)) {
-		return nil, errSignature(sts, signature, scope.akID).with("CanonicalRequest", creq)
+	if oe := checkV4(r, p, scope, bucketName, key, query, dateTime, signature, additional); oe != nil {
+		return nil, oe
 	}
 	return p, nil
 }
@@ -255,13 +252,23 @@ func (e *Emulator) authV4Query(r *http.Request, bucketName, key string, query []
 	if a := get("x-oss-additional-headers"); a != "" {
 		additional = strings.Split(a, ";")
 	}
+	if oe := checkV4(r, p, scope, bucketName, key, query, dateTime, signature, additional); oe != nil {
+		return nil, oe
+	}
+	return p, nil
+}
+
+// checkV4 rebuilds the V4 canonical request of what was received and
+// compares signatures.
+func checkV4(r *http.Request, p *principal, scope v4Scope, bucketName, key string, query []queryParam,
+	dateTime, signature string, additional []string) *ossError {
 	creq := v4CanonicalRequest(r.Method, bucketName, key, query, r.Header, r.Host, additional)
 	sts := v4StringToSign(dateTime, scope.String(), creq)
 	want := hex.EncodeToString(hmacSHA256(v4Key(p.secret, scope.date, scope.region, scope.product), sts))
 	if !hmac.Equal([]byte(want), []byte(signature)) {
-		return nil, errSignature(sts, signature, scope.akID).with("CanonicalRequest", creq)
+		return errSignature(sts, signature, scope.akID).with("CanonicalRequest", creq)
 	}
-	return p, nil
+	return nil
 }
 
 func headerPresent(h http.Header, name string) (string, bool) {

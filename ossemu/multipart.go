@@ -69,11 +69,8 @@ func (e *Emulator) uploadPart(w http.ResponseWriter, r *http.Request, c *reqCtx,
 	if oe != nil {
 		return oe
 	}
-	data, oe := readLimitedBody(r, maxObjectSize)
+	data, oe := readObjectBody(r)
 	if oe != nil {
-		return oe
-	}
-	if oe := checkContentMD5(r, data); oe != nil {
 		return oe
 	}
 	etag, _ := quotedMD5(data)

@@ -87,11 +87,8 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if oe != nil {
 		return oe
 	}
-	data, oe := readLimitedBody(r, maxObjectSize)
+	data, oe := readObjectBody(r)
 	if oe != nil {
-		return oe
-	}
-	if oe := checkContentMD5(r, data); oe != nil {
 		return oe
 	}
 	if strings.EqualFold(r.Header.Get("x-oss-forbid-overwrite"), "true") && e.exists(c.bucket.name, c.key) {
@@ -108,6 +105,19 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// readObjectBody reads an object's (or a part's) bytes and checks them
+// against Content-MD5 when it is sent.
+func readObjectBody(r *http.Request) ([]byte, *ossError) {
+	data, oe := readLimitedBody(r, maxObjectSize)
+	if oe != nil {
+		return nil, oe
+	}
+	if oe := checkContentMD5(r, data); oe != nil {
+		return nil, oe
+	}
+	return data, nil
 }
 
 func checkContentMD5(r *http.Request, data []byte) *ossError {

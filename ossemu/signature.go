@@ -148,6 +148,12 @@ func canonicalOSSHeaders(h http.Header) string {
 			vals[ln] = append(vals[ln], strings.TrimSpace(v))
 		}
 	}
+	return headerBlock(vals)
+}
+
+// headerBlock writes "name:v1,v2\n" for each header, sorted by name: the
+// canonical header layout of both signature versions.
+func headerBlock(vals map[string][]string) string {
 	names := make([]string, 0, len(vals))
 	for n := range vals {
 		names = append(names, n)
@@ -228,15 +234,6 @@ func v4CanonicalRequest(method, bucket, key string, query []queryParam, h http.H
 	if add["host"] {
 		vals["host"] = []string{host}
 	}
-	names := make([]string, 0, len(vals))
-	for n := range vals {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var ch strings.Builder
-	for _, n := range names {
-		ch.WriteString(n + ":" + strings.Join(vals[n], ",") + "\n")
-	}
 	addNames := make([]string, 0, len(add))
 	for n := range add {
 		if n != "" {
@@ -250,7 +247,7 @@ func v4CanonicalRequest(method, bucket, key string, query []queryParam, h http.H
 		payload = p
 	}
 	return method + "\n" + percentEncode(uri, true) + "\n" + strings.Join(cq, "&") + "\n" +
-		ch.String() + "\n" + strings.Join(addNames, ";") + "\n" + payload
+		headerBlock(vals) + "\n" + strings.Join(addNames, ";") + "\n" + payload
 }
 
 // v4StringToSign wraps the hash of a canonical request with its scope.
