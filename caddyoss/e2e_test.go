@@ -78,6 +78,12 @@ func loopbackClient(addr string) *http.Client {
 }
 
 func TestEndToEndCallback(t *testing.T) {
+	for _, version := range []string{"v4", "v1"} {
+		t.Run(version, func(t *testing.T) { endToEnd(t, version) })
+	}
+}
+
+func endToEnd(t *testing.T, version string) {
 	emu, err := ossemu.Start(ossemu.Options{
 		Buckets:    []string{"e2e-bucket"},
 		AccessKeys: map[string]string{"e2e-ak": "e2e-secret"},
@@ -103,6 +109,7 @@ http://localhost:9080 {
 		upload_url `+emu.BucketURL("e2e-bucket")+`
 		access_key_id e2e-ak
 		access_key_secret e2e-secret
+		signature_version `+version+`
 		key_prefix uploads/
 		max_size 1KB
 		sts {
@@ -205,7 +212,7 @@ http://localhost:9080 {
 		c := getJSON("/oss/sts")
 		client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
 			oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region(c["Region"].(string)),
-			oss.AuthVersion(oss.AuthV4), oss.HTTPClient(toOSS))
+			oss.AuthVersion(map[string]oss.AuthVersionType{"v1": oss.AuthV1, "v4": oss.AuthV4}[version]), oss.HTTPClient(toOSS))
 		if err != nil {
 			t.Fatal(err)
 		}

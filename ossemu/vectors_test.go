@@ -86,6 +86,19 @@ func TestVectorsHeaderV4(t *testing.T) {
 			if o, ok := e.Object("bucket", "1234+-/123/1.txt"); !ok || string(o.Data) != "data" {
 				t.Fatal("object not stored")
 			}
+			// The same request 16 minutes later is too skewed.
+			e.now = atUnix(tc.unix + 16*60)
+			r = httptest.NewRequest("PUT", "http://bucket.oss-cn-hangzhou.aliyuncs.com/1234%2B-/123/1.txt?"+a1Query, strings.NewReader("data"))
+			a1Headers(r.Header)
+			r.Header.Set("x-oss-date", tc.date)
+			if tc.token != "" {
+				r.Header.Set("x-oss-security-token", tc.token)
+			}
+			r.Header.Set("Authorization", tc.auth)
+			if w := serve(e, r); w.Code != 403 || !strings.Contains(w.Body.String(), "RequestTimeTooSkewed") {
+				t.Fatalf("skewed: %d %s", w.Code, w.Body)
+			}
+			e.now = atUnix(tc.unix)
 			// One signature byte off is refused.
 			r = httptest.NewRequest("PUT", "http://bucket.oss-cn-hangzhou.aliyuncs.com/1234%2B-/123/1.txt?"+a1Query, strings.NewReader("data"))
 			a1Headers(r.Header)
@@ -120,6 +133,14 @@ func TestVectorsQueryV4(t *testing.T) {
 			}
 			if _, ok := e.Object(tc.bucket, tc.key); !ok {
 				t.Fatal("object not stored")
+			}
+			// Signed more than 15 minutes in the future: clock skew.
+			e.now = atUnix(tc.unix - 60 - 16*60)
+			r = httptest.NewRequest("PUT", tc.url, strings.NewReader("data"))
+			r.Header.Set("x-oss-head1", "value")
+			r.Header.Set("Content-Type", tc.contentType)
+			if w := serve(e, r); w.Code != 403 || !strings.Contains(w.Body.String(), "RequestTimeTooSkewed") {
+				t.Fatalf("skewed: %d %s", w.Code, w.Body)
 			}
 			// 599 s later than the window, the URL has expired.
 			e.now = atUnix(tc.unix + 700)
