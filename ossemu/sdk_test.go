@@ -389,6 +389,9 @@ func TestGoSDKListObjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if got := strings.Join(emu.Keys(testBucket), ","); got != "a/1,a/2,a/3,b/1" {
+		t.Fatalf("Keys = %s", got)
+	}
 	b := ossBucket(t, emu, testAK, testSK, oss.AuthVersion(oss.AuthV4))
 	res, err := b.ListObjects(oss.Prefix("a/"), oss.MaxKeys(2))
 	if err != nil {
