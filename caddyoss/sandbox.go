@@ -113,12 +113,15 @@ Press Ctrl+C to stop.
 // startSandbox starts the emulator and the demo app, then loads a Caddy
 // config with oss_upload pointed at them.
 func startSandbox(opts sandboxOptions) (*sandbox, error) {
-	host, port, err := net.SplitHostPort(opts.Listen)
+	host, port, err := loopbackAddr("--listen", opts.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", opts.Listen, err)
+		return nil, err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--listen %q: the sandbox listens on loopback only", opts.Listen)
+	if opts.OSSListen == "" {
+		opts.OSSListen = "127.0.0.1:0"
+	}
+	if _, _, err := loopbackAddr("--oss-listen", opts.OSSListen); err != nil {
+		return nil, err
 	}
 	jsPath, err := findAliOSSJS(opts.AliOSSJS)
 	if err != nil {
@@ -184,6 +187,18 @@ func startSandbox(opts sandboxOptions) (*sandbox, error) {
 		return fail(fmt.Errorf("starting the sandbox site: %w", err))
 	}
 	return sb, nil
+}
+
+// loopbackAddr splits a listen address that must be on loopback.
+func loopbackAddr(flag, addr string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", "", fmt.Errorf("%s %q: the sandbox listens on loopback only", flag, addr)
+	}
+	return host, port, nil
 }
 
 func sandboxCaddyfile(opts sandboxOptions, sb *sandbox, keyFile string) string {

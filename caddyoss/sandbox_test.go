@@ -58,8 +58,13 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 
 func TestSandboxRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:8080", "192.0.2.1:8080", ":8080", "example.com:80"} {
-		if _, err := startSandbox(sandboxOptions{Listen: addr}); err == nil || !strings.Contains(err.Error(), "loopback") {
-			t.Errorf("%s: %v", addr, err)
+		if _, err := startSandbox(sandboxOptions{Listen: addr}); err == nil || !strings.Contains(err.Error(), "--listen") ||
+			!strings.Contains(err.Error(), "loopback") {
+			t.Errorf("--listen %s: %v", addr, err)
+		}
+		if _, err := startSandbox(sandboxOptions{Listen: "127.0.0.1:8080", OSSListen: addr}); err == nil ||
+			!strings.Contains(err.Error(), "--oss-listen") || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("--oss-listen %s: %v", addr, err)
 		}
 	}
 }
