@@ -28,25 +28,33 @@ func (c *CallbackConfig) callbackParam() (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("callback url must be an absolute http or https URL, got %q", c.URL)
 	}
-	contentType := "application/x-www-form-urlencoded"
-	if c.BodyType == bodyTypeJSON {
-		contentType = "application/json"
-	}
-	body := c.Body
-	if body == "" {
-		body = c.defaultBody()
-	}
 	m := struct {
 		URL      string `json:"callbackUrl"`
 		Host     string `json:"callbackHost,omitempty"`
 		Body     string `json:"callbackBody"`
 		BodyType string `json:"callbackBodyType"`
-	}{c.URL, c.Host, body, contentType}
+	}{c.URL, c.Host, c.bodyTemplate(), c.contentType()}
 	b, err := marshalJSON(m)
 	if err != nil {
 		return "", err
 	}
 	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// bodyTemplate is the configured body, or the default one.
+func (c *CallbackConfig) bodyTemplate() string {
+	if c.Body != "" {
+		return c.Body
+	}
+	return c.defaultBody()
+}
+
+// contentType is the callbackBodyType OSS sends the body with.
+func (c *CallbackConfig) contentType() string {
+	if c.BodyType == bodyTypeJSON {
+		return "application/json"
+	}
+	return "application/x-www-form-urlencoded"
 }
 
 // defaultBody sends the object's facts and every custom variable.
@@ -108,15 +116,7 @@ func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) map[string]string {
 // ({url, host, body, contentType, customValue}), and the two headers any
 // other SDK sends (x-oss-callback, x-oss-callback-var).
 func (c *CallbackConfig) stsCallback(param string, vars map[string]string) (map[string]any, map[string]string, error) {
-	body := c.Body
-	if body == "" {
-		body = c.defaultBody()
-	}
-	contentType := "application/x-www-form-urlencoded"
-	if c.BodyType == bodyTypeJSON {
-		contentType = "application/json"
-	}
-	option := map[string]any{"url": c.URL, "body": body, "contentType": contentType}
+	option := map[string]any{"url": c.URL, "body": c.bodyTemplate(), "contentType": c.contentType()}
 	if c.Host != "" {
 		option["host"] = c.Host
 	}

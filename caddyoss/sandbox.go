@@ -72,7 +72,6 @@ type sandboxOptions struct {
 	SignatureVersion             string
 	AccessKeyID, AccessKeySecret string
 	Debug                        bool
-	Logf                         func(format string, args ...any)
 }
 
 // sandbox is a running emulator, demo app and Caddy configuration.
@@ -142,10 +141,7 @@ func startSandbox(opts sandboxOptions) (*sandbox, error) {
 		Roles:      []ossemu.Role{{ARN: sandboxRole, MaxSessionDuration: time.Hour}},
 	}
 	if opts.Debug {
-		emuOpts.Logf = opts.Logf
-		if emuOpts.Logf == nil {
-			emuOpts.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-		}
+		emuOpts.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	}
 	emu, err := ossemu.New(emuOpts)
 	if err != nil {
@@ -175,7 +171,7 @@ func startSandbox(opts sandboxOptions) (*sandbox, error) {
 	}
 	sb.siteURL = "http://" + net.JoinHostPort(siteHost, port)
 
-	cfg := sandboxCaddyfile(opts, sb, keyFile)
+	cfg := sandboxCaddyfile(opts, host, port, sb, keyFile)
 	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "oss-sandbox"})
 	if err != nil {
 		return fail(fmt.Errorf("sandbox config: %w", err))
@@ -201,8 +197,7 @@ func loopbackAddr(flag, addr string) (host, port string, err error) {
 	return host, port, nil
 }
 
-func sandboxCaddyfile(opts sandboxOptions, sb *sandbox, keyFile string) string {
-	host, port, _ := net.SplitHostPort(opts.Listen)
+func sandboxCaddyfile(opts sandboxOptions, host, port string, sb *sandbox, keyFile string) string {
 	bind := host
 	if bind == "localhost" {
 		bind = "127.0.0.1"

@@ -26,7 +26,7 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 	sb := &sandbox{emu: emu, app: &demoApp{URL: "http://127.0.0.1:1"}}
 	opts := sandboxOptions{Listen: "127.0.0.1:8080", MaxSize: "1MB", AllowTypes: "image/*  text/plain", Expires: "15m",
 		SignatureVersion: "v4", AccessKeyID: "ak", AccessKeySecret: "sk"}
-	cfg := sandboxCaddyfile(opts, sb, "/tmp/key.pem")
+	cfg := sandboxCaddyfile(opts, "127.0.0.1", "8080", sb, "/tmp/key.pem")
 	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, cfg)
@@ -112,7 +112,20 @@ func TestDemoApp(t *testing.T) {
 		if err != nil || !answer.OK || answer.Callback.Fields["object"] != "uploads/a.png" || answer.Callback.Verified != "true" {
 			t.Fatalf("callback answer %+v %v", answer, err)
 		}
-		if code, list := get("/demo/callbacks"); code != 200 || !strings.Contains(list, `"object":"uploads/a.png"`) {
+		// A JSON callback body (body_type json) is read as JSON.
+		req, _ = http.NewRequest("POST", app.URL+"/oss/callback", strings.NewReader(`{"object":"uploads/b.png","size":7}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if err != nil || answer.Callback.Fields["object"] != "uploads/b.png" || answer.Callback.Fields["size"] != "7" {
+			t.Fatalf("JSON callback answer %+v %v", answer, err)
+		}
+		if code, list := get("/demo/callbacks"); code != 200 || !strings.Contains(list, `"object":"uploads/a.png"`) ||
+			!strings.Contains(list, `"object":"uploads/b.png"`) {
 			t.Errorf("callbacks list: %d %s", code, list)
 		}
 		app.Close()

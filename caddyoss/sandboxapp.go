@@ -3,8 +3,10 @@ package caddyoss
 import (
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -82,12 +84,16 @@ func (a *demoApp) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fields := map[string]string{}
-	if form, err := url.ParseQuery(string(body)); err == nil {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		var doc map[string]any
+		_ = json.Unmarshal(body, &doc)
+		for k, v := range doc {
+			fields[k] = fmt.Sprint(v)
+		}
+	} else if form, err := url.ParseQuery(string(body)); err == nil {
 		for k, v := range form {
 			fields[k] = v[0]
 		}
-	} else {
-		_ = json.Unmarshal(body, &fields)
 	}
 	cb := demoCallback{ReceivedAt: time.Now().UTC(), Verified: r.Header.Get("X-Oss-Callback-Verified"), Fields: fields}
 	a.mu.Lock()

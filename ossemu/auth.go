@@ -48,8 +48,7 @@ func (e *Emulator) credential(akID, token string, tokenSent bool) (*principal, *
 
 // authenticate checks the signature of a request signed in a header or in
 // its URL. PostObject is checked separately (post.go).
-func (e *Emulator) authenticate(r *http.Request, bucketName, key string) (*principal, *ossError) {
-	query := parseQuery(r.URL.RawQuery)
+func (e *Emulator) authenticate(r *http.Request, bucketName, key string, query []queryParam) (*principal, *ossError) {
 	auth := r.Header.Get("Authorization")
 	_, v4Query := firstParam(query, "x-oss-signature")
 	_, v1Query := firstParam(query, "Signature")

@@ -28,7 +28,6 @@ type callbackSpec struct {
 	host     string
 	body     string
 	bodyType string
-	raw      string // decoded JSON, for error messages
 }
 
 // CallbackRecord is one callback the emulator sent, for tests.
@@ -84,7 +83,7 @@ func parseCallback(b64 string) (*callbackSpec, *ossError) {
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, errCallbackArg("The callback configuration fields must be strings.", string(raw), "")
 	}
-	spec := &callbackSpec{host: host, body: body, bodyType: bodyType, raw: string(raw)}
+	spec := &callbackSpec{host: host, body: body, bodyType: bodyType}
 	if cbURL == "" {
 		return nil, errCallbackArg("The callbackUrl of the callback configuration is empty.", string(raw), "0007-00000004")
 	}

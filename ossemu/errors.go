@@ -58,18 +58,18 @@ func hexBytes(s string) string {
 	return string(b)
 }
 
-var (
-	errNoSuchBucket = func() *ossError {
-		return newErr(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
-	}
-	errNoSuchKey = func() *ossError {
-		return newErr(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
-	}
-	errNoSuchUpload = func() *ossError {
-		return newErr(http.StatusNotFound, "NoSuchUpload",
-			"The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")
-	}
-)
+func errNoSuchBucket() *ossError {
+	return newErr(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+}
+
+func errNoSuchKey() *ossError {
+	return newErr(http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+}
+
+func errNoSuchUpload() *ossError {
+	return newErr(http.StatusNotFound, "NoSuchUpload",
+		"The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")
+}
 
 // write sends the error. HEAD answers carry no body, so the XML goes
 // base64-encoded in x-oss-err as OSS does.

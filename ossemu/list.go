@@ -29,7 +29,7 @@ const ownerID = "1234567890123456"
 // listObjects is ListObjects (V1): prefix, marker and max-keys; no
 // delimiter grouping.
 func (e *Emulator) listObjects(w http.ResponseWriter, r *http.Request, c *reqCtx) *ossError {
-	p, oe := e.authenticate(r, c.bucket.name, "")
+	p, oe := e.authenticate(r, c.bucket.name, "", c.query)
 	if oe != nil {
 		return oe
 	}

@@ -31,7 +31,7 @@ func (e *Emulator) initiateMultipart(w http.ResponseWriter, r *http.Request, c *
 	u := &multipartUpload{
 		id: strings.ToUpper(randomString(32, "0123456789abcdef")), key: c.key,
 		contentType: r.Header.Get("Content-Type"), meta: metaHeaders(r.Header),
-		initiated: e.now(), parts: map[int]*part{},
+		parts: map[int]*part{},
 	}
 	e.mu.Lock()
 	c.bucket.uploads[u.id] = u
@@ -198,10 +198,7 @@ func (e *Emulator) completeMultipart(w http.ResponseWriter, r *http.Request, c *
 		e.finishWithCallback(w, r, c.requestID, c.hostID, spec, renderBody(spec, facts, vars), c.bucket.name)
 		return nil
 	}
-	loc := "http://" + r.Host + "/" + c.key
-	if c.pathStyle {
-		loc = "http://" + r.Host + "/" + c.bucket.name + "/" + c.key
-	}
+	loc := c.location(r, c.key)
 	writeXML(w, http.StatusOK, struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 		Location string

@@ -16,7 +16,7 @@ func (e *Emulator) exists(bucketName, key string) bool {
 	return e.buckets[bucketName].objects[key] != nil
 }
 
-func (e *Emulator) store(bucketName, key string, data []byte, contentType string, meta http.Header) *object {
+func (e *Emulator) store(bucketName, key string, data []byte, contentType string, meta http.Header) *Object {
 	obj := newObject(bucketName, key, data, contentType, meta, e.now())
 	e.mu.Lock()
 	e.buckets[bucketName].objects[key] = obj
@@ -25,7 +25,7 @@ func (e *Emulator) store(bucketName, key string, data []byte, contentType string
 }
 
 // setWriteHeaders adds what OSS answers to a write.
-func setWriteHeaders(w http.ResponseWriter, obj *object) {
+func setWriteHeaders(w http.ResponseWriter, obj *Object) {
 	h := w.Header()
 	h.Set("ETag", obj.ETag)
 	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(obj.CRC64, 10))
@@ -35,7 +35,7 @@ func setWriteHeaders(w http.ResponseWriter, obj *object) {
 	}
 }
 
-func factsFor(obj *object, r *http.Request, requestID, operation string) uploadFacts {
+func factsFor(obj *Object, r *http.Request, requestID, operation string) uploadFacts {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr

@@ -120,7 +120,7 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 	if oe != nil {
 		return oe
 	}
-	if oe := p.policyCheck(form.fields, c.bucket.name, int64(len(form.data))); oe != nil {
+	if oe := p.policy.check(form.fields, c.bucket.name, int64(len(form.data))); oe != nil {
 		return oe
 	}
 	if strings.Contains(key, "${filename}") {
@@ -167,10 +167,7 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 	case "200":
 		w.WriteHeader(http.StatusOK)
 	case "201":
-		loc := "http://" + r.Host + "/" + key
-		if c.pathStyle {
-			loc = "http://" + r.Host + "/" + c.bucket.name + "/" + key
-		}
+		loc := c.location(r, key)
 		out, _ := xml.Marshal(struct {
 			XMLName  xml.Name `xml:"PostResponse"`
 			Bucket   string
@@ -192,13 +189,6 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 type postAuth struct {
 	principal *principal
 	policy    *postPolicy
-}
-
-func (a *postAuth) policyCheck(fields map[string]string, bucketName string, size int64) *ossError {
-	if a.policy == nil {
-		return nil
-	}
-	return a.policy.check(fields, bucketName, size)
 }
 
 // checkPostAuth finds the signature version of a form, checks the policy's

@@ -119,10 +119,18 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request, c *reqCtx, buck
 		with("Method", r.Method).with("ResourceType", "Object")
 }
 
+// location is the URL of an object as the request addressed the bucket.
+func (c *reqCtx) location(r *http.Request, key string) string {
+	if c.pathStyle {
+		return "http://" + r.Host + "/" + c.bucket.name + "/" + key
+	}
+	return "http://" + r.Host + "/" + key
+}
+
 // signedFor authenticates a request and checks that its principal may run
 // operation on the object.
 func (e *Emulator) signedFor(r *http.Request, c *reqCtx, operation string) (*principal, *ossError) {
-	p, oe := e.authenticate(r, c.bucket.name, c.key)
+	p, oe := e.authenticate(r, c.bucket.name, c.key, c.query)
 	if oe != nil {
 		return nil, oe
 	}

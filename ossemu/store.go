@@ -14,12 +14,12 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 
 type bucket struct {
 	name    string
-	objects map[string]*object
+	objects map[string]*Object
 	uploads map[string]*multipartUpload
 }
 
 func newBucket(name string) *bucket {
-	return &bucket{name: name, objects: map[string]*object{}, uploads: map[string]*multipartUpload{}}
+	return &bucket{name: name, objects: map[string]*Object{}, uploads: map[string]*multipartUpload{}}
 }
 
 // Object is a stored object as the emulator holds it.
@@ -40,14 +40,11 @@ type Object struct {
 	Meta http.Header
 }
 
-type object = Object
-
 type multipartUpload struct {
 	id          string
 	key         string
 	contentType string
 	meta        http.Header
-	initiated   time.Time
 	parts       map[int]*part
 }
 
@@ -64,7 +61,7 @@ func quotedMD5(data []byte) (etag string, sum [16]byte) {
 	return `"` + strings.ToUpper(hex.EncodeToString(sum[:])) + `"`, sum
 }
 
-func newObject(bucketName, key string, data []byte, contentType string, meta http.Header, now time.Time) *object {
+func newObject(bucketName, key string, data []byte, contentType string, meta http.Header, now time.Time) *Object {
 	etag, _ := quotedMD5(data)
 	if contentType == "" {
 		contentType = "application/octet-stream"
@@ -72,7 +69,7 @@ func newObject(bucketName, key string, data []byte, contentType string, meta htt
 	if meta == nil {
 		meta = http.Header{}
 	}
-	return &object{
+	return &Object{
 		Bucket: bucketName, Key: key, Data: data, ContentType: contentType, ETag: etag,
 		CRC64: crc64.Checksum(data, crcTable), LastModified: now.UTC().Truncate(time.Second),
 		Type: "Normal", Meta: meta,
