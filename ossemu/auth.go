@@ -50,11 +50,7 @@ func (e *Emulator) credential(akID, token string, tokenSent bool) (*principal, *
 // its URL. PostObject is checked separately (post.go).
 func (e *Emulator) authenticate(r *http.Request, bucketName, key string, query []queryParam) (*principal, *ossError) {
 	auth := r.Header.Get("Authorization")
-	_, v4Query := firstParam(query, "x-oss-signature")
-	_, v1Query := firstParam(query, "Signature")
-	if !v1Query {
-		_, v1Query = firstParam(query, "OSSAccessKeyId")
-	}
+	v4Query, v1Query := querySignature(query)
 	if auth != "" && (v4Query || v1Query) {
 		return nil, errInvalidArgument("Authorization header and query signature must not both be present.", "Authorization", auth)
 	}
@@ -71,6 +67,30 @@ func (e *Emulator) authenticate(r *http.Request, bucketName, key string, query [
 		return e.authV1Query(r, bucketName, key, query)
 	}
 	return nil, errAccessDenied("You have no right to access this object because of bucket acl.")
+}
+
+// querySignature reports which URL signature a query carries, even in
+// part.
+func querySignature(query []queryParam) (v4, v1 bool) {
+	_, v4 = firstParam(query, "x-oss-signature")
+	_, v1 = firstParam(query, "Signature")
+	if !v1 {
+		_, v1 = firstParam(query, "OSSAccessKeyId")
+	}
+	return v4, v1
+}
+
+// unsigned reports whether a request is anonymous: no Authorization header
+// and no piece of a V1 or V4 URL signature. A request that carries any of
+// them is checked as signed and fails as such, never read anonymously.
+func unsigned(r *http.Request, query []queryParam) bool {
+	if _, ok := r.Header["Authorization"]; ok {
+		return false
+	}
+	v4, v1 := querySignature(query)
+	_, credential := firstParam(query, "x-oss-credential")
+	_, version := firstParam(query, "x-oss-signature-version")
+	return !v4 && !v1 && !credential && !version
 }
 
 func (e *Emulator) authV1Header(r *http.Request, bucketName, key string, query []queryParam, cred string) (*principal, *ossError) {

@@ -256,6 +256,12 @@ type formField struct{ name, value string }
 
 func postObject(t *testing.T, url string, fields []formField, fileName, fileType string, data []byte) (*http.Response, string) {
 	t.Helper()
+	return postObjectWithHeader(t, url, nil, fields, fileName, fileType, data)
+}
+
+// postObjectWithHeader is postObject with extra request headers.
+func postObjectWithHeader(t *testing.T, url string, header http.Header, fields []formField, fileName, fileType string, data []byte) (*http.Response, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for _, f := range fields {
@@ -270,7 +276,15 @@ func postObject(t *testing.T, url string, fields []formField, fileName, fileType
 		mw.WriteField(f.name, f.value)
 	}
 	mw.Close()
-	resp, err := http.Post(url, mw.FormDataContentType(), &buf)
+	req, err := http.NewRequest(http.MethodPost, url, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,5 +528,273 @@ func TestErrorShape(t *testing.T) {
 		t.Fatal("HEAD of a missing key succeeded")
 	} else if st, _ := serviceCode(t, err); st != 404 {
 		t.Fatalf("HEAD missing: %v", err)
+	}
+}
+
+// rawRequest sends a request as it is, unsigned unless its URL or headers
+// carry a signature, and returns the status, the OSS error code (from the
+// body, or from x-oss-err for HEAD) and the response.
+func rawRequest(t *testing.T, method, url string, header http.Header, body string) (int, string, *http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	errXML := got
+	if method == http.MethodHead {
+		errXML, _ = base64.StdEncoding.DecodeString(resp.Header.Get("x-oss-err"))
+	}
+	var e struct{ Code string }
+	_ = xmlUnmarshal(errXML, &e)
+	return resp.StatusCode, e.Code, resp, string(got)
+}
+
+func policyExpiring() string {
+	return time.Now().Add(time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// TestPostObjectACLAndStorageClass: the x-oss-object-acl and
+// x-oss-storage-class form fields (names in any case) are stored on the
+// object, the ACL field beats the header of the same name, and values
+// outside OSS's lists are refused with 400 InvalidArgument, storing nothing.
+func TestPostObjectACLAndStorageClass(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	policy := map[string]any{"expiration": policyExpiring(), "conditions": []any{[]any{"starts-with", "$key", "attrs/"}}}
+	bucketURL := emu.Endpoint() + "/" + testBucket
+	acl := func(v string) []formField { return []formField{{"x-oss-object-acl", v}} }
+	class := func(v string) []formField { return []formField{{"x-oss-storage-class", v}} }
+	for i, tc := range []struct {
+		name       string
+		fields     []formField
+		header     http.Header
+		acl, class string // as stored; empty when the upload is refused
+	}{
+		{"neither", nil, nil, "default", "Standard"},
+		{"acl default", acl("default"), nil, "default", "Standard"},
+		{"acl private", acl("private"), nil, "private", "Standard"},
+		{"acl public-read", acl("public-read"), nil, "public-read", "Standard"},
+		{"acl public-read-write", acl("public-read-write"), nil, "public-read-write", "Standard"},
+		{"acl field name case", []formField{{"X-OSS-Object-Acl", "public-read"}}, nil, "public-read", "Standard"},
+		{"acl by header", nil, http.Header{"X-Oss-Object-Acl": {"public-read"}}, "public-read", "Standard"},
+		{"acl form beats header", acl("private"), http.Header{"X-Oss-Object-Acl": {"public-read-write"}}, "private", "Standard"},
+		{"acl value case", acl("Public-Read"), nil, "", ""},
+		{"acl unknown", acl("public"), nil, "", ""},
+		{"acl empty", acl(""), nil, "", ""},
+		{"acl bad header", nil, http.Header{"X-Oss-Object-Acl": {"authenticated-read"}}, "", ""},
+		{"class Standard", class("Standard"), nil, "default", "Standard"},
+		{"class IA", class("IA"), nil, "default", "IA"},
+		{"class Archive", class("Archive"), nil, "default", "Archive"},
+		{"class ColdArchive", class("ColdArchive"), nil, "default", "ColdArchive"},
+		{"class DeepColdArchive", class("DeepColdArchive"), nil, "default", "DeepColdArchive"},
+		{"class value case", class("deepcoldarchive"), nil, "default", "DeepColdArchive"},
+		{"class field name case", []formField{{"X-Oss-Storage-Class", "ia"}}, nil, "default", "IA"},
+		{"class unknown", class("Glacier"), nil, "", ""},
+		{"class empty", class(""), nil, "", ""},
+		{"both", append(acl("public-read"), class("Archive")...), nil, "public-read", "Archive"},
+	} {
+		key := "attrs/" + itoa(i)
+		fields := append(v1PostFields(t, policy), formField{"key", key})
+		fields = append(append(fields, tc.fields...), formField{"file", ""})
+		resp, body := postObjectWithHeader(t, bucketURL, tc.header, fields, "a.txt", "text/plain", []byte("x"))
+		obj, stored := emu.Object(testBucket, key)
+		if tc.acl == "" {
+			if resp.StatusCode != 400 || !strings.Contains(body, "<Code>InvalidArgument</Code>") || stored {
+				t.Errorf("%s: want 400 InvalidArgument and nothing stored, got %d %s (stored %v)", tc.name, resp.StatusCode, body, stored)
+			}
+			continue
+		}
+		if resp.StatusCode != 204 || !stored || obj.ACL != tc.acl || obj.StorageClass != tc.class {
+			t.Errorf("%s: %d %s; stored ACL %q class %q, want %q %q", tc.name, resp.StatusCode, body, obj.ACL, obj.StorageClass, tc.acl, tc.class)
+		}
+	}
+}
+
+// TestPostPolicyObjectFields: policy conditions on x-oss-object-acl,
+// x-oss-storage-class and x-oss-content-type are evaluated like any other
+// field, and a condition on a field the form leaves out fails (a header of
+// that name does not stand in for it).
+func TestPostPolicyObjectFields(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	bucketURL := emu.Endpoint() + "/" + testBucket
+	pinDefault := []any{"eq", "$x-oss-object-acl", "default"}
+	for i, tc := range []struct {
+		name        string
+		condition   any
+		fields      []formField
+		header      http.Header
+		ok          bool
+		contentType string // stored, when ok and not empty
+	}{
+		{"pinned acl sent", pinDefault, []formField{{"x-oss-object-acl", "default"}}, nil, true, ""},
+		{"pinned acl other", pinDefault, []formField{{"x-oss-object-acl", "public-read"}}, nil, false, ""},
+		{"pinned acl missing", pinDefault, nil, nil, false, ""},
+		{"pinned acl by header", pinDefault, nil, http.Header{"X-Oss-Object-Acl": {"default"}}, false, ""},
+		{"simple acl", map[string]string{"x-oss-object-acl": "private"}, []formField{{"x-oss-object-acl", "private"}}, nil, true, ""},
+		{"simple acl value case", map[string]string{"x-oss-object-acl": "private"}, []formField{{"x-oss-object-acl", "PRIVATE"}}, nil, false, ""},
+		{"condition name case", []any{"eq", "$X-OSS-Object-Acl", "private"}, []formField{{"x-oss-object-acl", "private"}}, nil, true, ""},
+		{"not-in acl allowed", []any{"not-in", "$x-oss-object-acl", []string{"public-read", "public-read-write"}}, []formField{{"x-oss-object-acl", "private"}}, nil, true, ""},
+		{"not-in acl refused", []any{"not-in", "$x-oss-object-acl", []string{"public-read", "public-read-write"}}, []formField{{"x-oss-object-acl", "public-read-write"}}, nil, false, ""},
+		{"not-in acl missing", []any{"not-in", "$x-oss-object-acl", []string{"public-read", "public-read-write"}}, nil, nil, false, ""},
+		{"in class allowed", []any{"in", "$x-oss-storage-class", []string{"Standard", "IA"}}, []formField{{"x-oss-storage-class", "IA"}}, nil, true, ""},
+		{"in class refused", []any{"in", "$x-oss-storage-class", []string{"Standard", "IA"}}, []formField{{"x-oss-storage-class", "Archive"}}, nil, false, ""},
+		{"in class missing", []any{"in", "$x-oss-storage-class", []string{"Standard", "IA"}}, nil, nil, false, ""},
+		{"starts-with type allowed", []any{"starts-with", "$x-oss-content-type", "image/"}, []formField{{"x-oss-content-type", "image/png"}}, nil, true, "image/png"},
+		{"starts-with type refused", []any{"starts-with", "$x-oss-content-type", "image/"}, []formField{{"x-oss-content-type", "text/html"}}, nil, false, ""},
+		{"starts-with type missing", []any{"starts-with", "$x-oss-content-type", "image/"}, []formField{{"Content-Type", "image/png"}}, nil, false, ""},
+		// A condition on Content-Type says nothing of x-oss-content-type,
+		// which wins when both are sent.
+		{"content-type pinned, x-oss-content-type not", []any{"eq", "$content-type", "image/png"},
+			[]formField{{"Content-Type", "image/png"}, {"x-oss-content-type", "text/html"}}, nil, true, "text/html"},
+	} {
+		key := "pol/" + itoa(i)
+		policy := map[string]any{"expiration": policyExpiring(), "conditions": []any{tc.condition}}
+		fields := append(v1PostFields(t, policy), formField{"key", key})
+		fields = append(append(fields, tc.fields...), formField{"file", ""})
+		resp, body := postObjectWithHeader(t, bucketURL, tc.header, fields, "a.bin", "application/octet-stream", []byte("x"))
+		obj, stored := emu.Object(testBucket, key)
+		if !tc.ok {
+			if resp.StatusCode != 403 || !strings.Contains(body, "<Code>AccessDenied</Code>") ||
+				!strings.Contains(body, "Invalid according to Policy: Policy Condition failed: ") || stored {
+				t.Errorf("%s: want 403 Policy Condition failed and nothing stored, got %d %s (stored %v)", tc.name, resp.StatusCode, body, stored)
+			}
+			continue
+		}
+		if resp.StatusCode != 204 || !stored {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, body)
+		} else if tc.contentType != "" && obj.ContentType != tc.contentType {
+			t.Errorf("%s: stored content type %q, want %q", tc.name, obj.ContentType, tc.contentType)
+		}
+	}
+	// The refusal names the condition as OSS echoes it.
+	policy := map[string]any{"expiration": policyExpiring(), "conditions": []any{pinDefault}}
+	fields := append(v1PostFields(t, policy), formField{"key", "pol/echo"}, formField{"x-oss-object-acl", "public-read"}, formField{"file", ""})
+	if _, body := postObject(t, bucketURL, fields, "a.bin", "", []byte("x")); !strings.Contains(body, `["eq", "$x-oss-object-acl", "default"]`) {
+		t.Errorf("refusal does not echo the condition: %s", body)
+	}
+}
+
+// TestPostObjectContentType: x-oss-content-type beats the Content-Type
+// field, which beats the file part's type; with none the object is
+// application/octet-stream. GET answers the stored type.
+func TestPostObjectContentType(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	policy := map[string]any{"expiration": policyExpiring(), "conditions": []any{[]any{"starts-with", "$key", "ct/"}}}
+	bucketURL := emu.Endpoint() + "/" + testBucket
+	b := ossBucket(t, emu, testAK, testSK)
+	for i, tc := range []struct {
+		name     string
+		fields   []formField
+		fileType string
+		want     string
+	}{
+		{"all three", []formField{{"x-oss-content-type", "image/png"}, {"Content-Type", "text/plain"}}, "application/pdf", "image/png"},
+		{"field name case", []formField{{"X-OSS-Content-Type", "image/png"}, {"content-type", "text/plain"}}, "application/pdf", "image/png"},
+		{"Content-Type and file", []formField{{"Content-Type", "text/plain"}}, "application/pdf", "text/plain"},
+		{"file only", nil, "application/pdf", "application/pdf"},
+		{"none", nil, "", "application/octet-stream"},
+	} {
+		key := "ct/" + itoa(i)
+		fields := append(v1PostFields(t, policy), formField{"key", key})
+		fields = append(append(fields, tc.fields...), formField{"file", ""})
+		if resp, body := postObject(t, bucketURL, fields, "f", tc.fileType, []byte("x")); resp.StatusCode != 204 {
+			t.Fatalf("%s: %d %s", tc.name, resp.StatusCode, body)
+		}
+		meta, err := b.GetObjectDetailedMeta(key)
+		if err != nil {
+			t.Fatalf("%s: HeadObject: %v", tc.name, err)
+		}
+		if got := meta.Get("Content-Type"); got != tc.want {
+			t.Errorf("%s: Content-Type %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAnonymousRead: buckets are private, so an unsigned GET or HEAD reads
+// only objects whose ACL is public-read or public-read-write; default and
+// private objects and missing keys answer 403 AccessDenied. Any signature
+// present is checked, even on a public object, and public-read does not let
+// anyone write.
+func TestAnonymousRead(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	b := ossBucket(t, emu, testAK, testSK)
+	if err := emu.PutObject(testBucket, "seeded", []byte("seed"), "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	if obj, _ := emu.Object(testBucket, "seeded"); obj.ACL != "default" || obj.StorageClass != "Standard" {
+		t.Fatalf("seeded object ACL %q class %q", obj.ACL, obj.StorageClass)
+	}
+	for _, acl := range []oss.ACLType{oss.ACLDefault, oss.ACLPrivate, oss.ACLPublicRead, oss.ACLPublicReadWrite} {
+		if err := b.PutObject("acl/"+string(acl), strings.NewReader("body of "+string(acl)),
+			oss.ObjectACL(acl), oss.ObjectStorageClass(oss.StorageIA)); err != nil {
+			t.Fatalf("PutObject %s: %v", acl, err)
+		}
+	}
+	objectURL := func(key string) string { return emu.Endpoint() + "/" + testBucket + "/" + key }
+	for _, tc := range []struct {
+		key    string
+		public bool
+	}{
+		{"seeded", false}, {"missing", false},
+		{"acl/default", false}, {"acl/private", false},
+		{"acl/public-read", true}, {"acl/public-read-write", true},
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			status, code, resp, body := rawRequest(t, method, objectURL(tc.key), nil, "")
+			if !tc.public {
+				if status != 403 || code != "AccessDenied" {
+					t.Errorf("anonymous %s %s: %d %s, want 403 AccessDenied", method, tc.key, status, code)
+				}
+				continue
+			}
+			if status != 200 || resp.Header.Get("x-oss-storage-class") != "IA" || resp.Header.Get("x-oss-object-acl") != "" {
+				t.Errorf("anonymous %s %s: %d %v", method, tc.key, status, resp.Header)
+			}
+			if method == http.MethodGet && body != "body of "+strings.TrimPrefix(tc.key, "acl/") {
+				t.Errorf("anonymous GET %s: body %q", tc.key, body)
+			}
+		}
+	}
+	// Signed reads of private objects work as before.
+	if rc, err := b.GetObject("acl/private"); err != nil {
+		t.Fatalf("signed GET of a private object: %v", err)
+	} else {
+		rc.Close()
+	}
+
+	public := objectURL("acl/public-read")
+	wrongKey, err := ossBucket(t, emu, testAK, "not-the-secret").SignURL("acl/public-read", oss.HTTPGet, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, url string
+		header    http.Header
+		code      string
+	}{
+		{"URL signed with a wrong secret", wrongKey, nil, "SignatureDoesNotMatch"},
+		{"V1 URL missing its Signature", public + "?OSSAccessKeyId=" + testAK + "&Expires=9999999999", nil, "AccessDenied"},
+		{"V4 credential without signature", public + "?x-oss-credential=" + testAK + "%2F20250101%2Fcn-hangzhou%2Foss%2Faliyun_v4_request", nil, "AccessDenied"},
+		{"bad Authorization header", public, http.Header{"Authorization": {"OSS " + testAK + ":bm9wZQ=="},
+			"Date": {time.Now().UTC().Format(http.TimeFormat)}}, "SignatureDoesNotMatch"},
+	} {
+		if status, code, _, body := rawRequest(t, http.MethodGet, tc.url, tc.header, ""); status != 403 || code != tc.code {
+			t.Errorf("%s on a public-read object: %d %s, want 403 %s", tc.name, status, body, tc.code)
+		}
+	}
+	// public-read is read-only for anonymous users.
+	if status, code, _, _ := rawRequest(t, http.MethodPut, public, nil, "overwritten"); status != 403 || code != "AccessDenied" {
+		t.Errorf("anonymous PUT over a public-read object: %d %s", status, code)
+	}
+	if obj, _ := emu.Object(testBucket, "acl/public-read"); string(obj.Data) != "body of public-read" {
+		t.Errorf("public-read object now holds %q", obj.Data)
 	}
 }

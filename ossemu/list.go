@@ -50,7 +50,7 @@ func (e *Emulator) listObjects(w http.ResponseWriter, r *http.Request, c *reqCtx
 	var all []listedObject
 	for k, o := range c.bucket.objects {
 		if strings.HasPrefix(k, prefix) && k > marker {
-			all = append(all, listedObject{k, o.LastModified.UTC().Format("2006-01-02T15:04:05.000Z"), o.ETag, o.Type, len(o.Data), "Standard", listOwner{ownerID, ownerID}})
+			all = append(all, listedObject{k, o.LastModified.UTC().Format("2006-01-02T15:04:05.000Z"), o.ETag, o.Type, len(o.Data), o.StorageClass, listOwner{ownerID, ownerID}})
 		}
 	}
 	e.mu.Unlock()

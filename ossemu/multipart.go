@@ -28,10 +28,13 @@ func (e *Emulator) initiateMultipart(w http.ResponseWriter, r *http.Request, c *
 	if _, oe := e.signedFor(r, c, "InitiateMultipartUpload"); oe != nil {
 		return oe
 	}
+	attrs, oe := headerAttrs(r.Header)
+	if oe != nil {
+		return oe
+	}
 	u := &multipartUpload{
 		id: strings.ToUpper(randomString(32, "0123456789abcdef")), key: c.key,
-		contentType: r.Header.Get("Content-Type"), meta: metaHeaders(r.Header),
-		parts: map[int]*part{},
+		attrs: attrs, parts: map[int]*part{},
 	}
 	e.mu.Lock()
 	c.bucket.uploads[u.id] = u
@@ -184,7 +187,7 @@ func (e *Emulator) completeMultipart(w http.ResponseWriter, r *http.Request, c *
 	delete(c.bucket.uploads, id)
 	e.mu.Unlock()
 
-	obj := newObject(c.bucket.name, c.key, data.Bytes(), u.contentType, u.meta, e.now())
+	obj := newObject(c.bucket.name, c.key, data.Bytes(), u.attrs, e.now())
 	all := md5.Sum(digests)
 	obj.ETag = `"` + strings.ToUpper(hex.EncodeToString(all[:])) + "-" + strconv.Itoa(len(req.Parts)) + `"`
 	obj.Type = "Multipart"

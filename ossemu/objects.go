@@ -16,8 +16,8 @@ func (e *Emulator) exists(bucketName, key string) bool {
 	return e.buckets[bucketName].objects[key] != nil
 }
 
-func (e *Emulator) store(bucketName, key string, data []byte, contentType string, meta http.Header) *Object {
-	obj := newObject(bucketName, key, data, contentType, meta, e.now())
+func (e *Emulator) store(bucketName, key string, data []byte, attrs objectAttrs) *Object {
+	obj := newObject(bucketName, key, data, attrs, e.now())
 	e.mu.Lock()
 	e.buckets[bucketName].objects[key] = obj
 	e.mu.Unlock()
@@ -87,6 +87,10 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if oe != nil {
 		return oe
 	}
+	attrs, oe := headerAttrs(r.Header)
+	if oe != nil {
+		return oe
+	}
 	data, oe := readObjectBody(r)
 	if oe != nil {
 		return oe
@@ -94,7 +98,7 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if strings.EqualFold(r.Header.Get("x-oss-forbid-overwrite"), "true") && e.exists(c.bucket.name, c.key) {
 		return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
 	}
-	obj := e.store(c.bucket.name, c.key, data, r.Header.Get("Content-Type"), metaHeaders(r.Header))
+	obj := e.store(c.bucket.name, c.key, data, attrs)
 	setWriteHeaders(w, obj)
 	if spec != nil {
 		facts := factsFor(obj, r, c.requestID, "PutObject")
@@ -137,10 +141,22 @@ func (e *Emulator) getObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if r.Method == http.MethodHead {
 		op = "HeadObject"
 	}
-	if _, oe := e.signedFor(r, c, op); oe != nil {
-		return oe
+	anonymous := unsigned(r, c.query)
+	if !anonymous {
+		if _, oe := e.signedFor(r, c, op); oe != nil {
+			return oe
+		}
 	}
 	obj, ok := e.Object(c.bucket.name, c.key)
+	if anonymous && !(ok && publicRead(obj.ACL)) {
+		// Buckets are private, so without a signature only an object whose
+		// own ACL is public may be read; a missing key is denied the same
+		// way rather than revealed as missing.
+		if ok && obj.ACL == aclPrivate {
+			return errAccessDenied("You have no right to access this object because of object acl.")
+		}
+		return errAccessDenied("You have no right to access this object because of bucket acl.")
+	}
 	if !ok {
 		return errNoSuchKey().with("Key", c.key)
 	}
@@ -152,7 +168,7 @@ func (e *Emulator) getObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	h.Set("ETag", obj.ETag)
 	h.Set("x-oss-hash-crc64ecma", strconv.FormatUint(obj.CRC64, 10))
 	h.Set("x-oss-object-type", obj.Type)
-	h.Set("x-oss-storage-class", "Standard")
+	h.Set("x-oss-storage-class", obj.StorageClass)
 	h.Set("Accept-Ranges", "bytes")
 	if obj.Type == "Normal" {
 		sum := md5.Sum(obj.Data)

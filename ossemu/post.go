@@ -151,10 +151,25 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 	if contentType == "" {
 		contentType = form.fileType
 	}
+	// The ACL may also come as a request header; the form field wins.
+	aclValue, aclGiven := form.fields["x-oss-object-acl"]
+	if !aclGiven {
+		aclValue, aclGiven = headerPresent(r.Header, "x-oss-object-acl")
+	}
+	acl, oe := objectACL(aclValue, aclGiven)
+	if oe != nil {
+		return oe
+	}
+	classValue, classGiven := form.fields["x-oss-storage-class"]
+	class, oe := storageClass(classValue, classGiven)
+	if oe != nil {
+		return oe
+	}
 	if strings.EqualFold(form.fields["x-oss-forbid-overwrite"], "true") && e.exists(c.bucket.name, key) {
 		return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
 	}
-	obj := e.store(c.bucket.name, key, form.data, contentType, metaHeaders(form.header))
+	obj := e.store(c.bucket.name, key, form.data,
+		objectAttrs{contentType: contentType, meta: metaHeaders(form.header), acl: acl, storageClass: class})
 	setWriteHeaders(w, obj)
 
 	if spec != nil {

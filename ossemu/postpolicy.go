@@ -143,7 +143,10 @@ func parseCondition(c json.RawMessage) (postCondition, *ossError) {
 }
 
 // check evaluates every condition against the form fields (lower-case
-// names), the request's bucket and the file size.
+// names), the request's bucket and the file size. OSS documents that a
+// condition on a field the form does not carry fails; that holds here for
+// every operator, not-in included, so a form the emulator accepts is never
+// one OSS may refuse for a missing field.
 func (p *postPolicy) check(fields map[string]string, bucketName string, size int64) *ossError {
 	for _, c := range p.conditions {
 		if c.op == "content-length-range" {
@@ -170,7 +173,7 @@ func (p *postPolicy) check(fields map[string]string, bucketName string, size int
 		case "in":
 			ok = present && contains(c.list, v)
 		case "not-in":
-			ok = !present || !contains(c.list, v)
+			ok = present && !contains(c.list, v)
 		}
 		if !ok {
 			return errAccessDenied("Invalid according to Policy: Policy Condition failed: " + c.echo)

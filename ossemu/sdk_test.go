@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -410,5 +411,166 @@ func TestGoSDKListObjects(t *testing.T) {
 	_, err = sb.ListObjects()
 	if st, code := serviceCode(t, err); st != 403 || code != "AccessDenied" {
 		t.Fatalf("list without oss:ListObjects: %d %s", st, code)
+	}
+}
+
+// TestGoSDKObjectACLAndStorageClass: ObjectACL and ObjectStorageClass on
+// PutObject and InitiateMultipartUpload are stored (the multipart ones at
+// completion), the storage class comes back on HEAD and in ListObjects, a
+// public-read object can be fetched with a plain http.Get, and values
+// outside OSS's lists are refused.
+func TestGoSDKObjectACLAndStorageClass(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opt  oss.ClientOption
+	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+		t.Run(v.name, func(t *testing.T) {
+			emu := startEmu(t, ossemu.Options{})
+			b := ossBucket(t, emu, testAK, testSK, v.opt)
+			objectURL := func(key string) string { return emu.Endpoint() + "/" + testBucket + "/" + key }
+			anonGet := func(key string) (int, string) {
+				resp, err := http.Get(objectURL(key))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(body)
+			}
+
+			if err := b.PutObject("public/ia.txt", strings.NewReader("public bytes"),
+				oss.ObjectACL(oss.ACLPublicRead), oss.ObjectStorageClass(oss.StorageIA)); err != nil {
+				t.Fatalf("PutObject: %v", err)
+			}
+			obj, _ := emu.Object(testBucket, "public/ia.txt")
+			if obj.ACL != "public-read" || obj.StorageClass != "IA" {
+				t.Fatalf("stored ACL %q class %q", obj.ACL, obj.StorageClass)
+			}
+			meta, err := b.GetObjectDetailedMeta("public/ia.txt")
+			if err != nil || meta.Get("X-Oss-Storage-Class") != "IA" {
+				t.Fatalf("HeadObject: %v %v", err, meta)
+			}
+			if status, body := anonGet("public/ia.txt"); status != 200 || body != "public bytes" {
+				t.Fatalf("anonymous GET of a public-read object: %d %q", status, body)
+			}
+
+			if err := b.PutObject("private/plain.txt", strings.NewReader("private bytes")); err != nil {
+				t.Fatal(err)
+			}
+			if obj, _ := emu.Object(testBucket, "private/plain.txt"); obj.ACL != "default" || obj.StorageClass != "Standard" {
+				t.Fatalf("without options: ACL %q class %q", obj.ACL, obj.StorageClass)
+			}
+			if status, _ := anonGet("private/plain.txt"); status != 403 {
+				t.Fatalf("anonymous GET of a default-ACL object: %d", status)
+			}
+
+			for name, opt := range map[string]oss.Option{
+				"acl":   oss.ObjectACL(oss.ACLType("authenticated-read")),
+				"class": oss.ObjectStorageClass(oss.StorageClassType("Glacier")),
+			} {
+				err := b.PutObject("bad/"+name, strings.NewReader("x"), opt)
+				if st, code := serviceCode(t, err); st != 400 || code != "InvalidArgument" {
+					t.Errorf("PutObject with a bad %s: %d %s", name, st, code)
+				}
+				_, err = b.InitiateMultipartUpload("bad/mp-"+name, opt)
+				if st, code := serviceCode(t, err); st != 400 || code != "InvalidArgument" {
+					t.Errorf("InitiateMultipartUpload with a bad %s: %d %s", name, st, code)
+				}
+			}
+			if keys := strings.Join(emu.Keys(testBucket), ","); strings.Contains(keys, "bad/") {
+				t.Fatalf("refused uploads were stored: %s", keys)
+			}
+
+			imur, err := b.InitiateMultipartUpload("public/mp.bin",
+				oss.ObjectACL(oss.ACLPublicReadWrite), oss.ObjectStorageClass(oss.StorageArchive))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := b.UploadPart(imur, strings.NewReader("one part"), 8, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.CompleteMultipartUpload(imur, []oss.UploadPart{p}); err != nil {
+				t.Fatal(err)
+			}
+			if obj, _ := emu.Object(testBucket, "public/mp.bin"); obj.ACL != "public-read-write" || obj.StorageClass != "Archive" {
+				t.Fatalf("multipart: ACL %q class %q", obj.ACL, obj.StorageClass)
+			}
+			if status, body := anonGet("public/mp.bin"); status != 200 || body != "one part" {
+				t.Fatalf("anonymous GET of a public-read-write multipart object: %d %q", status, body)
+			}
+
+			res, err := b.ListObjects(oss.Prefix("public/"))
+			if err != nil || len(res.Objects) != 2 || res.Objects[0].StorageClass != "IA" || res.Objects[1].StorageClass != "Archive" {
+				t.Fatalf("ListObjects: %v %+v", err, res.Objects)
+			}
+		})
+	}
+}
+
+// TestGoSDKSignURLUnsignedHeaders: a presigned PUT URL covers the x-oss-*
+// headers it was signed with and no others. An uploader adding an unsigned
+// x-oss-object-acl, x-oss-storage-class, x-oss-callback, x-oss-meta-* or
+// x-oss-forbid-overwrite is refused; headers that were signed must be sent
+// with the signed values.
+func TestGoSDKSignURLUnsignedHeaders(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opt  oss.ClientOption
+	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+		t.Run(v.name, func(t *testing.T) {
+			emu := startEmu(t, ossemu.Options{})
+			b := ossBucket(t, emu, testAK, testSK, v.opt)
+			plain, err := b.SignURL("signed/plain.txt", oss.HTTPPut, 60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			callback := base64.StdEncoding.EncodeToString([]byte(`{"callbackUrl":"http://127.0.0.1:1/","callbackBody":"o=${object}"}`))
+			for _, h := range [][2]string{
+				{"x-oss-object-acl", "public-read"},
+				{"x-oss-storage-class", "IA"},
+				{"x-oss-callback", callback},
+				{"x-oss-meta-owner", "mallory"},
+				{"x-oss-forbid-overwrite", "true"},
+			} {
+				status, code, _, body := rawRequest(t, http.MethodPut, plain, http.Header{http.CanonicalHeaderKey(h[0]): {h[1]}}, "x")
+				if status != 403 || code != "SignatureDoesNotMatch" {
+					t.Errorf("unsigned %s: %d %s", h[0], status, body)
+				}
+			}
+			if _, ok := emu.Object(testBucket, "signed/plain.txt"); ok {
+				t.Fatal("an upload with an unsigned x-oss-* header was stored")
+			}
+			if status, _, _, body := rawRequest(t, http.MethodPut, plain, nil, "x"); status != 200 {
+				t.Fatalf("the URL as signed: %d %s", status, body)
+			}
+
+			signed, err := b.SignURL("signed/public.txt", oss.HTTPPut, 60,
+				oss.ObjectACL(oss.ACLPublicRead), oss.ObjectStorageClass(oss.StorageIA))
+			if err != nil {
+				t.Fatal(err)
+			}
+			both := http.Header{"X-Oss-Object-Acl": {"public-read"}, "X-Oss-Storage-Class": {"IA"}}
+			for _, tc := range []struct {
+				name   string
+				header http.Header
+			}{
+				{"signed headers left out", nil},
+				{"only one signed header", http.Header{"X-Oss-Object-Acl": {"public-read"}}},
+				{"another ACL", http.Header{"X-Oss-Object-Acl": {"public-read-write"}, "X-Oss-Storage-Class": {"IA"}}},
+				{"an unsigned header besides", http.Header{"X-Oss-Object-Acl": {"public-read"}, "X-Oss-Storage-Class": {"IA"}, "X-Oss-Meta-Owner": {"mallory"}}},
+			} {
+				if status, code, _, body := rawRequest(t, http.MethodPut, signed, tc.header, "y"); status != 403 || code != "SignatureDoesNotMatch" {
+					t.Errorf("%s: %d %s", tc.name, status, body)
+				}
+			}
+			if status, _, _, body := rawRequest(t, http.MethodPut, signed, both, "y"); status != 200 {
+				t.Fatalf("signed headers sent as signed: %d %s", status, body)
+			}
+			obj, _ := emu.Object(testBucket, "signed/public.txt")
+			if obj.ACL != "public-read" || obj.StorageClass != "IA" || len(obj.Meta) != 0 {
+				t.Fatalf("stored ACL %q class %q meta %v", obj.ACL, obj.StorageClass, obj.Meta)
+			}
+		})
 	}
 }

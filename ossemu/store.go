@@ -38,14 +38,29 @@ type Object struct {
 	// object (Cache-Control, Content-Disposition, Content-Encoding, Expires),
 	// by canonical header name.
 	Meta http.Header
+	// ACL is the object ACL set by the upload: default (when it set none;
+	// the object follows the bucket, which is private in the emulator),
+	// private, public-read or public-read-write.
+	ACL string
+	// StorageClass is Standard (when the upload set none), IA, Archive,
+	// ColdArchive or DeepColdArchive, spelt as OSS spells it whatever the
+	// case the request used.
+	StorageClass string
+}
+
+// objectAttrs is what an upload sets on an object besides its bytes.
+type objectAttrs struct {
+	contentType  string
+	meta         http.Header
+	acl          string
+	storageClass string
 }
 
 type multipartUpload struct {
-	id          string
-	key         string
-	contentType string
-	meta        http.Header
-	parts       map[int]*part
+	id    string
+	key   string
+	attrs objectAttrs // from InitiateMultipartUpload, applied at completion
+	parts map[int]*part
 }
 
 type part struct {
@@ -61,18 +76,24 @@ func quotedMD5(data []byte) (etag string, sum [16]byte) {
 	return `"` + strings.ToUpper(hex.EncodeToString(sum[:])) + `"`, sum
 }
 
-func newObject(bucketName, key string, data []byte, contentType string, meta http.Header, now time.Time) *Object {
+func newObject(bucketName, key string, data []byte, a objectAttrs, now time.Time) *Object {
 	etag, _ := quotedMD5(data)
-	if contentType == "" {
-		contentType = "application/octet-stream"
+	if a.contentType == "" {
+		a.contentType = "application/octet-stream"
 	}
-	if meta == nil {
-		meta = http.Header{}
+	if a.meta == nil {
+		a.meta = http.Header{}
+	}
+	if a.acl == "" {
+		a.acl = aclDefault
+	}
+	if a.storageClass == "" {
+		a.storageClass = classStandard
 	}
 	return &Object{
-		Bucket: bucketName, Key: key, Data: data, ContentType: contentType, ETag: etag,
+		Bucket: bucketName, Key: key, Data: data, ContentType: a.contentType, ETag: etag,
 		CRC64: crc64.Checksum(data, crcTable), LastModified: now.UTC().Truncate(time.Second),
-		Type: "Normal", Meta: meta,
+		Type: "Normal", Meta: a.meta, ACL: a.acl, StorageClass: a.storageClass,
 	}
 }
 
@@ -107,13 +128,14 @@ func (e *Emulator) Keys(bucketName string) []string {
 }
 
 // PutObject stores an object directly, without a request: a seed for tests.
+// Its ACL is default and its storage class Standard.
 func (e *Emulator) PutObject(bucketName, key string, data []byte, contentType string) error {
 	if err := e.AddBucket(bucketName); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.buckets[bucketName].objects[key] = newObject(bucketName, key, append([]byte(nil), data...), contentType, nil, e.now())
+	e.buckets[bucketName].objects[key] = newObject(bucketName, key, append([]byte(nil), data...), objectAttrs{contentType: contentType}, e.now())
 	return nil
 }
 
@@ -130,4 +152,60 @@ func metaHeaders(h http.Header) http.Header {
 		}
 	}
 	return m
+}
+
+const (
+	aclDefault    = "default"
+	aclPrivate    = "private"
+	classStandard = "Standard"
+)
+
+// objectACL checks an x-oss-object-acl header or form field; given is
+// whether the request carried it at all, since an empty value is refused
+// like any other unknown ACL.
+func objectACL(v string, given bool) (string, *ossError) {
+	if !given {
+		return aclDefault, nil
+	}
+	switch v {
+	case aclDefault, aclPrivate, "public-read", "public-read-write":
+		return v, nil
+	}
+	return "", errInvalidArgument("no such object access control exists", "x-oss-object-acl", v)
+}
+
+// publicRead reports whether an object ACL lets anyone read the object.
+func publicRead(acl string) bool { return acl == "public-read" || acl == "public-read-write" }
+
+var storageClasses = []string{classStandard, "IA", "Archive", "ColdArchive", "DeepColdArchive"}
+
+// storageClass checks an x-oss-storage-class header or form field and
+// returns OSS's spelling of it.
+func storageClass(v string, given bool) (string, *ossError) {
+	if !given {
+		return classStandard, nil
+	}
+	if v == "" {
+		return "", errInvalidArgument("x-oss-storage-class cannot be empty.", "x-oss-storage-class", v).ec("0017-00000131")
+	}
+	for _, c := range storageClasses {
+		if strings.EqualFold(v, c) {
+			return c, nil
+		}
+	}
+	return "", errInvalidArgument("Invalid storage class: "+v, "x-oss-storage-class", v).ec("0017-00000132")
+}
+
+// headerAttrs reads what a PutObject or InitiateMultipartUpload request
+// sets on its object from its headers.
+func headerAttrs(h http.Header) (objectAttrs, *ossError) {
+	acl, oe := objectACL(headerPresent(h, "x-oss-object-acl"))
+	if oe != nil {
+		return objectAttrs{}, oe
+	}
+	class, oe := storageClass(headerPresent(h, "x-oss-storage-class"))
+	if oe != nil {
+		return objectAttrs{}, oe
+	}
+	return objectAttrs{contentType: h.Get("Content-Type"), meta: metaHeaders(h), acl: acl, storageClass: class}, nil
 }
