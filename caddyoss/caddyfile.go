@@ -43,6 +43,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    min_size     <size>
 //	    allow_types  <mime-pattern...>
 //	    expires      <duration>
+//	    client_keys
+//	    storage_class <class>
 //
 //	    sts_path      <path>|off
 //	    policy_path   <path>|off
@@ -67,6 +69,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        var         <name> <value>
 //	        trusted_key <pem-file>
 //	        max_body    <size>
+//	        verify_only
+//	        binding_key <secret>
 //	    }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -106,6 +110,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "expires":
 			err = durationArg(d, &h.Expires)
+		case "client_keys":
+			err = flagArg(d, &h.ClientKeys)
+		case "storage_class":
+			if err = oneArg(d, &h.StorageClass); err == nil {
+				if _, ok := canonicalStorageClass(h.StorageClass); !ok {
+					err = d.Errf("storage_class must be Standard, IA, Archive, ColdArchive or DeepColdArchive, got '%s'", h.StorageClass)
+				}
+			}
 		case "sts_path":
 			err = oneArg(d, &h.STSPath)
 		case "policy_path":
@@ -196,6 +208,10 @@ func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_body":
 			err = sizeArg(d, &c.MaxBody)
+		case "verify_only":
+			err = flagArg(d, &c.VerifyOnly)
+		case "binding_key":
+			err = oneArg(d, &c.BindingKey)
 		default:
 			return d.Errf("unrecognized callback subdirective '%s'", name)
 		}
@@ -234,6 +250,15 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.Errf("%s: unexpected argument '%s'", name, d.Val())
 	}
+	return nil
+}
+
+// flagArg sets a flag that takes no argument.
+func flagArg(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.Errf("%s takes no argument, got '%s'", d.Val(), d.Val())
+	}
+	*dst = true
 	return nil
 }
 

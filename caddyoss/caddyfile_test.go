@@ -141,10 +141,50 @@ func TestValidate(t *testing.T) {
 		}, "sts.refresh_before"},
 		{"callback path without block", func(h *Handler) { h.CallbackPath = "/cb" }, "no callback block"},
 		{"callback url", func(h *Handler) { h.Callback = &CallbackConfig{URL: "ftp://x"} }, "callback url must be an absolute http or https URL"},
-		{"callback var without url", func(h *Handler) { h.Callback = &CallbackConfig{Vars: map[string]string{"a": "b"}} }, "callback.url is required"},
-		{"verify-only instance needs no bucket", func(h *Handler) {
-			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{}}
+		{"callback host without url", func(h *Handler) { h.Callback = &CallbackConfig{Host: "example.com"} }, "callback.url is required"},
+		{"bound checking instance needs its template", func(h *Handler) {
+			*h = Handler{Bucket: "bucket-1", PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb",
+				Callback: &CallbackConfig{Vars: map[string]string{"a": "b"}}}
 		}, ""},
+		{"bound checking instance needs the bucket", func(h *Handler) {
+			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{}}
+		}, "bucket is required to check callback bindings"},
+		{"verify-only instance needs no bucket", func(h *Handler) {
+			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{VerifyOnly: true}}
+		}, ""},
+		{"reserved var name", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Vars: map[string]string{"oss_binding": "x"}}
+		}, "reserved for the binding"},
+		{"body without object", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "bucket=${bucket}"}
+		}, "must carry ${object}"},
+		{"body without a var", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=${object}", Vars: map[string]string{"user": "u"}}
+		}, "does not use var \"user\""},
+		{"body with an undefined var", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=${object}&u=${x:user}"}
+		}, "which no var defines"},
+		{"body with mixed value", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=a${object}"}
+		}, "one whole ${variable}"},
+		{"json body with quoted placeholder", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", BodyType: bodyTypeJSON, Body: `{"object":"${object}"}`}
+		}, "without quotes"},
+		{"json body nested", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", BodyType: bodyTypeJSON, Body: `{"object":${object},"a":{"b":1}}`}
+		}, "string, number, boolean or null"},
+		{"body names the binding", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=${object}&b=${x:oss_binding}"}
+		}, "added by the handler"},
+		{"unchecked body with verify_only", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=a${object}", VerifyOnly: true}
+		}, ""},
+		{"short binding key", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", BindingKey: "short"}
+		}, "binding_key: must be at least 32"},
+		{"wildcard prefix", func(h *Handler) { h.KeyPrefix = "uploads/*/" }, "wildcard or reference"},
+		{"dollar prefix", func(h *Handler) { h.KeyPrefix = "uploads/${filename}/" }, "key_prefix"},
+		{"storage class", func(h *Handler) { h.StorageClass = "Glacier" }, "storage_class"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,13 +1,16 @@
 package caddyoss
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -41,12 +44,53 @@ func (c *CallbackConfig) callbackParam() (string, error) {
 	return base64.StdEncoding.EncodeToString(b), nil
 }
 
-// bodyTemplate is the configured body, or the default one.
+// bodyTemplate is the template OSS receives (see effectiveBody).
 func (c *CallbackConfig) bodyTemplate() string {
-	if c.Body != "" {
-		return c.Body
+	if c.renderedBody != "" {
+		return c.renderedBody
 	}
-	return c.defaultBody()
+	b, _, _ := c.effectiveBody()
+	return b
+}
+
+// effectiveBody is the configured or default body plus, unless verify_only,
+// the binding field, together with the parsed template bound callbacks are
+// checked against. Its errors name what to change in the body.
+func (c *CallbackConfig) effectiveBody() (string, *bodyTemplate, error) {
+	raw := c.Body
+	if raw == "" {
+		raw = c.defaultBody()
+	}
+	if c.VerifyOnly {
+		return raw, nil, nil
+	}
+	t, err := parseBodyTemplate(raw, c.BodyType == bodyTypeJSON)
+	if err != nil {
+		return "", nil, fmt.Errorf("callback.body: %v (callbacks are checked field by field; set verify_only to send any template unchecked)", err)
+	}
+	if _, ok := t.byVar["x:"+bindingVar]; ok {
+		return "", nil, fmt.Errorf("callback.body: ${x:%s} is added by the handler; remove it", bindingVar)
+	}
+	if _, ok := t.byVar["object"]; !ok {
+		return "", nil, errors.New("callback.body must carry ${object}, which bound callbacks are checked against")
+	}
+	for _, f := range t.fields {
+		if f.name == bindingVar {
+			return "", nil, fmt.Errorf("callback.body: the field name %q is reserved", bindingVar)
+		}
+		if name, ok := strings.CutPrefix(f.variable, "x:"); ok {
+			if _, defined := c.Vars[name]; !defined {
+				return "", nil, fmt.Errorf("callback.body uses ${x:%s}, which no var defines", name)
+			}
+		}
+	}
+	for _, name := range c.varNames() {
+		if _, ok := t.byVar["x:"+name]; !ok {
+			return "", nil, fmt.Errorf("callback.body does not use var %q: add a field with ${x:%s}", name, name)
+		}
+	}
+	t = t.withField(bindingVar, "x:"+bindingVar)
+	return t.render(), t, nil
 }
 
 // contentType is the callbackBodyType OSS sends the body with.
@@ -99,16 +143,59 @@ func (c *CallbackConfig) varNames() []string {
 }
 
 // callbackVars expands request placeholders in the custom variables and
-// returns them keyed "x:<name>".
-func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) map[string]string {
+// returns them by name. A value with a character that means something to
+// OSS or RAM (a '$' starts ${...} substitution and policy references, '*'
+// and '?' are wildcards) or a control character is refused: nothing is
+// signed for it.
+func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) (map[string]string, error) {
 	if len(c.Vars) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make(map[string]string, len(c.Vars))
 	for k, v := range c.Vars {
-		out["x:"+k] = repl.ReplaceAll(v, "")
+		val := repl.ReplaceAll(v, "")
+		if err := checkExpanded(val); err != nil {
+			return nil, fmt.Errorf("callback var %s expands to a value that %v", k, err)
+		}
+		out[k] = val
 	}
-	return out
+	return out, nil
+}
+
+// checkExpanded refuses expanded values carrying characters with meaning to
+// RAM or OSS, or control characters.
+func checkExpanded(s string) error {
+	if i := strings.IndexAny(s, "*?$"); i >= 0 {
+		return fmt.Errorf("contains %q", s[i])
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("contains the control character %q", r)
+		}
+	}
+	return nil
+}
+
+// issueVars returns the x:<name> variables a signing route sends: the
+// expanded custom variables plus, unless verify_only, the binding that ties
+// the callback to this decision. nil when no callback is issued.
+func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind byte, scope string, expiry time.Time) (map[string]string, error) {
+	if h.callbackB64 == "" {
+		return nil, nil
+	}
+	out := make(map[string]string, len(custom)+1)
+	for k, v := range custom {
+		out["x:"+k] = v
+	}
+	if h.Callback.VerifyOnly {
+		return out, nil
+	}
+	key, err := h.bindingKeys.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out["x:"+bindingVar] = encodeBinding(key, kind, h.Bucket, scope, expiry.Add(bindingGrace), custom)
+	return out, nil
 }
 
 // stsCallback is what the STS route tells SDK clients about the callback:

@@ -36,16 +36,20 @@ func callbackErr(status int, reason string) error {
 	return caddyhttp.Error(status, errors.New(reason))
 }
 
-// provisionCallback builds the verifier of the callback route.
-func (h *Handler) provisionCallback(caddy.Context) error {
+// provisionCallback builds the verifier of the callback route and its
+// replay guard, whose records live in Caddy's storage.
+func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	if h.CallbackPath == routeOff {
 		return nil
 	}
+	h.callbackCanon = canonicalRoutePath(h.CallbackPath)
 	v, err := newCallbackVerifier(h.Callback.TrustedKeys, h.logger)
 	if err != nil {
 		return err
 	}
 	h.verifier = v
+	h.replay = newReplayGuard(h.storage, h.logger, h.now)
+	go h.replay.purgeLoop(ctx)
 	return nil
 }
 
@@ -114,15 +118,45 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 		return h.rejectCallback(r, callbackErr(http.StatusForbidden, errBadSignature.Error()))
 	}
 
+	expires := h.now().Add(unboundReplayTTL)
+	var facts map[string]string
+	if h.bodyTpl != nil {
+		exp, vars, err := h.checkBound(r.Context(), r, body)
+		if err != nil {
+			return h.rejectCallback(r, err)
+		}
+		expires = exp
+		facts = map[string]string{"bucket": vars["bucket"], "object": vars["object"], "size": vars["size"], "etag": vars["etag"]}
+		// The header is not signed: the app reads the body as it was checked.
+		r.Header.Set("Content-Type", h.Callback.contentType())
+	} else {
+		facts = callbackFacts(body)
+		if b := facts["bucket"]; h.Bucket != "" && b != "" && b != h.Bucket {
+			return h.rejectCallback(r, callbackErr(http.StatusForbidden, fmt.Sprintf("callback names bucket %q, not the configured one", b)))
+		}
+	}
+	fresh, err := h.replay.claim(r.Context(), callbackID(msg), expires)
+	if err != nil {
+		h.logger.Error("oss_upload: recording the callback against replays failed", zap.Error(err), zapRemote(r))
+		return callbackErr(http.StatusServiceUnavailable, "callback replay records are unavailable")
+	}
+	if !fresh {
+		// OSS and the uploader see success; the app saw this callback once.
+		h.logger.Info("oss_upload: duplicate callback answered, not forwarded",
+			zap.String("object", facts["object"]), zapRemote(r))
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
+	}
+
 	r.Header.Set(verifiedHeader, "true")
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	facts := callbackFacts(r.Header.Get("Content-Type"), body)
 	repl := replacer(r)
 	repl.Set("http.oss_upload.callback.verified", true)
 	for k, v := range facts {
-		repl.Set("http.oss_upload.callback."+k, v)
+		if v != "" {
+			repl.Set("http.oss_upload.callback."+k, v)
+		}
 	}
 	h.logger.Debug("oss_upload: callback verified",
 		zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
@@ -182,12 +216,14 @@ func originalRequestURI(r *http.Request) string {
 	return r.URL.RequestURI()
 }
 
-// callbackFacts picks bucket, object, size and etag out of a form or JSON
-// callback body, for placeholders and logs.
-func callbackFacts(contentType string, body []byte) map[string]string {
+// callbackFacts picks bucket, object, size and etag out of a callback body
+// that no template describes (verify_only), for checks, placeholders and
+// logs. The body's own shape decides JSON or form: the Content-Type header
+// is not signed.
+func callbackFacts(body []byte) map[string]string {
 	out := map[string]string{}
 	names := []string{"bucket", "object", "size", "etag"}
-	if strings.Contains(contentType, "json") {
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
 		var m map[string]any
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()

@@ -100,7 +100,7 @@ func endToEnd(t *testing.T, version string) {
 	app := newRecordingApp(t)
 
 	tester := caddytest.NewTester(t)
-	tester.InitServer(integrationGlobal+`
+	tester.InitServer(testGlobal(t)+`
 http://localhost:9080 {
 	oss_upload {
 		bucket e2e-bucket

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ const (
 // clients the routes share. It does no network I/O.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.storage == nil {
+		h.storage = ctx.Storage()
+	}
 	h.v4Keys = new(v4KeyCache)
 	if h.now == nil {
 		h.now = time.Now
@@ -53,6 +57,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Expires == 0 {
 		h.Expires = caddy.Duration(defaultExpires)
+	}
+	if h.StorageClass == "" {
+		h.StorageClass = defaultStorageClass
+	} else if c, ok := canonicalStorageClass(h.StorageClass); ok {
+		h.StorageClass = c
 	}
 	h.PolicyPath = routePath(h.PolicyPath, defaultPolicyPath, true)
 	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
@@ -96,6 +105,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		c := h.Callback
 		c.URL = repl.ReplaceKnown(c.URL, "")
 		c.Host = repl.ReplaceKnown(c.Host, "")
+		c.BindingKey = repl.ReplaceKnown(c.BindingKey, "")
 		c.BodyType = strings.ToLower(c.BodyType)
 		if c.BodyType == "" {
 			c.BodyType = bodyTypeForm
@@ -114,12 +124,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.creds = src
 	}
-	if h.Callback != nil && h.Callback.URL != "" {
-		p, err := h.Callback.callbackParam()
+	if c := h.Callback; c != nil {
+		body, tpl, err := c.effectiveBody()
 		if err != nil {
 			return err
 		}
-		h.callbackB64 = p
+		c.renderedBody, h.bodyTpl = body, tpl
+		if !c.VerifyOnly {
+			h.bindingKeys = &bindingKeySource{storage: h.storage}
+			if c.BindingKey != "" {
+				h.bindingKeys.static = []byte(c.BindingKey)
+			}
+		}
+		if c.URL != "" {
+			if h.callbackB64, err = c.callbackParam(); err != nil {
+				return err
+			}
+		}
 	}
 	if h.PresignPath != routeOff {
 		b, err := h.newPresignBucket()
@@ -127,6 +148,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		h.presignBucket = b
+	}
+	if h.creds != nil && h.CallbackPath != routeOff && !h.Callback.VerifyOnly {
+		b, err := h.newOSSBucket()
+		if err != nil {
+			return err
+		}
+		h.ossBucket = b
 	}
 	if h.STSPath != routeOff {
 		cred, err := h.creds.credential()
@@ -194,6 +222,18 @@ func (h *Handler) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	// The prefix's own text, placeholders aside; what they expand to is
+	// checked per request.
+	if static := placeholderRE.ReplaceAllString(h.KeyPrefix, "x"); static != "" {
+		if err := checkKeyPart(static); err != nil {
+			add("key_prefix: %q %v", h.KeyPrefix, err)
+		} else if err := checkExpanded(static); err != nil {
+			add("key_prefix: %q %v, which OSS or RAM would read as a wildcard or reference", h.KeyPrefix, err)
+		}
+	}
+	if _, ok := canonicalStorageClass(h.StorageClass); h.StorageClass != "" && !ok {
+		add("storage_class: must be Standard, IA, Archive, ColdArchive or DeepColdArchive, got %q", h.StorageClass)
+	}
 	if d := time.Duration(h.Expires); d < 0 || d > maxExpires || (d != 0 && d < time.Second) {
 		add("expires: must be between 1s and 7 days, got %s", d)
 	}
@@ -256,10 +296,23 @@ func (h *Handler) Validate() error {
 		for name := range c.Vars {
 			if !callbackVarName.MatchString(name) {
 				add("callback.var: name %q must be lower-case letters, digits or '_'", name)
+			} else if name == bindingVar {
+				add("callback.var: the name %q is reserved for the binding", name)
 			}
 		}
-		if c.URL == "" && (c.Body != "" || c.Host != "" || len(c.Vars) > 0) {
-			add("callback.url is required when callback body, host or var is set")
+		if c.URL == "" && c.Host != "" {
+			add("callback.url is required when callback host is set")
+		}
+		if !c.VerifyOnly {
+			if _, _, err := c.effectiveBody(); err != nil {
+				errs = append(errs, err)
+			}
+			if h.CallbackPath != routeOff && h.Bucket == "" {
+				add("bucket is required to check callback bindings (set callback verify_only to accept any genuine callback)")
+			}
+			if c.BindingKey != "" && len(c.BindingKey) < minBindingKeyBytes {
+				add("callback.binding_key: must be at least %d characters", minBindingKeyBytes)
+			}
 		}
 		if c.URL != "" {
 			if _, err := c.callbackParam(); err != nil {
@@ -269,6 +322,9 @@ func (h *Handler) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// placeholderRE matches a Caddy placeholder such as {http.auth.user.id}.
+var placeholderRE = regexp.MustCompile(`\{[^{}$]+\}`)
 
 // validBucketName checks OSS's naming rules: 3–63 characters of lower-case
 // letters, digits and '-', not starting or ending with '-'.
@@ -287,15 +343,10 @@ func validBucketName(b string) bool {
 // ServeHTTP answers the signing and callback routes and passes every other
 // request to the next handler untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	stripVerifiedHeader(r.Header)
 	var route func(http.ResponseWriter, *http.Request) error
 	switch p := r.URL.Path; {
-	case p == h.PolicyPath:
-		route = h.servePostPolicy
-	case p == h.PresignPath:
-		route = h.servePresign
-	case p == h.STSPath:
-		route = h.serveSTS
-	case p == h.CallbackPath:
+	case h.isCallbackRequest(r):
 		var nextCalled bool
 		err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			nextCalled = true
@@ -305,6 +356,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return renderError(w, r, err)
 		}
 		return err
+	case p == h.PolicyPath:
+		route = h.servePostPolicy
+	case p == h.PresignPath:
+		route = h.servePresign
+	case p == h.STSPath:
+		route = h.serveSTS
 	default:
 		return next.ServeHTTP(w, r)
 	}
@@ -325,7 +382,7 @@ type upload struct {
 	key    string
 	hints  uploadHints
 	creds  creds
-	vars   map[string]string // x:<name> → value
+	custom map[string]string // expanded custom callback variables by name
 }
 
 // prepareUpload checks the client's hints, decides the object key and gets
@@ -344,8 +401,10 @@ func (h *Handler) prepareUpload(r *http.Request) (upload, error) {
 	if up.key, err = h.objectKey(repl, up.prefix, hints.filename); err != nil {
 		return up, caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	if h.Callback != nil && h.callbackB64 != "" {
-		up.vars = h.Callback.callbackVars(repl)
+	if h.callbackB64 != "" {
+		if up.custom, err = h.Callback.callbackVars(repl); err != nil {
+			return up, h.forbidden(r, err)
+		}
 	}
 	if up.creds, err = h.creds.get(); err != nil {
 		return up, h.internalError(r, "getting signing credentials", err)

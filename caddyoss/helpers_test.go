@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 )
 
 type handlerFunc func(http.ResponseWriter, *http.Request) error
@@ -27,6 +28,7 @@ func testHandler(t testing.TB, edit func(*Handler)) *Handler {
 		Bucket: "example-bucket", Region: "cn-hangzhou",
 		AccessKeyID: "testid", AccessKeySecret: "testsecret",
 	}
+	h.storage = &certmagic.FileStorage{Path: t.TempDir()}
 	if edit != nil {
 		edit(h)
 	}

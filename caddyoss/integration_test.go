@@ -24,6 +24,13 @@ const integrationGlobal = `{
 }
 `
 
+// testGlobal is integrationGlobal with Caddy's storage in a directory of
+// the test's own, so replay records and binding keys start empty.
+func testGlobal(t *testing.T) string {
+	return strings.Replace(integrationGlobal, "persist_config off\n",
+		"persist_config off\n\tstorage file_system "+t.TempDir()+"\n", 1)
+}
+
 func TestIntegrationSigningRoutes(t *testing.T) {
 	tester := caddytest.NewTester(t)
 	tester.InitServer(integrationGlobal+`
@@ -139,13 +146,15 @@ func TestIntegrationCallback(t *testing.T) {
 	defer upstream.Close()
 
 	tester := caddytest.NewTester(t)
-	tester.InitServer(integrationGlobal+`
+	tester.InitServer(testGlobal(t)+`
 http://localhost:9080 {
 	oss_upload {
 		policy_path off
 		presign_path off
 		callback_path /index.php
-		callback
+		callback {
+			verify_only
+		}
 	}
 	reverse_proxy `+strings.TrimPrefix(upstream.URL, "http://")+`
 }`, "caddyfile")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,6 +67,17 @@ type Handler struct {
 	// Expires is the lifetime of policies and presigned URLs. Default: 15m.
 	Expires caddy.Duration `json:"expires,omitempty"`
 
+	// ClientKeys lets PostObject clients name the object themselves below
+	// the prefix (the policy says starts-with $key <prefix>, as Alibaba's
+	// samples expect). Default: false, the policy pins the exact key the
+	// server chose.
+	ClientKeys bool `json:"client_keys,omitempty"`
+
+	// StorageClass is the storage class PostObject policies pin, so an
+	// uploader cannot choose another with an extra form field: Standard,
+	// IA, Archive, ColdArchive or DeepColdArchive. Default: Standard.
+	StorageClass string `json:"storage_class,omitempty"`
+
 	// STSPath, PolicyPath, PresignPath and CallbackPath are the routes the
 	// handler answers; "off" disables one. Defaults: /oss/sts (when sts is
 	// configured), /oss/post-policy, /oss/presign, /oss/callback (when
@@ -85,12 +97,18 @@ type Handler struct {
 	logger        *zap.Logger
 	creds         *credentialSource
 	presignBucket *oss.Bucket
+	ossBucket     *oss.Bucket // server-side calls (HeadObject)
 	v4Keys        *v4KeyCache
 	uploadURL     string // UploadURL with defaults applied, no trailing '/'
 	callbackB64   string // the callback parameter, "" when not configured
 	now           func() time.Time
 	sts           *stsBroker
 	verifier      *callbackVerifier
+	callbackCanon string        // canonicalRoutePath(CallbackPath)
+	bodyTpl       *bodyTemplate // the bound body template; nil with verify_only
+	bindingKeys   *bindingKeySource
+	replay        *replayGuard
+	storage       certmagic.Storage // Caddy's storage; tests set their own
 }
 
 // STSConfig configures AssumeRole for the STS route.
@@ -146,6 +164,20 @@ type CallbackConfig struct {
 
 	// MaxBody caps the callback body size in bytes. Default: 1MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+
+	// VerifyOnly accepts every genuine callback (signature and replay
+	// checks only), for an instance that verifies callbacks another signer
+	// issued. By default only callbacks that carry this site's binding
+	// (the x:oss_binding variable the signing routes add) are accepted.
+	VerifyOnly bool `json:"verify_only,omitempty"`
+
+	// BindingKey is the secret bindings are signed with, at least 32
+	// characters; {env.*} placeholders are expanded. Every instance serving
+	// the site must share it. Default: a random key created once in Caddy's
+	// storage, which instances sharing that storage share.
+	BindingKey string `json:"binding_key,omitempty"`
+
+	renderedBody string // the body template OSS receives, set at provision
 }
 
 // CaddyModule returns the Caddy module information.

@@ -125,6 +125,12 @@ func (h *Handler) keyPrefix(repl *caddy.Replacer) (string, error) {
 	if err := checkKeyPart(p); err != nil {
 		return "", fmt.Errorf("key_prefix expands to an invalid key prefix: %v", err)
 	}
+	// '*' and '?' would widen the STS session policy's resource to other
+	// prefixes; '$' would let OSS substitute ${filename} after its policy
+	// check.
+	if err := checkExpanded(p); err != nil {
+		return "", fmt.Errorf("key_prefix expands to a prefix that %v", err)
+	}
 	return p, nil
 }
 
@@ -153,6 +159,11 @@ func (h *Handler) objectKey(repl *caddy.Replacer, prefix, filename string) (stri
 	}
 	if err := checkKeyPart(key); err != nil {
 		return "", fmt.Errorf("object key %v", err)
+	}
+	// OSS substitutes ${filename} in a PostObject key after the policy
+	// check, so a '$' could move the object elsewhere.
+	if strings.Contains(key, "$") {
+		return "", errors.New("object key contains '$'")
 	}
 	return key, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,8 @@ type postPolicyInput struct {
 	version    string // sigV1 or sigV4
 	bucket     string
 	region     string
-	prefix     string // enforced with ["starts-with", "$key", prefix]
+	prefix     string // enforced with ["starts-with", "$key", prefix]…
+	key        string // …unless the exact key is pinned with ["eq", "$key", key]
 	expiration time.Time
 	minSize    int64
 	maxSize    int64 // 0: no content-length-range unless minSize > 0
@@ -20,6 +22,11 @@ type postPolicyInput struct {
 	// contentType, when set, is pinned with ["eq", "$content-type", …] and
 	// sent as the Content-Type field.
 	contentType string
+	// acl and storageClass, when set, are pinned with eq and sent as the
+	// x-oss-object-acl and x-oss-storage-class fields, so an extra field
+	// cannot make the object public or change its class.
+	acl          string
+	storageClass string
 	// callback (base64) and vars (x:<name> → value) are pinned with eq.
 	callback string
 	vars     map[string]string
@@ -68,9 +75,23 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	if in.status != "" {
 		conds = append(conds, []any{"eq", "$success_action_status", in.status})
 	}
-	conds = append(conds, []any{"starts-with", "$key", in.prefix})
+	if in.key != "" {
+		conds = append(conds, []any{"eq", "$key", in.key})
+	} else {
+		conds = append(conds, []any{"starts-with", "$key", in.prefix})
+	}
 	if in.contentType != "" {
-		conds = append(conds, []any{"eq", "$content-type", in.contentType})
+		// x-oss-content-type wins over Content-Type in OSS, so both are
+		// pinned: an extra x-oss-content-type field cannot change the type.
+		conds = append(conds,
+			[]any{"eq", "$content-type", in.contentType},
+			[]any{"eq", "$x-oss-content-type", in.contentType})
+	}
+	if in.acl != "" {
+		conds = append(conds, []any{"eq", "$x-oss-object-acl", in.acl})
+	}
+	if in.storageClass != "" {
+		conds = append(conds, []any{"eq", "$x-oss-storage-class", in.storageClass})
 	}
 	if in.callback != "" {
 		conds = append(conds, []any{"eq", "$callback", in.callback})
@@ -118,7 +139,14 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 		f = append(f, formField{"success_action_status", in.status})
 	}
 	if in.contentType != "" {
-		f = append(f, formField{"Content-Type", in.contentType})
+		f = append(f, formField{"Content-Type", in.contentType},
+			formField{"x-oss-content-type", in.contentType})
+	}
+	if in.acl != "" {
+		f = append(f, formField{"x-oss-object-acl", in.acl})
+	}
+	if in.storageClass != "" {
+		f = append(f, formField{"x-oss-storage-class", in.storageClass})
 	}
 	if in.callback != "" {
 		f = append(f, formField{"callback", in.callback})
@@ -139,17 +167,27 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	}
 	now := h.now()
 	in := postPolicyInput{
-		version:     h.SignatureVersion,
-		bucket:      h.Bucket,
-		region:      h.Region,
-		prefix:      up.prefix,
-		expiration:  now.Add(time.Duration(h.Expires)),
-		minSize:     h.MinSize,
-		maxSize:     h.MaxSize,
-		status:      "200",
-		contentType: up.hints.contentType,
-		callback:    h.callbackB64,
-		vars:        up.vars,
+		version:      h.SignatureVersion,
+		bucket:       h.Bucket,
+		region:       h.Region,
+		prefix:       up.prefix,
+		key:          up.key,
+		expiration:   now.Add(time.Duration(h.Expires)),
+		minSize:      h.MinSize,
+		maxSize:      h.MaxSize,
+		status:       "200",
+		contentType:  up.hints.contentType,
+		acl:          defaultObjectACL,
+		storageClass: h.StorageClass,
+		callback:     h.callbackB64,
+	}
+	kind, scope := byte(bindingExactKey), up.key
+	if h.ClientKeys {
+		in.key = ""
+		kind, scope = bindingPrefix, up.prefix
+	}
+	if in.vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.expiration); err != nil {
+		return h.unavailable(r, "signing the callback binding", err)
 	}
 	pp, err := buildPostPolicy(in, up.creds, now, h.v4Keys)
 	if err != nil {
@@ -213,4 +251,21 @@ func (f orderedFields) MarshalJSON() ([]byte, error) {
 		b = append(append(append(b, name...), ':'), value...)
 	}
 	return append(b, '}'), nil
+}
+
+// defaultStorageClass is the class PostObject policies pin by default.
+const defaultStorageClass = "Standard"
+
+// defaultObjectACL is pinned in PostObject policies: the object takes the
+// bucket's ACL, and an extra x-oss-object-acl field cannot make it public.
+const defaultObjectACL = "default"
+
+// canonicalStorageClass spells a storage class as OSS does.
+func canonicalStorageClass(s string) (string, bool) {
+	for _, c := range []string{"Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive"} {
+		if strings.EqualFold(s, c) {
+			return c, true
+		}
+	}
+	return "", false
 }

@@ -102,7 +102,7 @@ func TestBuildPostPolicyConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := base64.StdEncoding.DecodeString(pp.Policy)
-	want := `{"expiration":"2030-01-01T00:00:00.000Z","conditions":[{"bucket":"b-1"},{"x-oss-signature-version":"OSS4-HMAC-SHA256"},{"x-oss-credential":"id/20291231/cn-hangzhou/oss/aliyun_v4_request"},{"x-oss-date":"20291231T230000Z"},["content-length-range",0,100],["eq","$success_action_status","200"],["starts-with","$key","u/7/"],["eq","$content-type","image/png"],["eq","$callback","Y2I="],["eq","$x:a","b"],["eq","$x:user","7"]]}`
+	want := `{"expiration":"2030-01-01T00:00:00.000Z","conditions":[{"bucket":"b-1"},{"x-oss-signature-version":"OSS4-HMAC-SHA256"},{"x-oss-credential":"id/20291231/cn-hangzhou/oss/aliyun_v4_request"},{"x-oss-date":"20291231T230000Z"},["content-length-range",0,100],["eq","$success_action_status","200"],["starts-with","$key","u/7/"],["eq","$content-type","image/png"],["eq","$x-oss-content-type","image/png"],["eq","$callback","Y2I="],["eq","$x:a","b"],["eq","$x:user","7"]]}`
 	if string(js) != want {
 		t.Errorf("policy:\n got %s\nwant %s", js, want)
 	}
@@ -110,7 +110,7 @@ func TestBuildPostPolicyConditions(t *testing.T) {
 	for _, f := range pp.Fields {
 		names = append(names, f.Name)
 	}
-	if got := strings.Join(names, ","); got != "policy,x-oss-signature-version,x-oss-credential,x-oss-date,x-oss-signature,success_action_status,Content-Type,callback,x:a,x:user" {
+	if got := strings.Join(names, ","); got != "policy,x-oss-signature-version,x-oss-credential,x-oss-date,x-oss-signature,success_action_status,Content-Type,x-oss-content-type,callback,x:a,x:user" {
 		t.Errorf("fields = %s", got)
 	}
 }
@@ -153,10 +153,42 @@ func TestPostPolicyRoute(t *testing.T) {
 		t.Errorf("signature %s, independent computation %s", resp.Signature, want)
 	}
 	js, _ := base64.StdEncoding.DecodeString(resp.Policy)
-	for _, c := range []string{`["content-length-range",0,1048576]`, `["starts-with","$key","uploads/"]`, `["eq","$content-type","image/png"]`, `{"bucket":"example-bucket"}`} {
+	for _, c := range []string{`["content-length-range",0,1048576]`, `["eq","$key","` + resp.Key + `"]`,
+		`["eq","$content-type","image/png"]`, `["eq","$x-oss-content-type","image/png"]`,
+		`["eq","$x-oss-object-acl","default"]`, `["eq","$x-oss-storage-class","Standard"]`, `{"bucket":"example-bucket"}`} {
 		if !strings.Contains(string(js), c) {
 			t.Errorf("policy %s lacks %s", js, c)
 		}
+	}
+	if strings.Contains(string(js), "starts-with") {
+		t.Errorf("policy %s leaves the key open", js)
+	}
+	for name, want := range map[string]string{"x-oss-content-type": "image/png", "x-oss-object-acl": "default", "x-oss-storage-class": "Standard"} {
+		if resp.Fields[name] != want {
+			t.Errorf("field %s = %q, want %q", name, resp.Fields[name], want)
+		}
+	}
+}
+
+// client_keys opens the key below the prefix, as Alibaba's samples expect;
+// storage_class changes the pinned class.
+func TestPostPolicyClientKeys(t *testing.T) {
+	h := testHandler(t, func(h *Handler) {
+		h.KeyPrefix = "uploads/"
+		h.ClientKeys = true
+		h.StorageClass = "ia"
+	})
+	req := withReplacer(httptest.NewRequest("GET", "/oss/post-policy?filename=a.txt", nil))
+	rec := httptest.NewRecorder()
+	if err := h.ServeHTTP(rec, req, nextMustNotRun(t)); err != nil || rec.Code != 200 {
+		t.Fatalf("%v %d %s", err, rec.Code, rec.Body)
+	}
+	var resp struct{ Policy string }
+	_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+	js, _ := base64.StdEncoding.DecodeString(resp.Policy)
+	if !strings.Contains(string(js), `["starts-with","$key","uploads/"]`) ||
+		!strings.Contains(string(js), `["eq","$x-oss-storage-class","IA"]`) || strings.Contains(string(js), `["eq","$key"`) {
+		t.Errorf("policy %s", js)
 	}
 }
 

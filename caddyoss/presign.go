@@ -63,7 +63,11 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	opts := []oss.Option{oss.ContentType(contentType)}
 	if h.callbackB64 != "" {
 		opts = append(opts, oss.AddParam("callback", h.callbackB64))
-		if v, err := callbackVarParam(up.vars); err != nil {
+		vars, err := h.issueVars(r.Context(), up.custom, bindingExactKey, up.key, h.now().Add(expires))
+		if err != nil {
+			return h.unavailable(r, "signing the callback binding", err)
+		}
+		if v, err := callbackVarParam(vars); err != nil {
 			return h.internalError(r, "encoding callback variables", err)
 		} else if v != "" {
 			opts = append(opts, oss.AddParam("callback-var", v))

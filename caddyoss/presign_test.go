@@ -1,6 +1,8 @@
 package caddyoss
 
 import (
+	"context"
+	"crypto/hmac"
 	"encoding/base64"
 	"encoding/json"
 	"net/http/httptest"
@@ -64,8 +66,16 @@ func TestPresignRouteSignatures(t *testing.T) {
 				t.Errorf("callback %s", cb)
 			}
 			cbv, _ := base64.StdEncoding.DecodeString(q.Get("callback-var"))
-			if string(cbv) != `{"x:user":""}` {
+			var vars map[string]string
+			if err := json.Unmarshal(cbv, &vars); err != nil || len(vars) != 2 || vars["x:user"] != "" {
 				t.Errorf("callback-var %s", cbv)
+			}
+			// The binding names this exact key, the bucket and the variables.
+			b, err := parseBinding(vars["x:oss_binding"])
+			key, _ := h.bindingKeys.get(context.Background())
+			if err != nil || b.kind != bindingExactKey || b.expiry < before.Add(15*time.Minute+bindingGrace).Unix() ||
+				!hmac.Equal(b.mac, bindingMAC(key, bindingExactKey, "example-bucket", resp.Key, b.expiry, map[string]string{"user": ""})) {
+				t.Errorf("binding %q: %+v %v", vars["x:oss_binding"], b, err)
 			}
 			if version == sigV4 {
 				want := refPresignV4("testsecret", "example-bucket", resp.Key, "image/jpeg", q)

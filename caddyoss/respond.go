@@ -60,6 +60,13 @@ func (h *Handler) internalError(r *http.Request, doing string, err error) error 
 	return caddyhttp.Error(http.StatusInternalServerError, errors.New(doing+" failed"))
 }
 
+// unavailable logs a failure of shared state (storage) and returns a 503
+// that says no more than what the server was doing.
+func (h *Handler) unavailable(r *http.Request, doing string, err error) error {
+	h.logger.Error("oss_upload: "+doing+" failed", zap.Error(err), zapRemote(r))
+	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New(doing+" failed; retry later"))
+}
+
 // forbidden answers a request the configuration cannot serve for this
 // client, e.g. a per-user key prefix without a user.
 func (h *Handler) forbidden(r *http.Request, err error) error {

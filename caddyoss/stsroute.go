@@ -2,6 +2,7 @@ package caddyoss
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -23,6 +24,9 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		return h.forbidden(r, err)
 	}
 	session := repl.ReplaceAll(h.STS.SessionName, "")
+	if err := checkExpanded(session); err != nil {
+		return h.forbidden(r, fmt.Errorf("sts session_name expands to a value that %v", err))
+	}
 	session = sanitizeSessionName(session)
 	policy, err := uploadPolicy(h.Bucket, prefix)
 	if err != nil {
@@ -54,7 +58,15 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		"Prefix":          prefix,
 	}
 	if h.callbackB64 != "" {
-		option, headers, err := h.Callback.stsCallback(h.callbackB64, h.Callback.callbackVars(repl))
+		custom, err := h.Callback.callbackVars(repl)
+		if err != nil {
+			return h.forbidden(r, err)
+		}
+		vars, err := h.issueVars(r.Context(), custom, bindingSTS, prefix, c.Expiration)
+		if err != nil {
+			return h.unavailable(r, "signing the callback binding", err)
+		}
+		option, headers, err := h.Callback.stsCallback(h.callbackB64, vars)
 		if err != nil {
 			return h.internalError(r, "encoding callback variables", err)
 		}

@@ -1,0 +1,153 @@
+package caddyoss
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"go.uber.org/zap"
+)
+
+// ossCallTimeout bounds a server-side OSS call made while OSS waits (5 s)
+// for the callback's answer.
+const (
+	ossConnectTimeoutSec = 2
+	ossReadTimeoutSec    = 3
+)
+
+// checkBound checks a verified callback against the binding it carries:
+// the body has exactly the configured template's fields, the binding is
+// this site's, unexpired, and covers the bucket, the object and every
+// custom variable. It returns the binding's expiry, which bounds how long
+// the callback must be remembered against replays, and the body's
+// variables.
+func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) (time.Time, map[string]string, error) {
+	vars, err := h.bodyTpl.parseBody(body)
+	if err != nil {
+		return time.Time{}, nil, callbackErr(http.StatusForbidden, err.Error())
+	}
+	exp, err := h.checkBinding(ctx, r, vars)
+	return exp, vars, err
+}
+
+func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (time.Time, error) {
+	b, err := parseBinding(vars["x:"+bindingVar])
+	if err != nil {
+		return time.Time{}, callbackErr(http.StatusForbidden, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
+	}
+	expiry := time.Unix(b.expiry, 0)
+	if !h.now().Before(expiry) {
+		return time.Time{}, callbackErr(http.StatusForbidden, "callback binding has expired")
+	}
+	if v, ok := vars["bucket"]; ok && v != h.Bucket {
+		return time.Time{}, callbackErr(http.StatusForbidden, fmt.Sprintf("callback names bucket %q, not the configured one", v))
+	}
+	object := vars["object"]
+	if object == "" || checkKeyPart(object) != nil || strings.HasSuffix(object, "/") {
+		return time.Time{}, callbackErr(http.StatusForbidden, "callback names no valid object")
+	}
+	scope := b.scope
+	switch b.kind {
+	case bindingExactKey:
+		scope = object
+	default:
+		if !strings.HasPrefix(object, scope) {
+			return time.Time{}, callbackErr(http.StatusForbidden, "callback object is outside the prefix its binding names")
+		}
+	}
+	custom := map[string]string{}
+	for v, val := range vars {
+		if name, ok := strings.CutPrefix(v, "x:"); ok && name != bindingVar {
+			custom[name] = val
+		}
+	}
+	key, err := h.bindingKeys.get(ctx)
+	if err != nil {
+		h.logger.Error("oss_upload: loading the callback binding key failed", zap.Error(err))
+		return time.Time{}, callbackErr(http.StatusServiceUnavailable, "callback binding key unavailable")
+	}
+	if !hmac.Equal(b.mac, bindingMAC(key, b.kind, h.Bucket, scope, b.expiry, custom)) {
+		return time.Time{}, callbackErr(http.StatusForbidden, "callback binding does not match its bucket, object or variables")
+	}
+	// A holder of STS credentials writes the callback parameter itself, so
+	// the facts in the body are its own words: confirm them with OSS. When
+	// this site issues STS credentials, the same holders could write a body
+	// for a key another route issued, so every callback is confirmed.
+	if b.kind == bindingSTS || h.sts != nil {
+		if err := h.confirmFacts(ctx, r, object, vars); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return expiry, nil
+}
+
+// newOSSBucket builds the client for server-side OSS calls (HeadObject),
+// once, at provision.
+func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
+	opts := []oss.ClientOption{
+		oss.SetCredentialsProvider(presignCredentials{h.creds}),
+		oss.Region(h.Region),
+		oss.Timeout(ossConnectTimeoutSec, ossReadTimeoutSec),
+	}
+	if h.SignatureVersion == sigV4 {
+		opts = append(opts, oss.AuthVersion(oss.AuthV4))
+	}
+	client, err := oss.New(h.Endpoint, "", "", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("oss client: %w", err)
+	}
+	return client.Bucket(h.Bucket)
+}
+
+// confirmFacts asks OSS about the object a callback names and refuses the
+// callback when the body's size, etag or content type differ from what OSS
+// stores, or when there is no such object.
+func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) error {
+	if h.ossBucket == nil {
+		return callbackErr(http.StatusForbidden, "callback of an STS upload cannot be confirmed: this instance has no OSS credentials")
+	}
+	hdr, err := h.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
+	if err != nil {
+		var se oss.ServiceError
+		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+			return callbackErr(http.StatusForbidden, "callback names an object that OSS does not have")
+		}
+		code := ""
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		h.logger.Error("oss_upload: confirming a callback with OSS failed",
+			zap.String("object", object), zap.String("oss_code", code), zapRemote(r))
+		return callbackErr(http.StatusBadGateway, "confirming the upload with OSS failed")
+	}
+	checks := []struct{ variable, stored string }{
+		{"size", hdr.Get("Content-Length")},
+		{"etag", strings.Trim(hdr.Get("ETag"), `"`)},
+		{"mimeType", hdr.Get("Content-Type")},
+	}
+	for _, c := range checks {
+		v, ok := vars[c.variable]
+		if !ok {
+			continue
+		}
+		same := v == c.stored
+		if c.variable == "etag" {
+			same = strings.EqualFold(v, c.stored)
+		}
+		if c.variable == "size" {
+			a, err1 := strconv.ParseInt(v, 10, 64)
+			b, err2 := strconv.ParseInt(c.stored, 10, 64)
+			same = err1 == nil && err2 == nil && a == b
+		}
+		if !same {
+			return callbackErr(http.StatusForbidden, fmt.Sprintf("callback %s differs from what OSS stores", c.variable))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package caddyoss
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// stripVerifiedHeader removes every copy of X-Oss-Callback-Verified a
+// client sent, in any spelling an upstream could read as that header:
+// any case, and '_' for '-' (CGI, PHP and some proxies map both to
+// HTTP_X_OSS_CALLBACK_VERIFIED).
+func stripVerifiedHeader(h http.Header) {
+	for name := range h {
+		if sameHeaderName(name, verifiedHeader) {
+			delete(h, name)
+		}
+	}
+}
+
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := lowerASCII(a[i]), lowerASCII(b[i])
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// isCallbackRequest reports whether a request is for the callback path in
+// any spelling that Caddy's path matcher or a common upstream would route
+// there: another case, doubled or trailing slashes, dot segments, ';'
+// parameters, backslashes, percent-encoding (once or more), or a NUL or
+// other control byte that ends the path for C-based servers. Such a request
+// is verified or refused, never passed on as it is.
+func (h *Handler) isCallbackRequest(r *http.Request) bool {
+	if h.CallbackPath == routeOff {
+		return false
+	}
+	if r.URL.Path == h.CallbackPath {
+		return true
+	}
+	candidates := []string{r.URL.Path, r.URL.RawPath, r.RequestURI}
+	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		candidates = append(candidates, or.RequestURI)
+		if or.URL != nil {
+			candidates = append(candidates, or.URL.Path, or.URL.RawPath)
+		}
+	}
+	for _, c := range candidates {
+		if c != "" && canonicalRoutePath(c) == h.callbackCanon {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalRoutePath folds the spellings listed at isCallbackRequest into
+// one: percent-decoded until stable, cut at '?', ';' or a control byte,
+// '\' read as '/', lower case, cleaned, without trailing dots or spaces.
+func canonicalRoutePath(p string) string {
+	for range 4 {
+		p = cutPath(p)
+		d, err := url.PathUnescape(p)
+		if err != nil || d == p {
+			break
+		}
+		p = d
+	}
+	p = cutPath(p)
+	p = strings.ReplaceAll(p, `\`, "/")
+	p = strings.ToLower(p)
+	p = path.Clean("/" + p)
+	return strings.TrimRight(p, ". ")
+}
+
+// cutPath ends a path at the first '?', ';' or control byte.
+func cutPath(p string) string {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c == '?' || c == ';' || c < 0x20 || c == 0x7f {
+			return p[:i]
+		}
+	}
+	return p
+}
