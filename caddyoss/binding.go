@@ -42,7 +42,8 @@ const (
 	// template is pinned (PostObject with client_keys).
 	bindingPrefix = 'p'
 	// bindingSTS: the client holds STS credentials and writes the callback
-	// parameter itself, so the body's facts are confirmed with OSS.
+	// parameter itself. (Every bound callback's facts are confirmed with
+	// OSS; the kind tells the log and the app's operator how it was issued.)
 	bindingSTS = 's'
 
 	// bindingGrace is added to a signature's lifetime: OSS checks a policy

@@ -143,12 +143,12 @@ func TestValidate(t *testing.T) {
 		{"callback url", func(h *Handler) { h.Callback = &CallbackConfig{URL: "ftp://x"} }, "callback url must be an absolute http or https URL"},
 		{"callback host without url", func(h *Handler) { h.Callback = &CallbackConfig{Host: "example.com"} }, "callback.url is required"},
 		{"bound checking instance needs its template", func(h *Handler) {
-			*h = Handler{Bucket: "bucket-1", PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb",
+			*h = Handler{Bucket: "bucket-1", Region: "cn-hangzhou", PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb",
 				Callback: &CallbackConfig{Vars: map[string]string{"a": "b"}}}
 		}, ""},
 		{"bound checking instance needs the bucket", func(h *Handler) {
 			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{}}
-		}, "bucket is required to check callback bindings"},
+		}, "bucket and region are required to check callback bindings"},
 		{"verify-only instance needs no bucket", func(h *Handler) {
 			*h = Handler{PolicyPath: routeOff, PresignPath: routeOff, STSPath: routeOff, CallbackPath: "/cb", Callback: &CallbackConfig{VerifyOnly: true}}
 		}, ""},

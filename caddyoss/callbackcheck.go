@@ -75,14 +75,12 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	if !hmac.Equal(b.mac, bindingMAC(key, b.kind, h.Bucket, scope, b.expiry, custom)) {
 		return time.Time{}, callbackErr(http.StatusForbidden, "callback binding does not match its bucket, object or variables")
 	}
-	// A holder of STS credentials writes the callback parameter itself, so
-	// the facts in the body are its own words: confirm them with OSS. When
-	// this site issues STS credentials, the same holders could write a body
-	// for a key another route issued, so every callback is confirmed.
-	if b.kind == bindingSTS || h.sts != nil {
-		if err := h.confirmFacts(ctx, r, object, vars); err != nil {
-			return time.Time{}, err
-		}
+	// The body's facts are confirmed with OSS: a holder of STS credentials
+	// writes the callback parameter itself, and anyone can make OSS (from
+	// another account, another bucket) send a genuinely signed body that
+	// copies a binding it was given, with facts of its choosing.
+	if err := h.confirmFacts(ctx, r, object, vars); err != nil {
+		return time.Time{}, err
 	}
 	return expiry, nil
 }
@@ -110,7 +108,7 @@ func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 // stores, or when there is no such object.
 func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) error {
 	if h.ossBucket == nil {
-		return callbackErr(http.StatusForbidden, "callback of an STS upload cannot be confirmed: this instance has no OSS credentials")
+		return callbackErr(http.StatusForbidden, "callback cannot be confirmed: this instance has no OSS client")
 	}
 	hdr, err := h.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
 	if err != nil {

@@ -117,7 +117,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	if h.signingEnabled() {
+	// Bound callbacks are confirmed with OSS, which needs credentials too.
+	boundCallbacks := h.CallbackPath != routeOff && !h.Callback.VerifyOnly
+	if h.signingEnabled() || boundCallbacks {
 		src, err := newCredentialSource(h.AccessKeyID, h.AccessKeySecret)
 		if err != nil {
 			return err
@@ -149,7 +151,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.presignBucket = b
 	}
-	if h.creds != nil && h.CallbackPath != routeOff && !h.Callback.VerifyOnly {
+	if boundCallbacks {
 		b, err := h.newOSSBucket()
 		if err != nil {
 			return err
@@ -307,8 +309,8 @@ func (h *Handler) Validate() error {
 			if _, _, err := c.effectiveBody(); err != nil {
 				errs = append(errs, err)
 			}
-			if h.CallbackPath != routeOff && h.Bucket == "" {
-				add("bucket is required to check callback bindings (set callback verify_only to accept any genuine callback)")
+			if h.CallbackPath != routeOff && (h.Bucket == "" || h.Region == "") {
+				add("bucket and region are required to check callback bindings and confirm them with OSS (set callback verify_only to accept any genuine callback)")
 			}
 			if c.BindingKey != "" && len(c.BindingKey) < minBindingKeyBytes {
 				add("callback.binding_key: must be at least %d characters", minBindingKeyBytes)
