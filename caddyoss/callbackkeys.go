@@ -37,6 +37,16 @@ const (
 	keyFetchTimeout = 5 * time.Second
 	maxPubKeyBytes  = 16 << 10
 	maxFetchedKeys  = 16
+
+	// keyFetchRetryAfter is how long a failed fetch is remembered. Key URLs
+	// come from unauthenticated callbacks: without it every callback naming
+	// a failing URL would make Caddy fetch it again.
+	keyFetchRetryAfter = time.Minute
+	// maxFailingKeys bounds the failures remembered plus the fetches in
+	// flight. While that many are, other new URLs are not fetched at all,
+	// so callbacks naming ever new URLs cause at most this many fetches per
+	// keyFetchRetryAfter.
+	maxFailingKeys = 16
 )
 
 var pinnedAlibabaKey = func() *rsa.PublicKey {
@@ -52,11 +62,14 @@ var pinnedAlibabaKey = func() *rsa.PublicKey {
 // operator configured. Nothing else is trusted.
 type callbackVerifier struct {
 	trusted []*rsa.PublicKey
-	client  *http.Client
-	logger  *zap.Logger
+	// client fetches keys; tests point its Transport at a local server.
+	client *http.Client
+	logger *zap.Logger
+	now    func() time.Time
 
 	mu       sync.Mutex
 	fetched  map[string]*rsa.PublicKey
+	failed   map[string]keyFailure
 	inflight map[string]*keyFetch
 }
 
@@ -66,12 +79,24 @@ type keyFetch struct {
 	err  error
 }
 
+// keyFailure is a failed fetch, answered from memory until retryAt.
+type keyFailure struct {
+	err     error
+	retryAt time.Time
+}
+
+// errTooManyFailingKeys refuses a new key URL while maxFailingKeys others
+// are failing or being fetched.
+var errTooManyFailingKeys = errors.New("too many callback public key URLs are failing or being fetched")
+
 // newCallbackVerifier parses the trusted key files once.
 func newCallbackVerifier(trustedKeyFiles []string, logger *zap.Logger) (*callbackVerifier, error) {
 	v := &callbackVerifier{
 		client:   &http.Client{Timeout: keyFetchTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		logger:   logger,
+		now:      time.Now,
 		fetched:  make(map[string]*rsa.PublicKey),
+		failed:   make(map[string]keyFailure),
 		inflight: make(map[string]*keyFetch),
 	}
 	for _, f := range trustedKeyFiles {
@@ -149,48 +174,91 @@ func (v *callbackVerifier) keysFor(ctx context.Context, pubKeyURLB64 string) ([]
 	if u.Path == alibabaKeyPath && u.RawQuery == "" {
 		return []*rsa.PublicKey{pinnedAlibabaKey}, nil
 	}
+	// The query is dropped: it is not part of the key's identity, and
+	// whatever the sender put there stays out of requests and logs.
 	k, err := v.fetch(ctx, "https://"+alibabaKeyHost+u.EscapedPath())
 	if err != nil {
-		v.logger.Warn("oss_upload: fetching callback public key failed", zap.String("url", u.Redacted()), zap.Error(err))
 		return nil, callbackErr(http.StatusForbidden, "callback public key could not be fetched")
 	}
 	return []*rsa.PublicKey{k}, nil
 }
 
-// fetch gets a key from gosspublic.alicdn.com once; concurrent callers share
-// the fetch and the result is cached (failures are not).
+// fetch gets a key from gosspublic.alicdn.com: concurrent callers share one
+// fetch, a key is cached and a failure is remembered for
+// keyFetchRetryAfter.
 func (v *callbackVerifier) fetch(ctx context.Context, keyURL string) (*rsa.PublicKey, error) {
 	v.mu.Lock()
-	if k, ok := v.fetched[keyURL]; ok {
-		v.mu.Unlock()
-		return k, nil
-	}
-	f, running := v.inflight[keyURL]
-	if !running {
-		f = &keyFetch{done: make(chan struct{})}
-		v.inflight[keyURL] = f
-		go func() {
-			k, err := v.download(keyURL)
-			v.mu.Lock()
-			delete(v.inflight, keyURL)
-			if err == nil {
-				if len(v.fetched) >= maxFetchedKeys {
-					clear(v.fetched)
-				}
-				v.fetched[keyURL] = k
-			}
-			v.mu.Unlock()
-			f.key, f.err = k, err
-			close(f.done)
-		}()
-	}
+	k, f, err := v.lookup(keyURL)
 	v.mu.Unlock()
+	if f == nil {
+		return k, err
+	}
 	select {
 	case <-f.done:
 		return f.key, f.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// lookup answers keyURL from memory, or returns the fetch to wait for,
+// starting it if none runs. v.mu must be held.
+func (v *callbackVerifier) lookup(keyURL string) (*rsa.PublicKey, *keyFetch, error) {
+	if k, ok := v.fetched[keyURL]; ok {
+		return k, nil, nil
+	}
+	v.forgetFailures(v.now())
+	if fail, ok := v.failed[keyURL]; ok {
+		return nil, nil, fail.err
+	}
+	if f, ok := v.inflight[keyURL]; ok {
+		return nil, f, nil
+	}
+	if len(v.failed)+len(v.inflight) >= maxFailingKeys {
+		return nil, nil, errTooManyFailingKeys
+	}
+	f := &keyFetch{done: make(chan struct{})}
+	v.inflight[keyURL] = f
+	go v.runFetch(keyURL, f)
+	return nil, f, nil
+}
+
+// forgetFailures drops the failures whose retry time has come. v.mu must
+// be held.
+func (v *callbackVerifier) forgetFailures(now time.Time) {
+	for u, fail := range v.failed {
+		if !now.Before(fail.retryAt) {
+			delete(v.failed, u)
+		}
+	}
+}
+
+// runFetch downloads keyURL, records the outcome and wakes the waiters.
+// It is detached from any one callback so one that goes away does not fail
+// the others.
+func (v *callbackVerifier) runFetch(keyURL string, f *keyFetch) {
+	k, err := v.download(keyURL)
+	v.mu.Lock()
+	delete(v.inflight, keyURL)
+	if err == nil {
+		if len(v.fetched) >= maxFetchedKeys {
+			clear(v.fetched)
+		}
+		v.fetched[keyURL] = k
+	} else {
+		v.failed[keyURL] = keyFailure{err: err, retryAt: v.now().Add(keyFetchRetryAfter)}
+	}
+	v.mu.Unlock()
+	if err != nil {
+		// Logged once per fetch, not per callback: callers cannot make
+		// the log grow faster than the fetches.
+		v.logger.Warn("oss_upload: fetching callback public key failed",
+			zap.String("url", redactURL(keyURL)),
+			zap.String("error", redactError(err)),
+			zap.Duration("retry_after", keyFetchRetryAfter))
+	}
+	f.key, f.err = k, err
+	close(f.done)
 }
 
 func (v *callbackVerifier) download(keyURL string) (*rsa.PublicKey, error) {

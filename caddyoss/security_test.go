@@ -243,21 +243,33 @@ func TestSecurityCallbackPathVariants(t *testing.T) {
 		t.Fatalf("the app received %d forged callbacks, first %s %s", len(got), got[0].method, got[0].uri)
 	}
 
-	// Other paths reach the app, without any spelling of the header.
-	for _, p := range []string{"/", "/app/upload", "/api/anyx", "/api/any.json", "/api", "/oss/post-policyx", "/api/x/any"} {
-		hdr := [][2]string{}
-		for _, name := range verifiedHeaderSpellings {
-			hdr = append(hdr, [2]string{name, "true"})
+	// Other paths reach the app, without any spelling of the header: with
+	// Caddy's defaults (it drops names with '_'), and with a server that
+	// lets such names through.
+	allowUnderscores := strings.Replace(env.config, "persist_config off\n",
+		"persist_config off\n\tservers {\n\t\texpected_underscore_headers x_* x-oss-callback_*\n\t}\n", 1)
+	for round, config := range []string{env.config, allowUnderscores} {
+		env.tester.InitServer(config, "caddyfile")
+		before := len(env.app.all())
+		for _, p := range []string{"/", "/app/upload", "/api/anyx", "/api/any.json", "/api", "/oss/post-policyx", "/api/x/any"} {
+			hdr := [][2]string{{"X-Oss-Callback_probe", "kept?"}}
+			for _, name := range verifiedHeaderSpellings {
+				hdr = append(hdr, [2]string{name, "true"})
+			}
+			if status := rawRequest(t, "POST", p, hdr, "x=1"); status != 200 {
+				t.Errorf("%s: status %d", p, status)
+			}
 		}
-		if status := rawRequest(t, "POST", p, hdr, "x=1"); status != 200 {
-			t.Errorf("%s: status %d", p, status)
+		got := env.app.all()[before:]
+		if len(got) != 7 {
+			t.Fatalf("round %d: the app received %d requests, want 7", round, len(got))
 		}
-	}
-	if got := env.app.all(); len(got) != 7 {
-		t.Fatalf("the app received %d requests, want 7", len(got))
-	}
-	if v := env.app.verified(); len(v) != 0 {
-		t.Fatalf("a client's verified header reached the app: %v", v[0].header)
+		if round == 1 && got[0].header.Get("X-Oss-Callback_probe") == "" {
+			t.Fatalf("round 1 should pass underscore names through: %v", got[0].header)
+		}
+		if v := env.app.verified(); len(v) != 0 {
+			t.Fatalf("round %d: a client's verified header reached the app: %v", round, v[0].header)
+		}
 	}
 }
 
@@ -590,27 +602,65 @@ func TestSecurityPostObjectExtraFields(t *testing.T) {
 }
 
 // 7. Values with meaning to RAM or OSS in what a request expands (prefix,
-// session name, callback variable) get nothing signed.
+// session name, callback variable) get nothing signed. Each round leaves
+// one of the three as the only expanded value, so each check is tested on
+// its own.
 func TestSecurityPlaceholderValues(t *testing.T) {
 	env := newSecEnv(t, "")
-	calls := env.emu.STSCalls()
-	for _, user := range []string{"*", "a*", "b?b", "?", "${filename}", "$", "a$b", "${x:user}", "..", "a/../b", ".", "a\tb", "/abs", `a\b`} {
-		for _, route := range []string{"/oss/post-policy?filename=a.png&type=image/png", "/oss/presign?filename=a.png&type=image/png", "/oss/sts"} {
-			status, out, body := env.get(t, route, user)
-			if status != 403 && status != 400 {
-				t.Errorf("%s as %q: %d %s", route, user, status, body)
+	wild := []string{"*", "a*", "b?b", "?", "${filename}", "$", "a$b", "${x:user}", "a\tb"}
+	pathy := []string{"..", "a/../b", ".", "/abs", `a\b`}
+	const (
+		prefixTpl  = "key_prefix uploads/{http.request.header.X-User}/"
+		sessionTpl = "session_name web-{http.request.header.X-User}"
+		varTpl     = "var user {http.request.header.X-User}"
+	)
+	static := func(config string, keep string) string {
+		for _, r := range [][2]string{{prefixTpl, "key_prefix uploads/"}, {sessionTpl, "session_name web"}, {varTpl, "var user fixed"}} {
+			if r[0] != keep {
+				config = strings.Replace(config, r[0], r[1], 1)
 			}
-			for _, k := range []string{"policy", "url", "AccessKeyId", "SecurityToken", "signature"} {
-				if _, ok := out[k]; ok {
-					t.Errorf("%s as %q signed something: %s", route, user, body)
+		}
+		return config
+	}
+	allRoutes := []string{"/oss/post-policy?filename=a.png&type=image/png", "/oss/presign?filename=a.png&type=image/png", "/oss/sts"}
+	rounds := []struct {
+		name   string
+		config string
+		values []string
+		routes []string
+	}{
+		{"all expanded", env.config, append(wild, pathy...), allRoutes},
+		{"prefix only", static(env.config, prefixTpl), append(wild, pathy...), allRoutes},
+		{"session name only", static(env.config, sessionTpl), wild, allRoutes[2:]},
+		{"callback var only", static(env.config, varTpl), wild, allRoutes},
+	}
+	calls := env.emu.STSCalls()
+	for _, round := range rounds {
+		env.tester.InitServer(round.config, "caddyfile")
+		for _, user := range round.values {
+			for _, route := range round.routes {
+				status, out, body := env.get(t, route, user)
+				if status != 403 && status != 400 {
+					t.Errorf("%s: %s as %q: %d %s", round.name, route, user, status, body)
+				}
+				for _, k := range []string{"policy", "url", "AccessKeyId", "SecurityToken", "signature"} {
+					if _, ok := out[k]; ok {
+						t.Errorf("%s: %s as %q signed something: %s", round.name, route, user, body)
+					}
 				}
 			}
 		}
+		// The same routes sign for a plain user.
+		for _, route := range round.routes {
+			if status, _, body := env.get(t, route, "carol"); status != 200 {
+				t.Errorf("%s: %s as carol: %d %s", round.name, route, status, body)
+			}
+		}
 	}
-	if env.emu.STSCalls() != calls {
-		t.Errorf("AssumeRole was called %d times", env.emu.STSCalls()-calls)
+	if n := env.emu.STSCalls() - calls; n != len(rounds) {
+		t.Errorf("AssumeRole was called %d times, want %d (once per round, for carol)", n, len(rounds))
 	}
 	if len(env.app.all()) != 0 {
-		t.Error("a refused signing request reached the app")
+		t.Error("a signing request reached the app")
 	}
 }

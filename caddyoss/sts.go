@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +47,9 @@ type stsBroker struct {
 	cfg    STSConfig
 	logger *zap.Logger
 	now    func() time.Time
+	// connectTimeout and readTimeout bound one AssumeRole call; they are
+	// read at each call, so tests can shorten them.
+	connectTimeout, readTimeout time.Duration
 	// assumeRole is the STS call; tests replace it.
 	assumeRole func(ctx context.Context, session, policy string) (stsCredentials, error)
 
@@ -86,17 +91,14 @@ func newSTSBroker(cfg STSConfig, region string, cred credentials.Credential, log
 		return nil, fmt.Errorf("sts client: %w", err)
 	}
 	b := &stsBroker{
-		cfg:      cfg,
-		logger:   logger,
-		now:      time.Now,
-		entries:  make(map[stsKey]*list.Element),
-		lru:      list.New(),
-		inflight: make(map[stsKey]*stsCall),
-	}
-	runtime := &util.RuntimeOptions{
-		ConnectTimeout: tea.Int(int(stsConnectTimeout / time.Millisecond)),
-		ReadTimeout:    tea.Int(int(stsReadTimeout / time.Millisecond)),
-		Autoretry:      tea.Bool(false),
+		cfg:            cfg,
+		logger:         logger,
+		now:            time.Now,
+		connectTimeout: stsConnectTimeout,
+		readTimeout:    stsReadTimeout,
+		entries:        make(map[stsKey]*list.Element),
+		lru:            list.New(),
+		inflight:       make(map[stsKey]*stsCall),
 	}
 	b.assumeRole = func(_ context.Context, session, policy string) (stsCredentials, error) {
 		req := &sts.AssumeRoleRequest{
@@ -107,6 +109,11 @@ func newSTSBroker(cfg STSConfig, region string, cred credentials.Credential, log
 		}
 		if cfg.ExternalID != "" {
 			req.ExternalId = tea.String(cfg.ExternalID)
+		}
+		runtime := &util.RuntimeOptions{
+			ConnectTimeout: tea.Int(int(b.connectTimeout / time.Millisecond)),
+			ReadTimeout:    tea.Int(int(b.readTimeout / time.Millisecond)),
+			Autoretry:      tea.Bool(false),
 		}
 		resp, err := client.AssumeRoleWithOptions(req, runtime)
 		if err != nil {
@@ -201,9 +208,14 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 // fetch makes one AssumeRole call for k, detached from any one request so a
 // client that goes away does not fail the others waiting on it.
 func (b *stsBroker) fetch(k stsKey, call *stsCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), stsConnectTimeout+stsReadTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.connectTimeout+b.readTimeout)
 	defer cancel()
 	creds, err := b.assumeRole(ctx, k.session, k.policy)
+	if err != nil {
+		// The SDK's error carries the signed request; only its summary
+		// goes on, to the log and to the waiting callers.
+		err = errors.New(stsErrorSummary(err))
+	}
 
 	b.mu.Lock()
 	delete(b.inflight, k)
@@ -215,7 +227,7 @@ func (b *stsBroker) fetch(k stsKey, call *stsCall) {
 			zap.String("role_arn", b.cfg.RoleARN),
 			zap.String("session_name", k.session),
 			zap.Bool("serving_cached", hadEntry),
-			zap.String("error", stsErrorSummary(err)))
+			zap.String("error", err.Error()))
 	}
 	b.mu.Unlock()
 
@@ -239,14 +251,77 @@ func (b *stsBroker) store(k stsKey, creds stsCredentials) {
 	}
 }
 
-// stsErrorSummary reduces an SDK error to its code and message; the SDK's
-// error text can include request details.
+// stsErrorSummary reduces an error of an AssumeRole call to text that is
+// safe to log. The SDK's errors are not: a network error (*url.Error) quotes
+// the whole signed request URL, whose Signature, SignatureNonce and
+// AccessKeyId let anyone who reads the log replay it for fresh credentials
+// within its validity window; an error answer's message may echo the
+// request, and an undecodable answer, which may hold credentials, is quoted
+// in the decoding error.
 func stsErrorSummary(err error) string {
 	var se *tea.SDKError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("%s: %s", tea.StringValue(se.Code), tea.StringValue(se.Message))
+		return redactSecrets(tea.StringValue(se.Code) + ": " + tea.StringValue(se.Message))
 	}
-	return err.Error()
+	msg := err.Error()
+	// An answer that is JSON but not an object is quoted in full
+	// ("<answer> is not a map[string]interface{}"), and a field of the wrong
+	// type with a window of the answer around it (", error found in #N byte
+	// of ...|<answer>|..."); only the complaint is kept.
+	if strings.HasSuffix(msg, " is not a map[string]interface{}") {
+		return "the answer is not a JSON object"
+	}
+	if i := strings.Index(msg, ", error found in #"); i >= 0 {
+		msg = msg[:i]
+	}
+	return redactSecrets(msg)
+}
+
+// redactError is err's text with URL queries and credential parameters
+// removed, for logs.
+func redactError(err error) string { return redactSecrets(err.Error()) }
+
+var (
+	// urlInText matches an absolute URL inside a longer text, e.g. the
+	// quoted one in a *url.Error.
+	urlInText = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://[^\s"'<>` + "`" + `]+`)
+	// secretParam matches a credential or signature parameter with its
+	// value in the forms error texts carry them: a query or form
+	// (Signature=…&), a percent-encoded string to sign
+	// (SignatureNonce%3D…%26), JSON ("SecurityToken":"…") and Go's
+	// printing of url.Values (Signature:[…]). The name must not follow a
+	// letter or digit, unless that ends a percent-encoded separator.
+	secretParam = regexp.MustCompile(`(?i)(^|[^a-z0-9]|%[0-9a-f]{2})` +
+		`((?:oss)?access[-_]?key[-_]?(?:id|secret)|signature(?:[-_]?nonce)?|security[-_]?token|bearer[-_]?token)` +
+		`(\\?"?\s*(?:=|%3D|:)\s*\[?\\?"?)(?:[^&\s"'\\,;}\]%]|%(?:[013-9a-f][0-9a-f]|2[0-57-9a-f]))+`)
+)
+
+// redactSecrets cuts every URL in s down to scheme://host/path and
+// replaces the values of credential and signature parameters wherever they
+// appear.
+func redactSecrets(s string) string {
+	s = urlInText.ReplaceAllStringFunc(s, redactURL)
+	return secretParam.ReplaceAllString(s, "${1}${2}${3}REDACTED")
+}
+
+// redactURL keeps scheme://host/path of an absolute URL: the query (of a
+// signed request: its signature) and any user info are dropped.
+func redactURL(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
+	if hasPath {
+		return scheme + "://" + authority + "/" + path
+	}
+	return scheme + "://" + authority
 }
 
 // uploadPolicy is the inline session policy of the STS route: upload

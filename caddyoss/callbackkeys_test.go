@@ -1,0 +1,202 @@
+package caddyoss
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// keyServer stands in for gosspublic.alicdn.com on loopback, counting the
+// requests it gets.
+type keyServer struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+}
+
+func newKeyServer(t testing.TB, answer http.HandlerFunc) *keyServer {
+	ks := &keyServer{}
+	ks.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ks.calls.Add(1)
+		if r.Host != alibabaKeyHost {
+			t.Errorf("key fetch for host %q", r.Host)
+		}
+		answer(w, r)
+	}))
+	t.Cleanup(ks.srv.Close)
+	return ks
+}
+
+// useKeyServer points v's HTTP client at ks: every connection goes to the
+// loopback server whatever host the URL names, so no test reaches
+// gosspublic.alicdn.com. timeout replaces the client's.
+func useKeyServer(t testing.TB, v *callbackVerifier, ks *keyServer, timeout time.Duration) {
+	tr := ks.srv.Client().Transport.(*http.Transport).Clone()
+	addr := ks.srv.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	// The httptest certificate is for example.com.
+	tr.TLSClientConfig.ServerName = "example.com"
+	t.Cleanup(tr.CloseIdleConnections)
+	v.client = &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: v.client.CheckRedirect}
+}
+
+// keyFetchHandler is a callback handler whose key fetches go to a loopback
+// server answering with answer, with a quiet log and a test clock.
+func keyFetchHandler(t *testing.T, answer http.HandlerFunc, timeout time.Duration) (*Handler, *keyServer, *testClock) {
+	t.Helper()
+	ks := newKeyServer(t, answer)
+	h := callbackHandler(t)
+	useKeyServer(t, h.verifier, ks, timeout)
+	h.verifier.logger = zap.NewNop()
+	clock := &testClock{t: time.Now()}
+	h.verifier.now = clock.now
+	return h, ks, clock
+}
+
+// keyURLHeader is the x-oss-pub-key-url of a callback naming rawURL.
+func keyURLHeader(rawURL string) string {
+	return base64.StdEncoding.EncodeToString([]byte(rawURL))
+}
+
+// sendCallbacks sends n E1 callbacks naming the key URLs keyURL(i), one
+// after another or all at once, and returns their statuses.
+func sendCallbacks(t *testing.T, h *Handler, n int, concurrent bool, keyURL func(i int) string) []int {
+	t.Helper()
+	statuses := make([]int, n)
+	send := func(i int) {
+		r := e1Request(func(r *http.Request, _ *string) { r.Header.Set("X-Oss-Pub-Key-Url", keyURLHeader(keyURL(i))) })
+		rec := httptest.NewRecorder()
+		next := handlerFunc(func(http.ResponseWriter, *http.Request) error { return fmt.Errorf("upstream reached") })
+		if err := h.ServeHTTP(rec, r, next); err != nil {
+			statuses[i] = -1
+			return
+		}
+		statuses[i] = rec.Code
+	}
+	if !concurrent {
+		for i := range n {
+			send(i)
+		}
+		return statuses
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { send(i) })
+	}
+	wg.Wait()
+	return statuses
+}
+
+func wantStatuses(t *testing.T, statuses []int, want int) {
+	t.Helper()
+	for i, s := range statuses {
+		if s != want {
+			t.Fatalf("callback %d: status %d, want %d", i, s, want)
+		}
+	}
+}
+
+// A key URL whose fetch failed is not fetched again for keyFetchRetryAfter,
+// however many callbacks name it, in sequence or at once; then it is
+// fetched once more.
+func TestCallbackKeyFetchFailureIsRemembered(t *testing.T) {
+	answers := map[string]http.HandlerFunc{
+		"status 500": func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) },
+		"not a key":  func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "garbage") },
+	}
+	for name, answer := range answers {
+		for _, concurrent := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/concurrent=%v", name, concurrent), func(t *testing.T) {
+				const n = 40
+				h, ks, clock := keyFetchHandler(t, answer, time.Second)
+				// The query differs per callback; it is not part of the
+				// key's identity and does not defeat the cache.
+				keyURL := func(i int) string {
+					return fmt.Sprintf("http://gosspublic.alicdn.com/rotated_key.pem?n=%d", i)
+				}
+				round := func(wantCalls int64) {
+					t.Helper()
+					wantStatuses(t, sendCallbacks(t, h, n, concurrent, keyURL), http.StatusForbidden)
+					if got := ks.calls.Load(); got != wantCalls {
+						t.Fatalf("key fetches = %d, want %d", got, wantCalls)
+					}
+				}
+				round(1)
+				clock.add(keyFetchRetryAfter - time.Second)
+				round(1)
+				clock.add(time.Second)
+				round(2)
+				round(2)
+			})
+		}
+	}
+}
+
+// Callbacks naming ever new failing URLs cause at most maxFailingKeys
+// fetches per keyFetchRetryAfter, and the memory of failures stays bounded.
+func TestCallbackKeyFetchFailuresAreBounded(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			h, ks, clock := keyFetchHandler(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(404) }, time.Second)
+			round := 0
+			keyURL := func(i int) string {
+				return fmt.Sprintf("https://gosspublic.alicdn.com/key_%d_%d.pem", round, i)
+			}
+			for round = range 2 {
+				wantStatuses(t, sendCallbacks(t, h, 3*maxFailingKeys, concurrent, keyURL), http.StatusForbidden)
+				if got, want := ks.calls.Load(), int64((round+1)*maxFailingKeys); got != want {
+					t.Fatalf("round %d: key fetches = %d, want %d", round, got, want)
+				}
+				h.verifier.mu.Lock()
+				remembered := len(h.verifier.failed)
+				h.verifier.mu.Unlock()
+				if remembered > maxFailingKeys {
+					t.Fatalf("%d failures remembered", remembered)
+				}
+				clock.add(keyFetchRetryAfter)
+			}
+		})
+	}
+}
+
+// A key fetched over the loopback server verifies callbacks and is fetched
+// once.
+func TestCallbackKeyFetchOverLoopback(t *testing.T) {
+	h, ks, _ := keyFetchHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/rotated_key.pem" || r.URL.RawQuery != "" {
+			t.Errorf("fetched %s", r.URL)
+		}
+		fmt.Fprint(w, alibabaCallbackKeyPEM)
+	}, time.Second)
+	const n = 20
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := e1Request(func(r *http.Request, _ *string) {
+				r.Header.Set("X-Oss-Pub-Key-Url", keyURLHeader("https://gosspublic.alicdn.com/rotated_key.pem?x=1"))
+			})
+			rec := httptest.NewRecorder()
+			next := handlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(200); return nil })
+			if err := h.ServeHTTP(rec, r, next); err == nil {
+				statuses[i] = rec.Code
+			}
+		})
+	}
+	wg.Wait()
+	wantStatuses(t, statuses, http.StatusOK)
+	if got := ks.calls.Load(); got != 1 {
+		t.Errorf("key fetches = %d, want 1", got)
+	}
+}
