@@ -255,8 +255,9 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 
 // flagArg sets a flag that takes no argument.
 func flagArg(d *caddyfile.Dispenser, dst *bool) error {
+	name := d.Val()
 	if d.NextArg() {
-		return d.Errf("%s takes no argument, got '%s'", d.Val(), d.Val())
+		return d.Errf("%s takes no argument, got '%s'", name, d.Val())
 	}
 	*dst = true
 	return nil

@@ -25,6 +25,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		min_size 1KB
 		allow_types image/* application/pdf
 		expires 10m
+		client_keys
+		storage_class ia
 		sts_path /s
 		policy_path off
 		presign_path /p
@@ -48,6 +50,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			trusted_key /etc/k1.pem
 			trusted_key /etc/k2.pem
 			max_body 64KiB
+			verify_only
+			binding_key {env.BINDING_KEY}
 		}
 	}`)
 	var h Handler
@@ -59,11 +63,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		AccessKeyID: "{env.AK}", AccessKeySecret: "{env.SK}", SignatureVersion: "v1",
 		KeyPrefix: "u/{http.auth.user.id}/", KeyTemplate: "{time.now.year}/{id}{ext}",
 		MaxSize: 20 << 20, MinSize: 1000, AllowTypes: []string{"image/*", "application/pdf"},
-		Expires: caddy.Duration(10 * time.Minute), STSPath: "/s", PolicyPath: "off", PresignPath: "/p", CallbackPath: "/cb",
+		Expires: caddy.Duration(10 * time.Minute), ClientKeys: true, StorageClass: "ia", STSPath: "/s", PolicyPath: "off", PresignPath: "/p", CallbackPath: "/cb",
 		STS: &STSConfig{RoleARN: "acs:ram::1:role/r", SessionName: "web-{http.auth.user.id}", Duration: caddy.Duration(2 * time.Hour),
 			RefreshBefore: caddy.Duration(10 * time.Minute), Endpoint: "http://127.0.0.1:1", ExternalID: "abc", CacheSize: 10},
 		Callback: &CallbackConfig{URL: "https://app.example.com/cb", Host: "app.example.com", Body: "a=${object}", BodyType: "json",
-			Vars: map[string]string{"user": "{http.auth.user.id}", "plan": "pro"}, TrustedKeys: []string{"/etc/k1.pem", "/etc/k2.pem"}, MaxBody: 64 << 10},
+			Vars: map[string]string{"user": "{http.auth.user.id}", "plan": "pro"}, TrustedKeys: []string{"/etc/k1.pem", "/etc/k2.pem"}, MaxBody: 64 << 10,
+			VerifyOnly: true, BindingKey: "{env.BINDING_KEY}"},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %+v\nwant %+v\nsts %+v\ncallback %+v", h, want, *h.STS, *h.Callback)
@@ -91,6 +96,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"var name", "oss_upload {\ncallback {\nvar User 1\n}\n}", "must be lower-case"},
 		{"duplicate var", "oss_upload {\ncallback {\nvar a 1\nvar a 2\n}\n}", "duplicate callback var 'a'"},
 		{"duplicate block", "oss_upload {\ncallback {\n}\ncallback {\n}\n}", "duplicate subdirective 'callback'"},
+		{"client_keys argument", "oss_upload {\nclient_keys yes\n}", "client_keys takes no argument"},
+		{"storage class", "oss_upload {\nstorage_class Glacier\n}", "storage_class must be Standard, IA"},
+		{"verify_only argument", "oss_upload {\ncallback {\nverify_only true\n}\n}", "verify_only takes no argument"},
+		{"binding_key arity", "oss_upload {\ncallback {\nbinding_key\n}\n}", "binding_key: missing value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
