@@ -32,8 +32,12 @@ type callbackSpec struct {
 
 // CallbackRecord is one callback the emulator sent, for tests.
 type CallbackRecord struct {
-	URL    string
-	Body   string
+	URL  string
+	Body string
+	// Header is what the emulator sent with the body (Authorization,
+	// x-oss-pub-key-url, Content-Type, …), so a test can send the same
+	// callback again.
+	Header http.Header
 	Status int    // 0 when the callback server could not be reached
 	Answer string // the callback server's body
 	Err    string // why the callback failed, if it did
@@ -322,6 +326,7 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	h.Set("x-oss-signature-version", "1.0")
 	h.Set("x-oss-tag", "CALLBACK")
 	req.Close = true
+	rec.Header = h.Clone()
 
 	start := time.Now()
 	resp, err := e.callbacks.Do(req)

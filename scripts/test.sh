@@ -2,8 +2,8 @@
 # The project's whole test suite: unit, integration (a real Caddy), emulator
 # fidelity (aliyun-oss-go-sdk, sts-20150401, ali-oss under Node) and browser
 # tests (Chromium through playwright-core). Installs what a fresh Debian
-# machine lacks: Chromium (apt-get), the e2e node modules (npm ci against
-# e2e/package-lock.json) and the Go modules pinned in go.mod.
+# machine lacks: Chromium and redis-server (apt-get), the e2e node modules
+# (npm ci against e2e/package-lock.json) and the Go modules pinned in go.mod.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "== apt-get install ${need_apt[*]}"
 	sudo=""
