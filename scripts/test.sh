@@ -8,6 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 log_dir=${TEST_LOG_DIR:-$(mktemp -d)}
+mkdir -p "$log_dir"
 status=0
 
 need_apt=()
