@@ -28,6 +28,9 @@ type callbackSpec struct {
 	host     string
 	body     string
 	bodyType string
+	// sni is callbackSNI: OSS sends a TLS server name to an https
+	// callbackUrl only when the parameter asks for it.
+	sni bool
 }
 
 // CallbackRecord is one callback the emulator sent, for tests.
@@ -88,6 +91,13 @@ func parseCallback(b64 string) (*callbackSpec, *ossError) {
 		return nil, errCallbackArg("The callback configuration fields must be strings.", string(raw), "")
 	}
 	spec := &callbackSpec{host: host, body: body, bodyType: bodyType}
+	if v, ok := doc["callbackSNI"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return nil, errCallbackArg("The callbackSNI of the callback configuration must be true or false.", string(raw), "")
+		}
+		spec.sni = b
+	}
 	if cbURL == "" {
 		return nil, errCallbackArg("The callbackUrl of the callback configuration is empty.", string(raw), "0007-00000004")
 	}
@@ -329,7 +339,11 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	rec.Header = h.Clone()
 
 	start := time.Now()
-	resp, err := e.callbacks.Do(req)
+	client := e.callbacks
+	if spec.sni {
+		client = e.callbacksSNI
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			ms := e.callbacks.Timeout.Milliseconds()

@@ -18,8 +18,10 @@
 package ossemu
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -71,13 +73,14 @@ type Role struct {
 // Emulator is a running (or runnable) OSS + STS emulator. It is an
 // http.Handler; Start and Listen serve it on a loopback port.
 type Emulator struct {
-	opts      Options
-	region    string
-	now       func() time.Time
-	key       *rsa.PrivateKey
-	pubPEM    []byte
-	cors      []CORSRule
-	callbacks *http.Client
+	opts         Options
+	region       string
+	now          func() time.Time
+	key          *rsa.PrivateKey
+	pubPEM       []byte
+	cors         []CORSRule
+	callbacks    *http.Client // https without SNI, as OSS by default
+	callbacksSNI *http.Client // https with SNI (callbackSNI: true)
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -125,10 +128,8 @@ func New(opts Options) (*Emulator, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	e.callbacks = &http.Client{
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	e.callbacks = callbackClient(timeout, false)
+	e.callbacksSNI = callbackClient(timeout, true)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, fmt.Errorf("ossemu: generating the callback key: %w", err)
@@ -199,6 +200,7 @@ func (e *Emulator) Close() error {
 	e.server, e.listener = nil, nil
 	e.mu.Unlock()
 	e.callbacks.CloseIdleConnections()
+	e.callbacksSNI.CloseIdleConnections()
 	if srv == nil {
 		return nil
 	}
@@ -314,5 +316,38 @@ func newRequestID() string {
 func (e *Emulator) logf(format string, args ...any) {
 	if e.opts.Logf != nil {
 		e.opts.Logf(format, args...)
+	}
+}
+
+// callbackClient is how OSS reaches a callback server: no redirects, no
+// certificate verification (OSS does not check the callback server's
+// certificate), and a TLS server name only when sni is set. Without SNI a
+// server that picks its certificate by name, such as Caddy, has none to
+// offer, and the handshake fails as it does against OSS.
+func callbackClient(timeout time.Duration, sni bool) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout}
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			DialContext: dialer.DialContext,
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				cfg := &tls.Config{InsecureSkipVerify: true} // OSS does not verify callback servers
+				if host, _, err := net.SplitHostPort(addr); err == nil && sni && net.ParseIP(host) == nil {
+					cfg.ServerName = host
+				}
+				tc := tls.Client(conn, cfg)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					conn.Close()
+					return nil, err
+				}
+				return tc, nil
+			},
+			DisableKeepAlives: true,
+		},
 	}
 }
