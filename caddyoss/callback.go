@@ -36,7 +36,9 @@ func (c *CallbackConfig) callbackParam() (string, error) {
 		Host     string `json:"callbackHost,omitempty"`
 		Body     string `json:"callbackBody"`
 		BodyType string `json:"callbackBodyType"`
-	}{c.URL, c.Host, c.bodyTemplate(), c.contentType()}
+		// OSS sends no TLS server name unless asked (protocol §4.1).
+		SNI bool `json:"callbackSNI,omitempty"`
+	}{c.URL, c.Host, c.bodyTemplate(), c.contentType(), u.Scheme == "https" && !c.DisableSNI}
 	b, err := marshalJSON(m)
 	if err != nil {
 		return "", err

@@ -165,6 +165,12 @@ type CallbackConfig struct {
 	// MaxBody caps the callback body size in bytes. Default: 1MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 
+	// DisableSNI leaves callbackSNI out of callback parameters with an https
+	// URL. OSS then connects without a TLS server name, which a server that
+	// picks its certificate by name (Caddy without default_sni) refuses.
+	// Default: false, https callback parameters say "callbackSNI": true.
+	DisableSNI bool `json:"disable_sni,omitempty"`
+
 	// VerifyOnly accepts every genuine callback (signature and replay
 	// checks only), for an instance that verifies callbacks another signer
 	// issued. By default only callbacks that carry this site's binding
