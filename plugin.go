@@ -2,9 +2,12 @@
 //
 //	xcaddy build --with github.com/caddy-oss/caddy-oss
 //
-// The handler itself is in package github.com/caddy-oss/caddy-oss/caddyoss.
+// The handler itself is in package github.com/caddy-oss/caddy-oss/caddyoss;
+// the `caddy oss-sandbox` command, which links the OSS emulator, is in
+// package github.com/caddy-oss/caddy-oss/sandbox.
 package caddyossplugin
 
 import (
 	_ "github.com/caddy-oss/caddy-oss/caddyoss"
+	_ "github.com/caddy-oss/caddy-oss/sandbox"
 )

@@ -1,5 +1,6 @@
-// Command caddy is Caddy with its standard modules and the oss_upload plugin,
-// so `go run ./cmd/caddy …` works without xcaddy.
+// Command caddy is Caddy with its standard modules, the oss_upload plugin
+// and the `caddy oss-sandbox` command, so `go run ./cmd/caddy …` works
+// without xcaddy.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-oss/caddy-oss/caddyoss"
+	_ "github.com/caddy-oss/caddy-oss/sandbox"
 )
 
 func main() {

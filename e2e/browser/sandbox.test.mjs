@@ -183,3 +183,37 @@ test('an expired policy is refused by OSS, and nothing is stored', async () => {
     await sb.stop();
   }
 });
+
+test('the object list shows an upload, and its link opens the same bytes', async () => {
+  const file = { name: 'listed.txt', mimeType: 'text/plain', buffer: Buffer.from(randomBytes(3000).toString('base64')) };
+  const { page } = await upload(sandbox, 'object-list-upload', { file, mode: 'post' });
+  const key = await expectUploaded(sandbox, page, file);
+
+  // The banner says where ali-oss came from: the tests pass --ali-oss-js.
+  assert.equal(await page.getAttribute('#ali-oss-source', 'data-source'), 'flag');
+  assert.match(await page.textContent('#ali-oss-source'), /--ali-oss-js/);
+
+  const row = page.locator(`#objects tr[data-key="${key}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator('td.size').textContent(), `${file.buffer.length} bytes`);
+  assert.equal(await row.locator('td.type').textContent(), file.mimeType);
+  await row.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(artifacts, 'object-list.png'), fullPage: true });
+
+  const link = row.locator('a');
+  assert.equal(await link.textContent(), key);
+  const href = new URL(await link.getAttribute('href'), sandbox.pageURL).href;
+  const context = page.context();
+  const responded = context.waitForEvent('response', (r) => r.url() === href);
+  const opened = context.waitForEvent('page');
+  await link.click();
+  const [response, tab] = await Promise.all([responded, opened]);
+  assert.equal(response.status(), 200);
+  assert.equal(response.headers()['content-type'], file.mimeType);
+  assert.ok(Buffer.compare(await response.body(), file.buffer) === 0, 'the link serves the stored bytes');
+  await tab.waitForLoadState();
+  assert.equal(await tab.textContent('body'), file.buffer.toString());
+  await tab.screenshot({ path: path.join(artifacts, 'object-opened.png') });
+  await tab.close();
+  await page.close();
+});

@@ -159,6 +159,43 @@ async function uploadSTS(file) {
   }
 }
 
+// refreshObjects lists what the emulator stored, from the demo app.
+async function refreshObjects() {
+  let list;
+  try {
+    const res = await fetch('/demo/objects', { cache: 'no-store' });
+    list = await res.json();
+  } catch (err) {
+    $('objects-empty').textContent = `Listing the objects failed: ${err.message || err}`;
+    return;
+  }
+  const body = $('objects').querySelector('tbody');
+  body.replaceChildren();
+  for (const o of list.objects) {
+    const row = document.createElement('tr');
+    row.dataset.key = o.key;
+    const key = document.createElement('td');
+    key.className = 'key';
+    const link = document.createElement('a');
+    link.href = o.url;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    link.textContent = o.key;
+    key.append(link);
+    const size = document.createElement('td');
+    size.className = 'size';
+    size.textContent = `${o.size} bytes`;
+    const type = document.createElement('td');
+    type.className = 'type';
+    type.textContent = o.type;
+    row.append(key, size, type);
+    body.append(row);
+  }
+  $('objects').hidden = list.objects.length === 0;
+  $('objects-empty').hidden = list.objects.length > 0;
+  $('objects-empty').textContent = 'No objects yet.';
+}
+
 const modes = {
   post: ['PostObject form', uploadPost],
   presign: ['Presigned PUT', uploadPresign],
@@ -192,5 +229,9 @@ $('upload-form').addEventListener('submit', async (event) => {
     setStatus('Upload refused.', 'error');
   } finally {
     $('upload').disabled = false;
+    await refreshObjects();
   }
 });
+
+$('refresh-objects').addEventListener('click', refreshObjects);
+refreshObjects();

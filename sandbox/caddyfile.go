@@ -1,0 +1,100 @@
+package sandbox
+
+import (
+	"strings"
+	"text/template"
+)
+
+// The sandbox's fixed names. The Caddyfile is written as text, as a user
+// would write it, so nothing here depends on the plugin's Go identifiers.
+const (
+	bucketName         = "sandbox"
+	keyPrefix          = "uploads/"
+	roleARN            = "acs:ram::1000000000000000:role/sandbox-uploader"
+	defaultAccessKeyID = "sandbox-ak"
+	defaultTypes       = "image/* video/* audio/* text/plain application/pdf application/zip application/json"
+	// handlerLogger is the logger Caddy gives the oss_upload handler (its
+	// module ID), which --debug turns to DEBUG.
+	handlerLogger = "http.handlers.oss_upload"
+)
+
+// caddyfileParams are what the generated Caddyfile is made of.
+type caddyfileParams struct {
+	Bind, Port  string // the site's address
+	Opts        options
+	KeyFile     string // the emulator's callback public key, PEM
+	Region      string
+	Endpoint    string // the emulator's OSS endpoint (path-style)
+	STSEndpoint string
+	UploadURL   string // the bucket's virtual-hosted URL, for browsers
+	AppAddr     string // the demo app, host:port
+}
+
+func (p caddyfileParams) Bucket() string        { return bucketName }
+func (p caddyfileParams) KeyPrefix() string     { return keyPrefix }
+func (p caddyfileParams) RoleARN() string       { return roleARN }
+func (p caddyfileParams) HandlerLogger() string { return handlerLogger }
+func (p caddyfileParams) AllowTypes() string {
+	return strings.Join(strings.Fields(p.Opts.AllowTypes), " ")
+}
+
+// The callback URL is the site itself, on 127.0.0.1: the emulator posts
+// there, Caddy verifies, and reverse_proxy hands it to the demo app.
+var caddyfileTemplate = template.Must(template.New("Caddyfile").Parse(`# caddy oss-sandbox: oss_upload in front of ossemu and a demo app.
+# The emulator's and the demo app's addresses, the callback key file and the
+# emulator account's key belong to this run; a new run picks new ones unless
+# --oss-listen and --access-key-secret fix them.
+{
+	admin off
+	auto_https off
+	persist_config off
+	http_port {{.Port}}
+{{- if .Opts.Debug}}
+	log oss_upload {
+		level DEBUG
+		include {{.HandlerLogger}}
+	}
+{{- end}}
+}
+
+http://:{{.Port}} {
+	bind {{.Bind}}
+{{- if .Opts.Debug}}
+	log
+{{- end}}
+	oss_upload {
+		bucket {{.Bucket}}
+		region {{.Region}}
+		endpoint {{.Endpoint}}
+		upload_url {{.UploadURL}}
+		access_key_id {{.Opts.AccessKeyID}}
+		access_key_secret {{.Opts.AccessKeySecret}}
+		signature_version {{.Opts.SignatureVersion}}
+		key_prefix {{.KeyPrefix}}
+		max_size {{.Opts.MaxSize}}
+		allow_types {{.AllowTypes}}
+		expires {{.Opts.Expires}}
+		sts {
+			role_arn {{.RoleARN}}
+			session_name sandbox-{http.request.remote.host}
+			endpoint {{.STSEndpoint}}
+			duration 15m
+		}
+		callback {
+			url http://127.0.0.1:{{.Port}}/oss/callback
+			var client {http.request.remote.host}
+			trusted_key {{.KeyFile}}
+		}
+	}
+	reverse_proxy {{.AppAddr}}
+}
+`))
+
+// caddyfile is the sandbox's Caddy configuration.
+func caddyfile(p caddyfileParams) string {
+	var b strings.Builder
+	if err := caddyfileTemplate.Execute(&b, p); err != nil {
+		panic(err) // the template and its data are fixed; a failure is a bug
+	}
+	return b.String()
+}

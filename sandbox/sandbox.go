@@ -1,0 +1,186 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+// options configure a sandbox; the command fills them from flags.
+type options struct {
+	Listen, OSSListen, AliOSSJS  string
+	MaxSize, AllowTypes, Expires string
+	SignatureVersion             string
+	AccessKeyID, AccessKeySecret string
+	Debug                        bool
+}
+
+// sandbox is an emulator, a demo app and the Caddyfile that puts
+// oss_upload in front of them; start also runs the Caddy site.
+type sandbox struct {
+	emu       *ossemu.Emulator
+	app       *demoApp
+	aliOSS    aliOSSBundle
+	tempDir   string
+	siteURL   string
+	bindAddr  string // where the site listens, host:port
+	caddyfile string
+	loaded    bool // the Caddy config is running and must be stopped
+}
+
+// prepare checks the options, starts the emulator and the demo app and
+// generates the Caddyfile, but does not run it.
+func prepare(opts options) (*sandbox, error) {
+	host, port, err := loopbackAddr("--listen", opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	if opts.OSSListen == "" {
+		opts.OSSListen = "127.0.0.1:0"
+	}
+	if _, _, err := loopbackAddr("--oss-listen", opts.OSSListen); err != nil {
+		return nil, err
+	}
+	bundle, err := findAliOSSJS(opts.AliOSSJS)
+	if err != nil {
+		return nil, err
+	}
+	if opts.SignatureVersion == "" {
+		opts.SignatureVersion = "v4"
+	}
+	if opts.AccessKeyID == "" {
+		opts.AccessKeyID = defaultAccessKeyID
+	}
+	if opts.AccessKeySecret == "" {
+		secret := make([]byte, 16)
+		_, _ = rand.Read(secret)
+		opts.AccessKeySecret = hex.EncodeToString(secret)
+	}
+
+	emuOpts := ossemu.Options{
+		Buckets:    []string{bucketName},
+		AccessKeys: map[string]string{opts.AccessKeyID: opts.AccessKeySecret},
+		Roles:      []ossemu.Role{{ARN: roleARN, MaxSessionDuration: time.Hour}},
+	}
+	if opts.Debug {
+		emuOpts.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	}
+	emu, err := ossemu.New(emuOpts)
+	if err != nil {
+		return nil, err
+	}
+	if err := emu.Listen(opts.OSSListen); err != nil {
+		return nil, portError("--oss-listen", opts.OSSListen, err)
+	}
+	sb := &sandbox{emu: emu, aliOSS: bundle}
+	fail := func(err error) (*sandbox, error) {
+		sb.Close()
+		return nil, err
+	}
+	if sb.tempDir, err = os.MkdirTemp("", "caddy-oss-sandbox-"); err != nil {
+		return fail(err)
+	}
+	keyFile := filepath.Join(sb.tempDir, "ossemu-callback-key.pem")
+	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
+		return fail(err)
+	}
+	if sb.app, err = startDemoApp(bundle, emu); err != nil {
+		return fail(err)
+	}
+
+	bind := host
+	if bind == "localhost" {
+		bind = "127.0.0.1"
+	}
+	sb.bindAddr = net.JoinHostPort(bind, port)
+	siteHost := host
+	if net.ParseIP(host) != nil {
+		siteHost = "localhost" // *.localhost and localhost pages share the emulator's default CORS rule
+	}
+	sb.siteURL = "http://" + net.JoinHostPort(siteHost, port)
+	sb.caddyfile = caddyfile(caddyfileParams{
+		Bind: bind, Port: port, Opts: opts, KeyFile: keyFile,
+		Region: emu.Region(), Endpoint: emu.Endpoint(), STSEndpoint: emu.STSEndpoint(),
+		UploadURL: emu.BucketURL(bucketName), AppAddr: sb.app.Addr,
+	})
+	return sb, nil
+}
+
+// start prepares a sandbox and runs its Caddy site.
+func start(opts options) (*sandbox, error) {
+	// A busy site port is found before anything starts, so it is reported
+	// as one line naming the flag rather than as Caddy's bind error after
+	// its startup logs.
+	if host, port, err := loopbackAddr("--listen", opts.Listen); err == nil {
+		if host == "localhost" {
+			host = "127.0.0.1"
+		}
+		if err := checkFree("--listen", opts.Listen, net.JoinHostPort(host, port)); err != nil {
+			return nil, err
+		}
+	}
+	sb, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(sb.caddyfile), map[string]any{"filename": "oss-sandbox"})
+	if err != nil {
+		sb.Close()
+		return nil, fmt.Errorf("sandbox config: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "oss-sandbox:", w.String())
+	}
+	if err := caddy.Load(adapted, true); err != nil {
+		sb.Close()
+		if inUse(err) {
+			return nil, portError("--listen", opts.Listen, err)
+		}
+		return nil, fmt.Errorf("starting the sandbox site: %w", err)
+	}
+	sb.loaded = true
+	return sb, nil
+}
+
+// loopbackAddr splits a listen address that must be on loopback: the
+// emulator accepts the keys it prints, so it must not be reachable from
+// elsewhere.
+func loopbackAddr(flag, addr string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", "", fmt.Errorf("%s %q: the sandbox listens on loopback only", flag, addr)
+	}
+	return host, port, nil
+}
+
+// Close stops the site, the demo app and the emulator.
+func (sb *sandbox) Close() {
+	if sb.loaded {
+		if err := caddy.Stop(); err != nil && !errors.Is(err, caddy.ErrNotConfigured) {
+			fmt.Fprintln(os.Stderr, "oss-sandbox: stopping the site:", err)
+		}
+		sb.loaded = false
+	}
+	if sb.app != nil {
+		sb.app.Close()
+	}
+	if sb.emu != nil {
+		_ = sb.emu.Close()
+	}
+	if sb.tempDir != "" {
+		_ = os.RemoveAll(sb.tempDir)
+	}
+}
