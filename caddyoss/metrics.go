@@ -1,0 +1,208 @@
+package caddyoss
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Label values of the oss_upload metrics. A label only ever carries one of
+// these values: never a key, user, bucket, object name, signature or
+// secret.
+const (
+	// route of caddy_oss_sign_requests_total and
+	// caddy_oss_sign_duration_seconds.
+	signRoutePostPolicy = "post_policy"
+	signRoutePresign    = "presign"
+	signRouteSTS        = "sts"
+	signRouteUppy       = "uppy" // the Uppy Companion routes, once they exist
+
+	// outcome of caddy_oss_sign_requests_total.
+	signOK      = "ok"      // signed
+	signRefused = "refused" // 4xx: the client's fault
+	signError   = "error"   // 5xx: ours or upstream's
+
+	// source of caddy_oss_sts_credentials_total.
+	stsSourceCache      = "cache"
+	stsSourceAssumeRole = "assume_role"
+
+	// result of caddy_oss_callbacks_total.
+	callbackVerified = "verified"
+	callbackRejected = "rejected"
+
+	// outcome of caddy_oss_callback_deliveries_total.
+	deliveryDelivered = "delivered" // the upstream answered
+	deliveryQueued    = "queued"    // kept for a later attempt (durable delivery)
+	deliveryRetried   = "retried"   // attempted again (durable delivery)
+	deliveryDuplicate = "duplicate" // a replay, answered without the upstream
+	deliveryFailed    = "failed"    // the upstream returned an error or a 5xx
+)
+
+// Reasons of caddy_oss_callbacks_total: reasonOK for a verified callback,
+// one of the others for a rejected one.
+const (
+	reasonOK           = "ok"
+	reasonMethod       = "method"        // not POST
+	reasonHeaders      = "headers"       // Authorization or x-oss-pub-key-url missing or not base64
+	reasonUntrustedKey = "untrusted_key" // the public key URL is not trusted
+	reasonKeyFetch     = "key_fetch"     // the public key could not be fetched
+	reasonSignature    = "signature"     // the signature does not verify
+	reasonBody         = "body"          // unreadable, too large, Content-MD5 or template mismatch
+	reasonBinding      = "binding"       // no valid, unexpired binding of this site covering the object
+	reasonConfirm      = "confirm"       // OSS does not confirm the object's facts
+	reasonBucket       = "bucket"        // another bucket is named
+	reasonStorage      = "storage"       // the binding key or replay records are unavailable
+)
+
+// ossMetrics are the collectors of every oss_upload handler. They are
+// created once per process and registered with each config's registry, so
+// counts carry over config reloads.
+var ossMetrics = newOSSMetrics()
+
+// metricSet holds the collectors; see README.md, "Metrics".
+type metricSet struct {
+	signRequests      *prometheus.CounterVec
+	signDuration      *prometheus.HistogramVec
+	stsCredentials    *prometheus.CounterVec
+	assumeRoleErrors  prometheus.Counter
+	callbacks         *prometheus.CounterVec
+	deliveries        *prometheus.CounterVec
+	callbackQueueSize prometheus.Gauge
+}
+
+// newOSSMetrics creates the collectors, unregistered.
+func newOSSMetrics() *metricSet {
+	const ns, sub = "caddy", "oss"
+	m := &metricSet{
+		signRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sign_requests_total",
+			Help: "Requests to the signing routes, by route and outcome (ok, refused: 4xx, error: 5xx).",
+		}, []string{"route", "outcome"}),
+		signDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "sign_duration_seconds",
+			Help:    "Time to answer a request to a signing route, STS calls included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		stsCredentials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sts_credentials_total",
+			Help: "Temporary credentials served from the STS cache, and obtained by successful AssumeRole calls.",
+		}, []string{"source"}),
+		assumeRoleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sts_assume_role_errors_total",
+			Help: "AssumeRole calls that failed.",
+		}),
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "callbacks_total",
+			Help: "Upload callbacks, verified (duplicates included) or rejected, by reason.",
+		}, []string{"result", "reason"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "callback_deliveries_total",
+			Help: "Verified callbacks by what became of them: delivered, queued, retried, duplicate or failed.",
+		}, []string{"outcome"}),
+		callbackQueueSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "callback_queue_pending",
+			Help: "Verified callbacks waiting for delivery.",
+		}),
+	}
+	// Every outcome is exported from the start, at zero.
+	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed} {
+		m.deliveries.WithLabelValues(o)
+	}
+	for _, s := range []string{stsSourceCache, stsSourceAssumeRole} {
+		m.stsCredentials.WithLabelValues(s)
+	}
+	return m
+}
+
+// collectors lists the collectors in m.
+func (m *metricSet) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.signRequests, m.signDuration, m.stsCredentials, m.assumeRoleErrors,
+		m.callbacks, m.deliveries, m.callbackQueueSize,
+	}
+}
+
+// registerMetrics registers the package's collectors with reg, the
+// registry of the config being provisioned (Caddy builds a new one for
+// every config and serves it at the admin endpoint's /metrics). Every
+// oss_upload handler of a config registers with the same registry, so an
+// AlreadyRegisteredError for the same collector is expected: the one
+// registered, which holds the counts, stays. Any other error (such as
+// another collector under one of the names) is logged: that metric is then
+// missing from /metrics, and requests are served as usual.
+func registerMetrics(reg *prometheus.Registry, logger *zap.Logger) {
+	if reg == nil {
+		return
+	}
+	for _, c := range ossMetrics.collectors() {
+		err := reg.Register(c)
+		var are prometheus.AlreadyRegisteredError
+		if err == nil || errors.As(err, &are) && are.ExistingCollector == c {
+			continue
+		}
+		logger.Warn("registering metrics failed", zap.Error(err))
+	}
+}
+
+// observeSign records a request to a signing route that started at start
+// and ended with err.
+func observeSign(route string, start time.Time, err error) {
+	ossMetrics.signDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	ossMetrics.signRequests.WithLabelValues(route, signOutcome(err)).Inc()
+}
+
+// signOutcome classifies a signing route's result by its status.
+func signOutcome(err error) string {
+	if err == nil {
+		return signOK
+	}
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode < 500 {
+		return signRefused
+	}
+	return signError
+}
+
+// callbackError is why a callback was rejected: a reason code for metrics
+// and a message for the log and the answer.
+type callbackError struct {
+	reason string
+	msg    string
+}
+
+func (e *callbackError) Error() string { return e.msg }
+
+// callbackReason is the reason code a rejection carries. Every rejection
+// carries one (see callbackErr); an error without (none today) counts as
+// body.
+func callbackReason(err error) string {
+	var ce *callbackError
+	if errors.As(err, &ce) {
+		return ce.reason
+	}
+	return reasonBody
+}
+
+// countCallback records a verified callback (err nil) or a rejected one.
+func countCallback(err error) {
+	if err == nil {
+		ossMetrics.callbacks.WithLabelValues(callbackVerified, reasonOK).Inc()
+		return
+	}
+	ossMetrics.callbacks.WithLabelValues(callbackRejected, callbackReason(err)).Inc()
+}
+
+// countDelivery records what became of a verified callback passed to the
+// upstream, which answered status (0 when it wrote nothing) or err.
+func countDelivery(status int, err error) {
+	outcome := deliveryDelivered
+	if err != nil || status >= http.StatusInternalServerError {
+		outcome = deliveryFailed
+	}
+	ossMetrics.deliveries.WithLabelValues(outcome).Inc()
+}
