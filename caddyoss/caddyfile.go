@@ -2,6 +2,8 @@ package caddyoss
 
 import (
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -38,7 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    signature_version v4|v1
 //
 //	    key_prefix   <prefix>
-//	    key_template <template>
+//	    key_template <template> [overwrite]
 //	    max_size     <size>
 //	    min_size     <size>
 //	    allow_types  <mime-pattern...>
@@ -73,15 +75,24 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        binding_key <secret>
 //	    }
 //	}
+//
+// Besides the syntax, it checks what it can without the environment (the
+// checks Validate repeats for JSON configs), so that `caddy adapt` reports
+// them with the file and line: bucket name, region id, key_template,
+// sizes, durations and route paths.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	return eachSubdirective(d, "", nil, func(name string) error {
 		var err error
 		switch name {
 		case "bucket":
-			err = oneArg(d, &h.Bucket)
+			if err = oneArg(d, &h.Bucket); err == nil && !strings.Contains(h.Bucket, "{") {
+				err = wrapErr(d, checkBucket(h.Bucket))
+			}
 		case "region":
-			err = oneArg(d, &h.Region)
+			if err = oneArg(d, &h.Region); err == nil {
+				err = wrapErr(d, checkRegion(h.Region))
+			}
 		case "endpoint":
 			err = oneArg(d, &h.Endpoint)
 		case "upload_url":
@@ -98,18 +109,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "key_prefix":
 			err = oneArg(d, &h.KeyPrefix)
 		case "key_template":
-			err = oneArg(d, &h.KeyTemplate)
+			err = h.unmarshalKeyTemplate(d)
 		case "max_size":
-			err = sizeArg(d, &h.MaxSize)
+			if err = sizeArg(d, &h.MaxSize); err == nil {
+				err = wrapErr(d, checkSizes(h.MinSize, h.MaxSize))
+			}
 		case "min_size":
-			err = sizeArg(d, &h.MinSize)
+			if err = sizeArg(d, &h.MinSize); err == nil {
+				err = wrapErr(d, checkSizes(h.MinSize, h.MaxSize))
+			}
 		case "allow_types":
 			h.AllowTypes = d.RemainingArgs()
 			if len(h.AllowTypes) == 0 {
 				err = d.ArgErr()
 			}
 		case "expires":
-			err = durationArg(d, &h.Expires)
+			if err = durationArg(d, &h.Expires); err == nil {
+				err = wrapErr(d, checkExpires(time.Duration(h.Expires)))
+			}
 		case "client_keys":
 			err = flagArg(d, &h.ClientKeys)
 		case "storage_class":
@@ -119,13 +136,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "sts_path":
-			err = oneArg(d, &h.STSPath)
+			err = h.unmarshalRoutePath(d, &h.STSPath)
 		case "policy_path":
-			err = oneArg(d, &h.PolicyPath)
+			err = h.unmarshalRoutePath(d, &h.PolicyPath)
 		case "presign_path":
-			err = oneArg(d, &h.PresignPath)
+			err = h.unmarshalRoutePath(d, &h.PresignPath)
 		case "callback_path":
-			err = oneArg(d, &h.CallbackPath)
+			err = h.unmarshalRoutePath(d, &h.CallbackPath)
 		case "sts":
 			h.STS = new(STSConfig)
 			err = h.STS.unmarshalCaddyfile(d)
@@ -139,6 +156,42 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	})
 }
 
+// unmarshalKeyTemplate reads key_template <template> [overwrite] and
+// checks the template.
+func (h *Handler) unmarshalKeyTemplate(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 2 && args[1] == "overwrite":
+		h.KeyTemplateOverwrite = true
+	case len(args) == 2:
+		return d.Errf("key_template: unexpected argument '%s' (the only option is 'overwrite')", args[1])
+	case len(args) != 1:
+		return d.ArgErr()
+	}
+	h.KeyTemplate = args[0]
+	if err := checkKeyTemplate(h.KeyTemplate); err != nil {
+		return d.WrapErr(err)
+	}
+	if !h.KeyTemplateOverwrite && !templateHasID(h.KeyTemplate) {
+		return d.Errf("key_template: '%s' has no {id}, so uploads could share a key and overwrite each other; add {id}, or write 'key_template %s overwrite' to allow it",
+			h.KeyTemplate, h.KeyTemplate)
+	}
+	return nil
+}
+
+// unmarshalRoutePath reads a route path into dst and checks it against
+// the routes set so far.
+func (h *Handler) unmarshalRoutePath(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if err := oneArg(d, dst); err != nil {
+		return err
+	}
+	if err := checkRoutePath(name, *dst); err != nil {
+		return d.WrapErr(err)
+	}
+	return wrapErr(d, checkDuplicateRoute(h.routes(), route{name, *dst}))
+}
+
 func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return eachSubdirective(d, "sts ", nil, func(name string) error {
 		var err error
@@ -148,9 +201,19 @@ func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "session_name":
 			err = oneArg(d, &s.SessionName)
 		case "duration":
-			err = durationArg(d, &s.Duration)
+			if err = durationArg(d, &s.Duration); err == nil {
+				if err = wrapErr(d, checkSTSDuration(time.Duration(s.Duration))); err == nil {
+					err = wrapErr(d, checkRefreshBefore(time.Duration(s.RefreshBefore), time.Duration(s.Duration)))
+				}
+			}
 		case "refresh_before":
-			err = durationArg(d, &s.RefreshBefore)
+			if err = durationArg(d, &s.RefreshBefore); err == nil {
+				dur := time.Duration(s.Duration)
+				if dur == 0 {
+					dur = defaultSTSDuration
+				}
+				err = wrapErr(d, checkRefreshBefore(time.Duration(s.RefreshBefore), dur))
+			}
 		case "endpoint":
 			err = oneArg(d, &s.Endpoint)
 		case "external_id":
@@ -263,27 +326,39 @@ func flagArg(d *caddyfile.Dispenser, dst *bool) error {
 	return nil
 }
 
+// wrapErr adds the Caddyfile file and line to err, when there is one.
+func wrapErr(d *caddyfile.Dispenser, err error) error {
+	if err == nil {
+		return nil
+	}
+	return d.WrapErr(err)
+}
+
+// sizeArg reads one size such as 20MB or 20MiB.
 func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
 	var v string
 	if err := oneArg(d, &v); err != nil {
 		return err
 	}
 	n, err := humanize.ParseBytes(v)
 	if err != nil || n > 1<<62 {
-		return d.Errf("invalid size '%s': %v", v, err)
+		return d.Errf("%s: invalid size '%s' (use bytes or units such as 20MB or 20MiB)", name, v)
 	}
 	*dst = int64(n)
 	return nil
 }
 
+// durationArg reads one duration such as 15m, 1h30m or 7d.
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
 	var v string
 	if err := oneArg(d, &v); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
-		return d.Errf("invalid duration '%s': %v", v, err)
+		return d.Errf("%s: invalid duration '%s' (use units such as 90s, 15m, 1h or 7d)", name, v)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

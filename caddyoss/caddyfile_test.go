@@ -1,6 +1,7 @@
 package caddyoss
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -79,12 +80,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	tests := []struct{ name, input, want string }{
 		{"argument on directive", `oss_upload extra { bucket b }`, "wrong argument count"},
 		{"unknown subdirective", `oss_upload { buckett b }`, "unrecognized subdirective 'buckett'"},
-		{"duplicate subdirective", "oss_upload {\nbucket a\nbucket b\n}", "duplicate subdirective 'bucket'"},
+		{"duplicate subdirective", "oss_upload {\nbucket one\nbucket two\n}", "duplicate subdirective 'bucket'"},
 		{"missing value", "oss_upload {\nbucket\n}", "bucket: missing value"},
 		{"extra value", "oss_upload {\nregion a b\n}", "unexpected argument 'b'"},
 		{"bad signature version", "oss_upload {\nsignature_version v2\n}", "must be v4 or v1"},
-		{"bad size", "oss_upload {\nmax_size lots\n}", "invalid size 'lots'"},
-		{"bad duration", "oss_upload {\nexpires soon\n}", "invalid duration 'soon'"},
+		{"bad size", "oss_upload {\nmax_size lots\n}", "max_size: invalid size 'lots'"},
+		{"bad duration", "oss_upload {\nexpires soon\n}", "expires: invalid duration 'soon'"},
 		{"empty allow_types", "oss_upload {\nallow_types\n}", "wrong argument count"},
 		{"unknown sts subdirective", "oss_upload {\nsts {\nrole a\n}\n}", "unrecognized sts subdirective 'role'"},
 		{"duplicate sts subdirective", "oss_upload {\nsts {\nduration 1h\nduration 2h\n}\n}", "duplicate sts subdirective 'duration'"},
@@ -109,6 +110,79 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Semantic errors are caught while parsing, so `caddy adapt` reports them
+// with the line of the subdirective at fault (for a pair, the later one).
+func TestUnmarshalCaddyfileCheckErrors(t *testing.T) {
+	tests := []struct {
+		name, block, want string
+		line              int // of the Caddyfile below, which starts with "oss_upload {"
+	}{
+		{"min over max", "min_size 2MB\nmax_size 1MB", "min_size (2000000) is greater than max_size (1000000)", 3},
+		{"min over max, min last", "max_size 1MB\nmin_size 2MB", "min_size (2000000) is greater than max_size (1000000)", 3},
+		{"max over 5GiB", "bucket example-bucket\nmax_size 6GiB", "max_size: 6442450944 exceeds the OSS limit of 5 GiB", 3},
+		{"size that does not parse", "max_size ten", "max_size: invalid size 'ten'", 2},
+		{"max_body that does not parse", "callback {\nmax_body big\n}", "max_body: invalid size 'big'", 3},
+		{"expires too short", "expires 500ms", "expires: must be between 1s and 7 days, got 500ms", 2},
+		{"expires too long", "region cn-hangzhou\nexpires 8d", "expires: must be between 1s and 7 days, got 192h0m0s", 3},
+		{"duration that does not parse", "sts {\nduration forever\n}", "duration: invalid duration 'forever'", 3},
+		{"sts duration short", "sts {\nduration 10m\n}", "sts.duration: must be between 15m and 12h, got 10m0s", 3},
+		{"sts duration long", "sts {\nrole_arn acs:ram::1:role/r\nduration 13h\n}", "sts.duration: must be between 15m and 12h", 4},
+		{"refresh over default duration", "sts {\nrefresh_before 2h\n}", "sts.refresh_before: must be shorter than sts.duration (1h0m0s), got 2h0m0s", 3},
+		{"refresh over duration", "sts {\nrefresh_before 30m\nduration 20m\n}", "sts.refresh_before: must be shorter than sts.duration (20m0s), got 30m0s", 4},
+		{"refresh equal to duration", "sts {\nduration 20m\nrefresh_before 20m\n}", "must be shorter than sts.duration", 4},
+		{"bad bucket", "region cn-hangzhou\nbucket Example_Bucket", `bucket: "Example_Bucket" is not a valid OSS bucket name`, 3},
+		{"oss- region", "region oss-cn-hangzhou", `region: use the region id ("cn-hangzhou"), not "oss-cn-hangzhou"`, 2},
+		{"unknown template placeholder", "key_template {user}/{id}{extension}", `key_template: "{user}/{id}{extension}" uses unknown placeholder(s) {user} {extension}`, 2},
+		{"unknown time placeholder", "key_template {time.now.yaer}/{id}", "unknown placeholder(s) {time.now.yaer}", 2},
+		{"template without id", "bucket example-bucket\nkey_template {filename}", "key_template: '{filename}' has no {id}, so uploads could share a key and overwrite each other; add {id}, or write 'key_template {filename} overwrite'", 3},
+		{"template option", "key_template {filename} replace", "key_template: unexpected argument 'replace'", 2},
+		{"template escaping the prefix", "key_template ../{id}", `key_template: "../{id}" contains a ".." segment`, 2},
+		{"relative route path", "presign_path presign", `presign_path: "presign" must start with '/'`, 2},
+		{"same route path", "policy_path /oss/sign\npresign_path /oss/sign", `policy_path and presign_path are both "/oss/sign"`, 3},
+		{"placeholder route path", "sts_path {env.STS_PATH}", `sts_path: "{env.STS_PATH}" must start with '/'`, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\n" + tc.block + "\n}"))
+			at := fmt.Sprintf(", at Testfile:%d", tc.line)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), at) {
+				t.Errorf("error %v\nwant %q%s", err, tc.want, at)
+			}
+		})
+	}
+}
+
+// What the parse-time checks must let through.
+func TestUnmarshalCaddyfileChecksAccept(t *testing.T) {
+	for _, block := range []string{
+		"bucket {env.OSS_BUCKET}",
+		"region {env.OSS_REGION}",
+		"sts_path off\npolicy_path off",
+		"min_size 1KB\nmax_size 5GiB",
+		"min_size 1KB",
+		"expires 7d",
+		"sts {\nduration 12h\nrefresh_before 11h\n}",
+		"key_template {http.auth.user.id}/{time.now.year}/{env.STAGE}-{system.hostname}-{id}{ext}",
+		"key_template {http.request.uuid}-{filename} overwrite",
+	} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\n" + block + "\n}")); err != nil {
+			t.Errorf("%q: %v", block, err)
+		}
+	}
+}
+
+func TestUnmarshalCaddyfileKeyTemplateOverwrite(t *testing.T) {
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\nkey_template uploads-{filename} overwrite\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if h.KeyTemplate != "uploads-{filename}" || !h.KeyTemplateOverwrite {
+		t.Errorf("key_template %q, overwrite %v", h.KeyTemplate, h.KeyTemplateOverwrite)
 	}
 }
 
@@ -194,6 +268,16 @@ func TestValidate(t *testing.T) {
 		{"wildcard prefix", func(h *Handler) { h.KeyPrefix = "uploads/*/" }, "wildcard or reference"},
 		{"dollar prefix", func(h *Handler) { h.KeyPrefix = "uploads/${filename}/" }, "key_prefix"},
 		{"storage class", func(h *Handler) { h.StorageClass = "Glacier" }, "storage_class"},
+		{"expires too short", func(h *Handler) { h.Expires = caddy.Duration(time.Millisecond) }, "expires: must be between 1s and 7 days"},
+		{"refresh negative", func(h *Handler) {
+			h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r", RefreshBefore: caddy.Duration(-time.Minute)}
+		}, "sts.refresh_before: must not be negative"},
+		{"template with unknown placeholders", func(h *Handler) { h.KeyTemplate = "{vars.user}/{id}{nope}" }, "unknown placeholder(s) {vars.user} {nope}"},
+		{"template without id", func(h *Handler) { h.KeyTemplate = "{filename}" }, "key_template: \"{filename}\" has no {id}"},
+		{"template without id, allowed", func(h *Handler) { h.KeyTemplate, h.KeyTemplateOverwrite = "{filename}", true }, ""},
+		{"template with caddy placeholders", func(h *Handler) { h.KeyTemplate = "{http.auth.user.id}/{time.now.unix}-{id}" }, ""},
+		{"template naming a folder", func(h *Handler) { h.KeyTemplate = "{id}/" }, "ends with '/'"},
+		{"template with a dollar", func(h *Handler) { h.KeyTemplate = "${filename}{id}" }, "contains '$'"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

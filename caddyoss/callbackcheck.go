@@ -30,7 +30,7 @@ const (
 func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) (time.Time, map[string]string, error) {
 	vars, err := h.bodyTpl.parseBody(body)
 	if err != nil {
-		return time.Time{}, nil, callbackErr(http.StatusForbidden, err.Error())
+		return time.Time{}, nil, callbackErr(http.StatusForbidden, reasonBody, err.Error())
 	}
 	exp, err := h.checkBinding(ctx, r, vars)
 	return exp, vars, err
@@ -39,18 +39,18 @@ func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) 
 func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (time.Time, error) {
 	b, err := parseBinding(vars["x:"+bindingVar])
 	if err != nil {
-		return time.Time{}, callbackErr(http.StatusForbidden, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
+		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
 	}
 	expiry := time.Unix(b.expiry, 0)
 	if !h.now().Before(expiry) {
-		return time.Time{}, callbackErr(http.StatusForbidden, "callback binding has expired")
+		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding has expired")
 	}
 	if v, ok := vars["bucket"]; ok && v != h.Bucket {
-		return time.Time{}, callbackErr(http.StatusForbidden, fmt.Sprintf("callback names bucket %q, not the configured one", v))
+		return time.Time{}, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", v))
 	}
 	object := vars["object"]
 	if object == "" || checkKeyPart(object) != nil || strings.HasSuffix(object, "/") {
-		return time.Time{}, callbackErr(http.StatusForbidden, "callback names no valid object")
+		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback names no valid object")
 	}
 	scope := b.scope
 	switch b.kind {
@@ -58,7 +58,7 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 		scope = object
 	default:
 		if !strings.HasPrefix(object, scope) {
-			return time.Time{}, callbackErr(http.StatusForbidden, "callback object is outside the prefix its binding names")
+			return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside the prefix its binding names")
 		}
 	}
 	custom := map[string]string{}
@@ -69,11 +69,11 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	}
 	key, err := h.bindingKeys.get(ctx)
 	if err != nil {
-		h.logger.Error("oss_upload: loading the callback binding key failed", zap.Error(err))
-		return time.Time{}, callbackErr(http.StatusServiceUnavailable, "callback binding key unavailable")
+		h.logger.Error("loading the callback binding key failed", zap.Error(err))
+		return time.Time{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")
 	}
 	if !hmac.Equal(b.mac, bindingMAC(key, b.kind, h.Bucket, scope, b.expiry, custom)) {
-		return time.Time{}, callbackErr(http.StatusForbidden, "callback binding does not match its bucket, object or variables")
+		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding does not match its bucket, object or variables")
 	}
 	// The body's facts are confirmed with OSS: a holder of STS credentials
 	// writes the callback parameter itself, and anyone can make OSS (from
@@ -108,21 +108,21 @@ func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 // stores, or when there is no such object.
 func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) error {
 	if h.ossBucket == nil {
-		return callbackErr(http.StatusForbidden, "callback cannot be confirmed: this instance has no OSS client")
+		return callbackErr(http.StatusForbidden, reasonConfirm, "callback cannot be confirmed: this instance has no OSS client")
 	}
 	hdr, err := h.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
 	if err != nil {
 		var se oss.ServiceError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-			return callbackErr(http.StatusForbidden, "callback names an object that OSS does not have")
+			return callbackErr(http.StatusForbidden, reasonConfirm, "callback names an object that OSS does not have")
 		}
 		code := ""
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		h.logger.Error("oss_upload: confirming a callback with OSS failed",
+		h.logger.Error("confirming a callback with OSS failed",
 			zap.String("object", object), zap.String("oss_code", code), zapRemote(r))
-		return callbackErr(http.StatusBadGateway, "confirming the upload with OSS failed")
+		return callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}
 	checks := []struct{ variable, stored string }{
 		{"size", hdr.Get("Content-Length")},
@@ -144,7 +144,7 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 			same = err1 == nil && err2 == nil && a == b
 		}
 		if !same {
-			return callbackErr(http.StatusForbidden, fmt.Sprintf("callback %s differs from what OSS stores", c.variable))
+			return callbackErr(http.StatusForbidden, reasonConfirm, fmt.Sprintf("callback %s differs from what OSS stores", c.variable))
 		}
 	}
 	return nil

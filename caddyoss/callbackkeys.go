@@ -162,12 +162,12 @@ func alibabaKeyURL(raw string) (*url.URL, bool) {
 func (v *callbackVerifier) keysFor(ctx context.Context, pubKeyURLB64 string) ([]*rsa.PublicKey, error) {
 	raw, err := base64.StdEncoding.DecodeString(pubKeyURLB64)
 	if err != nil {
-		return nil, callbackErr(http.StatusBadRequest, "x-oss-pub-key-url is not valid base64")
+		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "x-oss-pub-key-url is not valid base64")
 	}
 	u, ok := alibabaKeyURL(string(raw))
 	if !ok {
 		if len(v.trusted) == 0 {
-			return nil, callbackErr(http.StatusForbidden, errUntrustedKey.Error())
+			return nil, callbackErr(http.StatusForbidden, reasonUntrustedKey, errUntrustedKey.Error())
 		}
 		return v.trusted, nil
 	}
@@ -178,7 +178,7 @@ func (v *callbackVerifier) keysFor(ctx context.Context, pubKeyURLB64 string) ([]
 	// whatever the sender put there stays out of requests and logs.
 	k, err := v.fetch(ctx, "https://"+alibabaKeyHost+u.EscapedPath())
 	if err != nil {
-		return nil, callbackErr(http.StatusForbidden, "callback public key could not be fetched")
+		return nil, callbackErr(http.StatusForbidden, reasonKeyFetch, "callback public key could not be fetched")
 	}
 	return []*rsa.PublicKey{k}, nil
 }
@@ -252,7 +252,7 @@ func (v *callbackVerifier) runFetch(keyURL string, f *keyFetch) {
 	if err != nil {
 		// Logged once per fetch, not per callback: callers cannot make
 		// the log grow faster than the fetches.
-		v.logger.Warn("oss_upload: fetching callback public key failed",
+		v.logger.Warn("fetching callback public key failed",
 			zap.String("url", redactURL(keyURL)),
 			zap.String("error", redactError(err)),
 			zap.Duration("retry_after", keyFetchRetryAfter))

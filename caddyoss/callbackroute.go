@@ -30,10 +30,11 @@ const (
 	ossCallbackDeadline = 5 * time.Second
 )
 
-// callbackErr is a rejected callback: the status and a reason that names
-// what was wrong (never a key or signature).
-func callbackErr(status int, reason string) error {
-	return caddyhttp.Error(status, errors.New(reason))
+// callbackErr is a rejected callback: the status, the reason code it is
+// counted under in metrics and a message that names what was wrong (never a
+// key or signature).
+func callbackErr(status int, reason, msg string) error {
+	return caddyhttp.Error(status, &callbackError{reason: reason, msg: msg})
 }
 
 // provisionCallback builds the verifier of the callback route and its
@@ -69,19 +70,19 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	r.Header.Del(verifiedHeader)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return h.rejectCallback(r, callbackErr(http.StatusMethodNotAllowed, "callbacks must be POST"))
+		return h.rejectCallback(r, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST"))
 	}
 	sigB64 := r.Header.Get("Authorization")
 	keyURL := r.Header.Get("X-Oss-Pub-Key-Url")
 	switch {
 	case sigB64 == "":
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, "missing Authorization header"))
+		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "missing Authorization header"))
 	case keyURL == "":
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, "missing x-oss-pub-key-url header"))
+		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "missing x-oss-pub-key-url header"))
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigB64)
 	if err != nil {
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, "Authorization is not valid base64"))
+		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64"))
 	}
 
 	maxBody := h.Callback.MaxBody
@@ -95,7 +96,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	if want := r.Header.Get("Content-MD5"); want != "" {
 		sum := md5.Sum(body)
 		if base64.StdEncoding.EncodeToString(sum[:]) != want {
-			return h.rejectCallback(r, callbackErr(http.StatusBadRequest, "Content-MD5 does not match the body"))
+			return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body"))
 		}
 	}
 
@@ -105,7 +106,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	}
 	msg, err := callbackStringToSign(originalRequestURI(r), body)
 	if err != nil {
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, "request path is not valid percent-encoding"))
+		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonSignature, "request path is not valid percent-encoding"))
 	}
 	verified := false
 	for _, k := range keys {
@@ -115,7 +116,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 		}
 	}
 	if !verified {
-		return h.rejectCallback(r, callbackErr(http.StatusForbidden, errBadSignature.Error()))
+		return h.rejectCallback(r, callbackErr(http.StatusForbidden, reasonSignature, errBadSignature.Error()))
 	}
 
 	expires := h.now().Add(unboundReplayTTL)
@@ -132,17 +133,21 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	} else {
 		facts = callbackFacts(body)
 		if b := facts["bucket"]; h.Bucket != "" && b != "" && b != h.Bucket {
-			return h.rejectCallback(r, callbackErr(http.StatusForbidden, fmt.Sprintf("callback names bucket %q, not the configured one", b)))
+			return h.rejectCallback(r, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", b)))
 		}
 	}
 	fresh, err := h.replay.claim(r.Context(), callbackID(msg), expires)
 	if err != nil {
-		h.logger.Error("oss_upload: recording the callback against replays failed", zap.Error(err), zapRemote(r))
-		return callbackErr(http.StatusServiceUnavailable, "callback replay records are unavailable")
+		h.logger.Error("recording the callback against replays failed", zap.Error(err), zapRemote(r))
+		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback replay records are unavailable")
+		countCallback(err)
+		return err
 	}
+	countCallback(nil)
 	if !fresh {
 		// OSS and the uploader see success; the app saw this callback once.
-		h.logger.Info("oss_upload: duplicate callback answered, not forwarded",
+		ossMetrics.deliveries.WithLabelValues(deliveryDuplicate).Inc()
+		h.logger.Info("duplicate callback answered, not forwarded",
 			zap.String("object", facts["object"]), zapRemote(r))
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
 	}
@@ -158,29 +163,32 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 			repl.Set("http.oss_upload.callback."+k, v)
 		}
 	}
-	h.logger.Debug("oss_upload: callback verified",
+	h.logger.Debug("callback verified",
 		zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
 
 	rec := &callbackWatch{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	start := time.Now()
 	err = next.ServeHTTP(rec, r)
 	elapsed := time.Since(start)
+	countDelivery(rec.status, err)
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	ct := rec.Header().Get("Content-Type")
 	if err == nil && (status != http.StatusOK || !strings.Contains(ct, "json") || elapsed > ossCallbackDeadline) {
-		h.logger.Warn("oss_upload: the upstream's callback answer will make OSS report CallbackFailed (it wants 200 with JSON within 5s)",
+		h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): OSS will report CallbackFailed",
 			zap.Int("status", status), zap.String("content_type", ct), zap.Duration("elapsed", elapsed),
 			zap.String("object", facts["object"]))
 	}
 	return err
 }
 
-// rejectCallback logs why a callback was refused and returns the error.
+// rejectCallback logs and counts why a callback was refused and returns
+// the error.
 func (h *Handler) rejectCallback(r *http.Request, err error) error {
-	h.logger.Info("oss_upload: callback rejected", zap.Error(err), zapRemote(r))
+	h.logger.Warn("callback rejected", zap.Error(err), zapRemote(r))
+	countCallback(err)
 	return err
 }
 
@@ -194,12 +202,18 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) {
+			// e.g. request_body's limit: its status, counted as body.
+			msg := http.StatusText(he.StatusCode)
+			if he.Err != nil {
+				msg = he.Err.Error()
+			}
+			he.Err = &callbackError{reason: reasonBody, msg: msg}
 			return nil, he
 		}
-		return nil, callbackErr(http.StatusBadRequest, "reading the body failed")
+		return nil, callbackErr(http.StatusBadRequest, reasonBody, "reading the body failed")
 	}
 	if int64(len(b)) > limit {
-		return nil, callbackErr(http.StatusBadRequest, fmt.Sprintf("body exceeds max_body (%d bytes)", limit))
+		return nil, callbackErr(http.StatusBadRequest, reasonBody, fmt.Sprintf("body exceeds max_body (%d bytes)", limit))
 	}
 	return b, nil
 }

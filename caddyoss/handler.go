@@ -30,10 +30,14 @@ const (
 	maxExpires = 7 * 24 * time.Hour
 )
 
-// Provision expands {env.*} placeholders, applies defaults and builds the
-// clients the routes share. It does no network I/O.
+// Provision expands {env.*} placeholders, applies defaults, builds the
+// clients the routes share and logs one startup line. When a route needs
+// credentials and no key pair is configured, it asks the default
+// credential chain once (within credentialResolveTimeout), so that a
+// server without credentials fails at load; that is its only network I/O.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	registerMetrics(ctx.GetMetricsRegistry(), h.logger)
 	if h.storage == nil {
 		h.storage = ctx.Storage()
 	}
@@ -124,6 +128,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := src.resolve(ctx, credentialResolveTimeout); err != nil {
+			return err
+		}
 		h.creds = src
 	}
 	if c := h.Callback; c != nil {
@@ -167,7 +174,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return h.provisionCallback(ctx)
+	if err := h.provisionCallback(ctx); err != nil {
+		return err
+	}
+	h.logStartup()
+	return nil
 }
 
 // routePath applies a route's default; a route whose block is missing is
@@ -189,19 +200,26 @@ func (h *Handler) signingEnabled() bool {
 }
 
 // Validate checks the configuration; every message names the field.
+// UnmarshalCaddyfile runs the same checks where a Caddyfile can, so that
+// `caddy adapt` reports them with the file and line.
 func (h *Handler) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if h.signingEnabled() {
 		if h.Bucket == "" {
 			add("bucket is required")
-		} else if !validBucketName(h.Bucket) {
-			add("bucket: %q is not a valid OSS bucket name", h.Bucket)
+		} else {
+			check(checkBucket(h.Bucket))
 		}
 		if h.Region == "" {
 			add("region is required")
-		} else if strings.HasPrefix(h.Region, "oss-") {
-			add("region: use the region id (%q), not %q", strings.TrimPrefix(h.Region, "oss-"), h.Region)
+		} else {
+			check(checkRegion(h.Region))
 		}
 	}
 	if (h.AccessKeyID == "") != (h.AccessKeySecret == "") {
@@ -213,16 +231,9 @@ func (h *Handler) Validate() error {
 	if h.MinSize < 0 || h.MaxSize < 0 {
 		add("min_size and max_size must not be negative")
 	}
-	if h.MaxSize > maxObjectSize {
-		add("max_size: %d exceeds the OSS limit of 5 GiB", h.MaxSize)
-	}
-	if h.MaxSize > 0 && h.MinSize > h.MaxSize {
-		add("min_size (%d) is greater than max_size (%d)", h.MinSize, h.MaxSize)
-	}
+	check(checkSizes(h.MinSize, h.MaxSize))
 	for _, t := range h.AllowTypes {
-		if err := validTypePattern(t); err != nil {
-			errs = append(errs, err)
-		}
+		check(validTypePattern(t))
 	}
 	// The prefix's own text, placeholders aside; what they expand to is
 	// checked per request.
@@ -233,11 +244,16 @@ func (h *Handler) Validate() error {
 			add("key_prefix: %q %v, which OSS or RAM would read as a wildcard or reference", h.KeyPrefix, err)
 		}
 	}
+	if err := checkKeyTemplate(h.KeyTemplate); err != nil {
+		check(err)
+	} else if h.KeyTemplate != "" && !h.KeyTemplateOverwrite && !templateHasID(h.KeyTemplate) {
+		add("key_template: %q has no {id}, so uploads could share a key and overwrite each other; add {id}, or set key_template_overwrite to allow it", h.KeyTemplate)
+	}
 	if _, ok := canonicalStorageClass(h.StorageClass); h.StorageClass != "" && !ok {
 		add("storage_class: must be Standard, IA, Archive, ColdArchive or DeepColdArchive, got %q", h.StorageClass)
 	}
-	if d := time.Duration(h.Expires); d < 0 || d > maxExpires || (d != 0 && d < time.Second) {
-		add("expires: must be between 1s and 7 days, got %s", d)
+	if h.Expires != 0 {
+		check(checkExpires(time.Duration(h.Expires)))
 	}
 	for _, u := range []struct{ name, val string }{{"endpoint", h.Endpoint}, {"upload_url", h.UploadURL}} {
 		if u.val == "" {
@@ -247,21 +263,10 @@ func (h *Handler) Validate() error {
 			add("%s: %q must be an absolute http or https URL", u.name, u.val)
 		}
 	}
-	paths := map[string]string{}
-	for _, r := range []struct{ name, val string }{
-		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
-		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
-	} {
-		if r.val == "" || r.val == routeOff {
-			continue
-		}
-		if !strings.HasPrefix(r.val, "/") {
-			add("%s: %q must start with '/'", r.name, r.val)
-		}
-		if other, dup := paths[r.val]; dup {
-			add("%s and %s are both %q", other, r.name, r.val)
-		}
-		paths[r.val] = r.name
+	routes := h.routes()
+	for i, r := range routes {
+		check(checkRoutePath(r.name, r.path))
+		check(checkDuplicateRoute(routes[:i], r))
 	}
 	if h.STSPath != routeOff && h.STSPath != "" {
 		if h.STS == nil || h.STS.RoleARN == "" {
@@ -272,12 +277,10 @@ func (h *Handler) Validate() error {
 		if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "acs:ram::") {
 			add("sts.role_arn: %q is not a RAM role ARN (acs:ram::<account>:role/<name>)", s.RoleARN)
 		}
-		if d := time.Duration(s.Duration); d != 0 && (d < 15*time.Minute || d > 12*time.Hour) {
-			add("sts.duration: must be between 15m and 12h, got %s", d)
+		if s.Duration != 0 {
+			check(checkSTSDuration(time.Duration(s.Duration)))
 		}
-		if rb := time.Duration(s.RefreshBefore); rb < 0 || (s.Duration != 0 && rb >= time.Duration(s.Duration)) {
-			add("sts.refresh_before: must be shorter than sts.duration, got %s", rb)
-		}
+		check(checkRefreshBefore(time.Duration(s.RefreshBefore), time.Duration(s.Duration)))
 		if s.CacheSize < 0 {
 			add("sts.cache_size: must not be negative")
 		}
@@ -325,6 +328,101 @@ func (h *Handler) Validate() error {
 	return errors.Join(errs...)
 }
 
+// route is one of the handler's routes by its config name.
+type route struct{ name, path string }
+
+// routes lists the four route paths by their config names.
+func (h *Handler) routes() []route {
+	return []route{
+		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
+		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
+	}
+}
+
+// The checks below are shared by Validate and UnmarshalCaddyfile; each
+// message names the field.
+
+// checkBucket checks a bucket name that has no placeholder left.
+func checkBucket(b string) error {
+	if !validBucketName(b) {
+		return fmt.Errorf("bucket: %q is not a valid OSS bucket name (3-63 lower-case letters, digits and '-')", b)
+	}
+	return nil
+}
+
+// checkRegion refuses the endpoint form of a region id.
+func checkRegion(r string) error {
+	if strings.HasPrefix(r, "oss-") {
+		return fmt.Errorf("region: use the region id (%q), not %q", strings.TrimPrefix(r, "oss-"), r)
+	}
+	return nil
+}
+
+// checkSizes checks max_size against the OSS limit and min_size against
+// max_size (0 means no maximum).
+func checkSizes(minSize, maxSize int64) error {
+	if maxSize > maxObjectSize {
+		return fmt.Errorf("max_size: %d exceeds the OSS limit of 5 GiB", maxSize)
+	}
+	if maxSize > 0 && minSize > maxSize {
+		return fmt.Errorf("min_size (%d) is greater than max_size (%d)", minSize, maxSize)
+	}
+	return nil
+}
+
+// checkExpires checks the lifetime of policies and presigned URLs.
+func checkExpires(d time.Duration) error {
+	if d < time.Second || d > maxExpires {
+		return fmt.Errorf("expires: must be between 1s and 7 days, got %s", d)
+	}
+	return nil
+}
+
+// checkSTSDuration checks the lifetime of STS credentials.
+func checkSTSDuration(d time.Duration) error {
+	if d < 15*time.Minute || d > 12*time.Hour {
+		return fmt.Errorf("sts.duration: must be between 15m and 12h, got %s", d)
+	}
+	return nil
+}
+
+// checkRefreshBefore checks refresh_before against the credentials'
+// duration (0: not known yet).
+func checkRefreshBefore(rb, dur time.Duration) error {
+	if rb < 0 {
+		return fmt.Errorf("sts.refresh_before: must not be negative, got %s", rb)
+	}
+	if dur != 0 && rb >= dur {
+		return fmt.Errorf("sts.refresh_before: must be shorter than sts.duration (%s), got %s", dur, rb)
+	}
+	return nil
+}
+
+// checkRoutePath checks a route path that is on. Paths are literal: they
+// are compared with the request path as they are.
+func checkRoutePath(name, p string) error {
+	if p == "" || p == routeOff {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%s: %q must start with '/'", name, p)
+	}
+	return nil
+}
+
+// checkDuplicateRoute refuses a route path that one of others already uses.
+func checkDuplicateRoute(others []route, r route) error {
+	if r.path == "" || r.path == routeOff {
+		return nil
+	}
+	for _, o := range others {
+		if o.name != r.name && o.path == r.path {
+			return fmt.Errorf("%s and %s are both %q", o.name, r.name, r.path)
+		}
+	}
+	return nil
+}
+
 // placeholderRE matches a Caddy placeholder such as {http.auth.user.id}.
 var placeholderRE = regexp.MustCompile(`\{[^{}$]+\}`)
 
@@ -347,6 +445,7 @@ func validBucketName(b string) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripVerifiedHeader(r.Header)
 	var route func(http.ResponseWriter, *http.Request) error
+	var name string // the route's metrics label
 	switch p := r.URL.Path; {
 	case h.isCallbackRequest(r):
 		var nextCalled bool
@@ -359,20 +458,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return err
 	case p == h.PolicyPath:
-		route = h.servePostPolicy
+		route, name = h.servePostPolicy, signRoutePostPolicy
 	case p == h.PresignPath:
-		route = h.servePresign
+		route, name = h.servePresign, signRoutePresign
 	case p == h.STSPath:
-		route = h.serveSTS
+		route, name = h.serveSTS, signRouteSTS
 	default:
 		return next.ServeHTTP(w, r)
 	}
+	start := time.Now()
+	var err error
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return renderError(w, r, caddyhttp.Error(http.StatusMethodNotAllowed,
-			fmt.Errorf("method %s is not allowed; use GET", r.Method)))
+		err = caddyhttp.Error(http.StatusMethodNotAllowed,
+			fmt.Errorf("method %s is not allowed; use GET", r.Method))
+	} else {
+		err = route(w, r)
 	}
-	if err := route(w, r); err != nil {
+	observeSign(name, start, err)
+	if err != nil {
 		return renderError(w, r, err)
 	}
 	return nil
@@ -388,8 +492,8 @@ type upload struct {
 }
 
 // prepareUpload checks the client's hints, decides the object key and gets
-// the signing credentials.
-func (h *Handler) prepareUpload(r *http.Request) (upload, error) {
+// the signing credentials. w is only for the Retry-After of a 503.
+func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request) (upload, error) {
 	var up upload
 	hints, err := h.parseHints(r)
 	if err != nil {
@@ -409,7 +513,7 @@ func (h *Handler) prepareUpload(r *http.Request) (upload, error) {
 		}
 	}
 	if up.creds, err = h.creds.get(); err != nil {
-		return up, h.internalError(r, "getting signing credentials", err)
+		return up, h.credentialsUnavailable(w, r, err)
 	}
 	return up, nil
 }

@@ -125,12 +125,49 @@ func TestIntegrationConfigErrors(t *testing.T) {
 		{"sts without role", "bucket example-bucket\nregion cn-hangzhou\nsts {\n}", "sts.role_arn is required"},
 		{"sts duration", "bucket example-bucket\nregion cn-hangzhou\nsts {\nrole_arn acs:ram::1:role/r\nduration 13h\n}", "sts.duration"},
 		{"expires", "bucket example-bucket\nregion cn-hangzhou\nexpires 8d", "expires: must be between 1s and 7 days"},
+		// Caught by the Caddyfile adapter, with the line (the block starts
+		// on line 10); the admin API answers in JSON, hence \".
+		{"min over max, line", "bucket example-bucket\nregion cn-hangzhou\nmin_size 2MB\nmax_size 1MB", "min_size (2000000) is greater than max_size (1000000), at Caddyfile:13"},
+		{"size", "bucket example-bucket\nmax_size ten", "max_size: invalid size 'ten' (use bytes or units such as 20MB or 20MiB), at Caddyfile:11"},
+		{"bucket", "bucket Example_Bucket", `bucket: \"Example_Bucket\" is not a valid OSS bucket name (3-63 lower-case letters, digits and '-'), at Caddyfile:10`},
+		{"region", "bucket example-bucket\nregion oss-cn-hangzhou", `region: use the region id (\"cn-hangzhou\"), not \"oss-cn-hangzhou\", at Caddyfile:11`},
+		{"template placeholder", "bucket example-bucket\nkey_template {user}/{id}", `key_template: \"{user}/{id}\" uses unknown placeholder(s) {user}; use {id}, {ext}, {filename} or a Caddy placeholder ({http.*}, {env.*}, {time.*}, {system.*}), at Caddyfile:11`},
+		{"template without id", "key_template {filename}", "key_template: '{filename}' has no {id}, so uploads could share a key and overwrite each other; add {id}, or write 'key_template {filename} overwrite' to allow it, at Caddyfile:10"},
+		{"route path", "policy_path oss/policy", `policy_path: \"oss/policy\" must start with '/', at Caddyfile:10`},
+		{"same route path", "policy_path /sign\npresign_path /sign", `policy_path and presign_path are both \"/sign\", at Caddyfile:11`},
+		{"refresh_before", "sts {\nduration 30m\nrefresh_before 30m\n}", "sts.refresh_before: must be shorter than sts.duration (30m0s), got 30m0s, at Caddyfile:12"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, integrationGlobal+"http://localhost:9080 {\noss_upload {\n"+tc.block+"\n}\n}", "caddyfile", tc.want)
 		})
 	}
+}
+
+// JSON configs skip the Caddyfile checks; Validate makes the same ones.
+func TestIntegrationConfigErrorsJSON(t *testing.T) {
+	config := `{
+	"admin": {"listen": "localhost:2999"},
+	"apps": {"http": {"http_port": 9080, "servers": {"srv0": {"listen": [":9080"], "routes": [{"handle": [{
+		"handler": "oss_upload", "bucket": "example-bucket", "region": "cn-hangzhou",
+		"access_key_id": "testid", "access_key_secret": "testsecret",
+		"key_template": "{filename}"
+	}]}]}}}}
+}`
+	caddytest.AssertLoadError(t, config, "json", `key_template: \"{filename}\" has no {id}, so uploads could share a key and overwrite each other; add {id}, or set key_template_overwrite to allow it`)
+}
+
+// With no key pair and nothing in the default credential chain, loading
+// the config fails and says what to set.
+func TestIntegrationNoCredentials(t *testing.T) {
+	noCredentialsEnv(t)
+	caddytest.AssertLoadError(t, integrationGlobal+`
+http://localhost:9080 {
+	oss_upload {
+		bucket example-bucket
+		region cn-hangzhou
+	}
+}`, "caddyfile", "no credentials: set access_key_id and access_key_secret, or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 }
 
 // The genuine OSS callback E1 verifies through a running Caddy and reaches

@@ -215,7 +215,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			provoke: func(t *testing.T, logger *zap.Logger) []string {
 				return networkSecrets(t, stsFailure(t, logger, "http://"+closedPort(t), 0))
 			},
-			want: []logged{{zapcore.WarnLevel, "sts: AssumeRole failed"}, {zapcore.WarnLevel, "connection refused"}},
+			want: []logged{{zapcore.WarnLevel, "AssumeRole failed"}, {zapcore.WarnLevel, "connection refused"}},
 		},
 		{
 			name: "STS timeout",
@@ -225,7 +225,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 				defer close(release)
 				return append(networkSecrets(t, stsFailure(t, logger, f.srv.URL, 200*time.Millisecond)), f.secrets(t)...)
 			},
-			want: []logged{{zapcore.WarnLevel, "sts: AssumeRole failed"}, {zapcore.WarnLevel, "timeout awaiting response headers"}},
+			want: []logged{{zapcore.WarnLevel, "AssumeRole failed"}, {zapcore.WarnLevel, "timeout awaiting response headers"}},
 		},
 		{
 			name: "STS error answer echoing the string to sign",
@@ -329,7 +329,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 				{zapcore.WarnLevel, "fetching callback public key failed"},
 				{zapcore.WarnLevel, "https://gosspublic.alicdn.com/rotated_key.pem"},
 				{zapcore.WarnLevel, "status 500"},
-				{zapcore.InfoLevel, "callback rejected"},
+				{zapcore.WarnLevel, "callback rejected"},
 			},
 		},
 		{
@@ -340,7 +340,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			want: []logged{
 				{zapcore.WarnLevel, "fetching callback public key failed"},
 				{zapcore.WarnLevel, "Client.Timeout exceeded"},
-				{zapcore.InfoLevel, "callback rejected"},
+				{zapcore.WarnLevel, "callback rejected"},
 			},
 		},
 		{
@@ -357,7 +357,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 				}
 				return []string{bad, e1Sig}
 			},
-			want: []logged{{zapcore.InfoLevel, "callback rejected"}, {zapcore.InfoLevel, "callback signature does not verify"}},
+			want: []logged{{zapcore.WarnLevel, "callback rejected"}, {zapcore.WarnLevel, "callback signature does not verify"}},
 		},
 	}
 	levels := []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel}

@@ -50,9 +50,17 @@ type Handler struct {
 
 	// KeyTemplate is the object name generated below the prefix.
 	// {id} is a random id, {ext} the sanitized extension of the client's
-	// filename (with its dot), {filename} the sanitized filename; request
-	// placeholders are expanded too. Default: "{id}{ext}".
+	// filename (with its dot), {filename} the sanitized filename; Caddy
+	// placeholders under http., env., time. and system. are expanded per
+	// request. Any other placeholder is refused at load, and so is a
+	// template without {id} unless KeyTemplateOverwrite is set.
+	// Default: "{id}{ext}".
 	KeyTemplate string `json:"key_template,omitempty"`
+
+	// KeyTemplateOverwrite allows a KeyTemplate without {id}, such as
+	// "{filename}": uploads whose template expands to the same key then
+	// overwrite each other. Default: false, such a template is refused.
+	KeyTemplateOverwrite bool `json:"key_template_overwrite,omitempty"`
 
 	// MaxSize and MinSize bound the object size in bytes; OSS enforces them
 	// through the policy's content-length-range. Default: 0 (no maximum),

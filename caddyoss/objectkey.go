@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -109,6 +110,54 @@ func checkKeyPart(s string) error {
 		}
 	}
 	return nil
+}
+
+// templatePlaceholderRE matches one placeholder of a key template.
+var templatePlaceholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+
+// checkKeyTemplate checks a key template at load: every placeholder is
+// {id}, {ext}, {filename}, a request placeholder ({http.*}) or a global one
+// that names no file ({env.*}, and the {time.*} and {system.*} that Caddy
+// knows), and the template's own text is a valid part of a key. Whether
+// it contains {id} is the caller's check.
+func checkKeyTemplate(tpl string) error {
+	var unknown []string
+	global := caddy.NewReplacer()
+	for _, ph := range templatePlaceholderRE.FindAllString(tpl, -1) {
+		name := ph[1 : len(ph)-1]
+		switch ns, rest, _ := strings.Cut(name, "."); {
+		case name == "id", name == "ext", name == "filename":
+			continue
+		case (ns == "http" || ns == "env") && rest != "":
+			continue
+		case ns == "time" || ns == "system":
+			if _, ok := global.Get(name); ok {
+				continue
+			}
+		}
+		unknown = append(unknown, ph)
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("key_template: %q uses unknown placeholder(s) %s; use {id}, {ext}, {filename} or a Caddy placeholder ({http.*}, {env.*}, {time.*}, {system.*})",
+			tpl, strings.Join(unknown, " "))
+	}
+	static := templatePlaceholderRE.ReplaceAllString(tpl, "x")
+	if err := checkKeyPart(static); err != nil {
+		return fmt.Errorf("key_template: %q %v", tpl, err)
+	}
+	if strings.HasSuffix(static, "/") {
+		return fmt.Errorf("key_template: %q ends with '/', which names a folder, not an object", tpl)
+	}
+	if strings.Contains(static, "$") {
+		return fmt.Errorf("key_template: %q contains '$', which OSS would read as a ${...} variable", tpl)
+	}
+	return nil
+}
+
+// templateHasID reports whether a key template contains {id}, which makes
+// every generated key unique.
+func templateHasID(tpl string) bool {
+	return strings.Contains(tpl, "{id}")
 }
 
 // keyPrefix expands request placeholders in the configured prefix and checks

@@ -75,3 +75,28 @@ func TestObjectKeyTemplate(t *testing.T) {
 		t.Error("an empty object name was accepted")
 	}
 }
+
+func TestObjectKeyTemplateCheck(t *testing.T) {
+	tests := []struct{ template, want string }{
+		{"", ""},
+		{"{id}{ext}", ""},
+		{"{filename}", ""}, // {id} is the caller's check
+		{"{http.auth.user.id}/{http.request.header.X-Day}/{id}", ""},
+		{"{env.STAGE}/{time.now.year}/{system.hostname}-{id}", ""},
+		{"{user}/{id}", "unknown placeholder(s) {user}"},
+		{"{vars.user}/{id}", "unknown placeholder(s) {vars.user}"}, // JSON has no {vars.*}: {http.vars.*}
+		{"{file./etc/passwd}{id}", "unknown placeholder(s) {file./etc/passwd}"},
+		{"{time.now.yaer}{id}{}{http.}", "unknown placeholder(s) {time.now.yaer} {} {http.}"},
+		{"/{id}", "starts with '/'"},
+		{"a/../{id}", `contains a ".." segment`},
+		{"a//{id}", "empty path segment"},
+		{"{id}/", "ends with '/'"},
+		{"${filename}-{id}", "contains '$'"},
+	}
+	for _, tc := range tests {
+		err := checkKeyTemplate(tc.template)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("checkKeyTemplate(%q) = %v, want %q", tc.template, err, tc.want)
+		}
+	}
+}

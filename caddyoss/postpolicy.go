@@ -161,7 +161,7 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 // servePostPolicy answers GET <policy_path>?filename=&type=&size= with a
 // signed PostObject policy and the form fields to send.
 func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.prepareUpload(r)
+	up, err := h.prepareUpload(w, r)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if h.callbackB64 != "" {
 		resp["callback"] = h.callbackB64
 	}
-	h.logger.Debug("signed post policy",
+	h.logger.Debug("post policy signed",
 		zapKey(up.key), zapVersion(h.SignatureVersion),
 		zapExpires(in.expiration), zapRemote(r))
 	return writeJSON(w, http.StatusOK, resp)

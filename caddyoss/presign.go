@@ -51,7 +51,7 @@ func (p presignCredentials) GetCredentialsE() (oss.Credentials, error) {
 // servePresign answers GET <presign_path>?filename=&type= with a presigned
 // PUT URL, or just the URL for clients that accept only text/plain.
 func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.prepareUpload(r)
+	up, err := h.prepareUpload(w, r)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		return h.internalError(r, "signing the URL", err)
 	}
 	expiration := h.now().Add(expires)
-	h.logger.Debug("signed presigned PUT URL",
+	h.logger.Debug("presigned URL signed",
 		zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
 
 	if wantsPlainText(r) {

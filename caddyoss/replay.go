@@ -89,9 +89,9 @@ func (g *replayGuard) purgeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			if n, err := g.purge(ctx); err != nil {
-				g.logger.Warn("oss_upload: purging callback replay records failed", zap.Error(err))
+				g.logger.Warn("purging callback replay records failed", zap.Error(err))
 			} else if n > 0 {
-				g.logger.Debug("oss_upload: purged callback replay records", zap.Int("count", n))
+				g.logger.Debug("purged callback replay records", zap.Int("count", n))
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package caddyoss
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -56,28 +57,44 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) error {
 // internalError logs what went wrong and returns a 500 that says no more
 // than what the server was doing.
 func (h *Handler) internalError(r *http.Request, doing string, err error) error {
-	h.logger.Error("oss_upload: "+doing+" failed", zap.Error(err), zapRemote(r))
+	h.logger.Error(doing+" failed", zap.Error(err), zapRemote(r))
 	return caddyhttp.Error(http.StatusInternalServerError, errors.New(doing+" failed"))
 }
 
 // unavailable logs a failure of shared state (storage) and returns a 503
 // that says no more than what the server was doing.
 func (h *Handler) unavailable(r *http.Request, doing string, err error) error {
-	h.logger.Error("oss_upload: "+doing+" failed", zap.Error(err), zapRemote(r))
+	h.logger.Error(doing+" failed", zap.Error(err), zapRemote(r))
 	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New(doing+" failed; retry later"))
 }
 
 // forbidden answers a request the configuration cannot serve for this
 // client, e.g. a per-user key prefix without a user.
 func (h *Handler) forbidden(r *http.Request, err error) error {
-	h.logger.Info("oss_upload: refusing request", zap.Error(err), zapRemote(r))
+	h.logger.Info("request refused", zap.Error(err), zapRemote(r))
 	return caddyhttp.Error(http.StatusForbidden, err)
 }
 
-func zapKey(k string) zap.Field           { return zap.String("key", k) }
-func zapVersion(v string) zap.Field       { return zap.String("signature_version", v) }
-func zapExpires(t time.Time) zap.Field    { return zap.Time("expires", t) }
-func zapRemote(r *http.Request) zap.Field { return zap.String("remote_ip", r.RemoteAddr) }
+func zapKey(k string) zap.Field     { return zap.String("key", k) }
+func zapVersion(v string) zap.Field { return zap.String("signature_version", v) }
+
+// zapExpires logs a time as RFC 3339, whatever the log encoder does with
+// times.
+func zapExpires(t time.Time) zap.Field { return zap.String("expires", t.UTC().Format(time.RFC3339)) }
+
+// zapRemote logs the client's IP as Caddy determined it (trusted proxies
+// applied), without the port.
+func zapRemote(r *http.Request) zap.Field { return zap.String("remote_ip", clientIP(r)) }
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
 
 // replacer returns the request's Caddy replacer, or a fresh one outside a
 // Caddy server (unit tests).

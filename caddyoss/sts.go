@@ -23,6 +23,9 @@ import (
 type stsCredentials struct {
 	AccessKeyID, AccessKeySecret, SecurityToken string
 	Expiration                                  time.Time
+	// source is where get found them: stsSourceCache or
+	// stsSourceAssumeRole.
+	source string
 }
 
 // errSTSUnavailable is returned (wrapped) when STS failed and nothing valid
@@ -174,10 +177,14 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 		e := el.Value.(*stsEntry)
 		if now.Before(e.creds.Expiration.Add(-refreshBefore)) {
 			b.mu.Unlock()
-			return e.creds, nil
+			ossMetrics.stsCredentials.WithLabelValues(stsSourceCache).Inc()
+			c := e.creds
+			c.source = stsSourceCache
+			return c, nil
 		}
 		if now.Before(e.creds.Expiration.Add(-stsSafetyMargin)) {
 			c := e.creds
+			c.source = stsSourceCache
 			cached = &c
 		}
 	}
@@ -192,6 +199,7 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 	// Refresh-ahead: a still-valid credential is served at once while the
 	// refresh runs.
 	if cached != nil {
+		ossMetrics.stsCredentials.WithLabelValues(stsSourceCache).Inc()
 		return *cached, nil
 	}
 	select {
@@ -202,7 +210,9 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 	if call.err != nil {
 		return stsCredentials{}, fmt.Errorf("%w: %v", errSTSUnavailable, call.err)
 	}
-	return call.creds, nil
+	c := call.creds
+	c.source = stsSourceAssumeRole
+	return c, nil
 }
 
 // fetch makes one AssumeRole call for k, detached from any one request so a
@@ -217,13 +227,19 @@ func (b *stsBroker) fetch(k stsKey, call *stsCall) {
 		err = errors.New(stsErrorSummary(err))
 	}
 
+	if err == nil {
+		ossMetrics.stsCredentials.WithLabelValues(stsSourceAssumeRole).Inc()
+	} else {
+		ossMetrics.assumeRoleErrors.Inc()
+	}
+
 	b.mu.Lock()
 	delete(b.inflight, k)
 	if err == nil {
 		b.store(k, creds)
 	} else {
 		_, hadEntry := b.entries[k]
-		b.logger.Warn("sts: AssumeRole failed",
+		b.logger.Warn("AssumeRole failed",
 			zap.String("role_arn", b.cfg.RoleARN),
 			zap.String("session_name", k.session),
 			zap.Bool("serving_cached", hadEntry),

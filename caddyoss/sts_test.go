@@ -168,9 +168,19 @@ func TestSTSCacheKeys(t *testing.T) {
 	a2, _ := b.get(ctx, "alice", "p1")
 	bob, _ := b.get(ctx, "bob", "p1")
 	p2, _ := b.get(ctx, "alice", "p2")
-	if a1 != a2 || a1 == bob || a1 == p2 || bob == p2 || f.calls.Load() != 3 {
+	if !sameCreds(a1, a2) || sameCreds(a1, bob) || sameCreds(a1, p2) || sameCreds(bob, p2) || f.calls.Load() != 3 {
 		t.Errorf("calls %d, a1 %v a2 %v bob %v p2 %v", f.calls.Load(), a1, a2, bob, p2)
 	}
+	// The route logs where credentials came from.
+	if a1.source != stsSourceAssumeRole || a2.source != stsSourceCache || bob.source != stsSourceAssumeRole {
+		t.Errorf("sources %q %q %q", a1.source, a2.source, bob.source)
+	}
+}
+
+// sameCreds compares credentials, not where get found them.
+func sameCreds(a, b stsCredentials) bool {
+	a.source, b.source = "", ""
+	return a == b
 }
 
 func TestSTSRefreshAhead(t *testing.T) {
@@ -187,7 +197,7 @@ func TestSTSRefreshAhead(t *testing.T) {
 	f.set(func(f *fakeSTS) { f.expiration = clock.now().Add(2 * time.Hour) })
 	clock.add(56 * time.Minute)
 	c, err := b.get(ctx, "s", "p")
-	if err != nil || c != first {
+	if err != nil || !sameCreds(c, first) || c.source != stsSourceCache {
 		t.Fatalf("refresh window: %v %v", c, err)
 	}
 	waitFor(t, func() bool {
@@ -230,7 +240,7 @@ func TestSTSDownServesValidCachedCredential(t *testing.T) {
 	clock.add(58 * time.Minute) // in the refresh window, still valid
 	for i := 0; i < 3; i++ {
 		c, err := b.get(ctx, "s", "p")
-		if err != nil || c != first {
+		if err != nil || !sameCreds(c, first) {
 			t.Fatalf("get %d: %v %v", i, c, err)
 		}
 		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.inflight) == 0 })

@@ -44,8 +44,8 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.internalError(r, "getting temporary credentials", err)
 	}
-	h.logger.Debug("issued STS credentials",
-		zap.String("session_name", session), zap.String("prefix", prefix),
+	h.logger.Debug("STS credentials issued",
+		zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
 		zapExpires(c.Expiration), zapRemote(r))
 	resp := map[string]any{
 		"AccessKeyId":     c.AccessKeyID,

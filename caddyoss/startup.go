@@ -1,0 +1,63 @@
+package caddyoss
+
+import (
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// deliveryDirect is the only callback delivery mode: a verified callback
+// is relayed to the upstream as it arrives, and the upstream's answer goes
+// back to OSS.
+const deliveryDirect = "direct"
+
+// logStartup writes the handler's one startup line: what is on and where
+// the credentials come from. It never logs a key, secret or token.
+func (h *Handler) logStartup() {
+	h.logger.Info("oss_upload configured", h.startupFields()...)
+}
+
+// startupFields are the fields of the startup line:
+//
+//   - bucket, region, signature_version;
+//   - routes: each route that is on, by name (sts, policy, presign,
+//     callback), with its path;
+//   - callbacks: "bound" (only callbacks carrying this site's binding are
+//     accepted), "verify_only", or "off" without a callback block;
+//   - delivery: how verified callbacks reach the upstream ("direct");
+//   - credentials: "static" (the key pair in the config), "environment",
+//     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
+//     "credentials_uri" or "default_chain:<provider>" (see
+//     credentialOrigin), or "unused" when no route needs them.
+func (h *Handler) startupFields() []zap.Field {
+	routes := zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+		for _, r := range []struct{ name, path string }{
+			{"sts", h.STSPath}, {"policy", h.PolicyPath},
+			{"presign", h.PresignPath}, {"callback", h.CallbackPath},
+		} {
+			if r.path != routeOff {
+				enc.AddString(r.name, r.path)
+			}
+		}
+		return nil
+	})
+	callbacks := "off"
+	if c := h.Callback; c != nil {
+		callbacks = "bound"
+		if c.VerifyOnly {
+			callbacks = "verify_only"
+		}
+	}
+	origin := "unused"
+	if h.creds != nil {
+		origin = h.creds.origin
+	}
+	return []zap.Field{
+		zap.String("bucket", h.Bucket),
+		zap.String("region", h.Region),
+		zap.Object("routes", routes),
+		zap.String("signature_version", h.SignatureVersion),
+		zap.String("callbacks", callbacks),
+		zap.String("delivery", deliveryDirect),
+		zap.String("credentials", origin),
+	}
+}
