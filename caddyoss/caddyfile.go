@@ -73,6 +73,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        max_body    <size>
 //	        verify_only
 //	        binding_key <secret>
+//	        delivery    queued|direct
+//	        answer_within <duration>
+//	        retry_for   <duration>
+//	        sni         on|off
 //	    }
 //	}
 //
@@ -273,6 +277,25 @@ func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = sizeArg(d, &c.MaxBody)
 		case "verify_only":
 			err = flagArg(d, &c.VerifyOnly)
+		case "delivery":
+			if err = oneArg(d, &c.Delivery); err == nil && c.Delivery != deliveryModeQueued && c.Delivery != deliveryModeDirect {
+				err = d.Errf("delivery must be queued or direct, got '%s'", c.Delivery)
+			}
+		case "answer_within":
+			err = durationArg(d, &c.AnswerWithin)
+		case "retry_for":
+			err = durationArg(d, &c.RetryFor)
+		case "sni":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				switch v {
+				case "on":
+				case "off":
+					c.DisableSNI = true
+				default:
+					err = d.Errf("sni must be on or off, got '%s'", v)
+				}
+			}
 		case "binding_key":
 			err = oneArg(d, &c.BindingKey)
 		default:

@@ -2,6 +2,7 @@ package caddyoss
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,11 +51,32 @@ func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	h.verifier = v
 	h.replay = newReplayGuard(h.storage, h.logger, h.now)
 	go h.replay.purgeLoop(ctx)
+	if h.Callback.Delivery == deliveryModeQueued {
+		if h.queue, err = newDeliveryQueue(h, ctx); err != nil {
+			return err
+		}
+		qctx, stop := context.WithCancel(ctx)
+		h.queue.stop, h.queue.stopped = stop, make(chan struct{})
+		go func() {
+			defer close(h.queue.stopped)
+			h.queue.run(qctx)
+		}()
+	}
 	return nil
 }
 
-// Cleanup releases the verifier's idle connections.
+// Cleanup stops the delivery queue (so that the next config's queue takes
+// over its records without two workers on one record) and releases the
+// verifier's idle connections.
 func (h *Handler) Cleanup() error {
+	if q := h.queue; q != nil {
+		q.stop()
+		select {
+		case <-q.stopped:
+		case <-time.After(queueStopWait):
+			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
+		}
+	}
 	if h.verifier != nil {
 		h.verifier.cleanup()
 	}
@@ -67,6 +88,11 @@ func (h *Handler) Cleanup() error {
 // X-Oss-Callback-Verified: true) to next. The upstream's answer goes back to
 // OSS unchanged.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if c, ok := r.Context().Value(deliveryCtxKey{}).(*queuedCallback); ok {
+		// A queued callback, verified when it arrived, sent again.
+		prepareForward(r, c.ID, c.Body)
+		return next.ServeHTTP(w, r)
+	}
 	r.Header.Del(verifiedHeader)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -152,10 +178,9 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
 	}
 
-	r.Header.Set(verifiedHeader, "true")
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	id := callbackID(msg)
+	queued := h.queue != nil && h.enqueue(r, id, body, facts["object"])
+	prepareForward(r, id, body)
 	repl := replacer(r)
 	repl.Set("http.oss_upload.callback.verified", true)
 	for k, v := range facts {
@@ -166,22 +191,75 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	h.logger.Debug("callback verified",
 		zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
 
-	rec := &callbackWatch{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	start := time.Now()
-	err = next.ServeHTTP(rec, r)
-	elapsed := time.Since(start)
-	countDelivery(rec.status, err)
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
+	ans := newAnswerRecorder()
+	if !queued {
+		err = next.ServeHTTP(ans, r)
+		countDelivery(ans.status, err)
+		if err != nil {
+			return err
+		}
+		if ans.status != http.StatusOK {
+			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): OSS will report CallbackFailed",
+				zap.Int("status", ans.status), zap.String("object", facts["object"]))
+		}
+		status, b := ans.normalized()
+		return writeAnswer(w, status, b)
 	}
-	ct := rec.Header().Get("Content-Type")
-	if err == nil && (status != http.StatusOK || !strings.Contains(ct, "json") || elapsed > ossCallbackDeadline) {
-		h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): OSS will report CallbackFailed",
-			zap.Int("status", status), zap.String("content_type", ct), zap.Duration("elapsed", elapsed),
-			zap.String("object", facts["object"]))
+
+	// The first attempt, within answer_within; the queue does the rest.
+	defer deliveriesInFlight.Delete(id)
+	actx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Callback.AnswerWithin))
+	defer cancel()
+	err = next.ServeHTTP(ans, r.WithContext(actx))
+	if ans.answered(err) && actx.Err() == nil {
+		h.queue.done(context.WithoutCancel(r.Context()), id)
+		countDelivery(ans.status, nil)
+		status, b := ans.normalized()
+		return writeAnswer(w, status, b)
 	}
-	return err
+	ossMetrics.deliveries.WithLabelValues(deliveryQueued).Inc()
+	h.logger.Info("callback queued: the upstream did not take it in time",
+		zap.String("id", id), zap.String("object", facts["object"]), zap.Int("status", ans.status), zap.Error(err))
+	b, _ := json.Marshal(map[string]string{
+		"status":          "queued",
+		"message":         "the upload is stored and its callback will be delivered to the app",
+		"idempotency_key": id,
+	})
+	return writeAnswer(w, http.StatusOK, b)
+}
+
+// enqueue persists a verified callback before the upstream sees it, due
+// after the first attempt has had its chance. It reports false (and the
+// callback is relayed directly) when storage fails.
+func (h *Handler) enqueue(r *http.Request, id string, body []byte, object string) bool {
+	srvName := ""
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srvName = srv.Name()
+	}
+	now := time.Now()
+	c := &queuedCallback{
+		ID: id, Server: srvName, Method: r.Method, URI: originalRequestURI(r), Host: r.Host,
+		RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Body: body, Object: object,
+		Created: now, NextAt: now.Add(time.Duration(h.Callback.AnswerWithin) + backoffBase),
+	}
+	deliveriesInFlight.Store(id, true)
+	if err := h.queue.put(context.WithoutCancel(r.Context()), c); err != nil {
+		deliveriesInFlight.Delete(id)
+		h.logger.Error("queueing the callback failed; relaying it directly", zap.Error(err), zapRemote(r))
+		return false
+	}
+	return true
+}
+
+// prepareForward makes r the request the upstream gets: the verified
+// body, X-Oss-Callback-Verified and the callback's Idempotency-Key, the
+// same for every attempt and every copy of one upload.
+func prepareForward(r *http.Request, id string, body []byte) {
+	r.Header.Set(verifiedHeader, "true")
+	r.Header.Set("Idempotency-Key", id)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 }
 
 // rejectCallback logs and counts why a callback was refused and returns

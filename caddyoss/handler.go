@@ -24,6 +24,8 @@ const (
 	defaultSTSDuration   = time.Hour
 	defaultRefreshBefore = 5 * time.Minute
 	defaultSTSCacheSize  = 1024
+	defaultAnswerWithin  = 4 * time.Second
+	defaultRetryFor      = 24 * time.Hour
 	routeOff             = "off"
 
 	// maxExpires is the longest lifetime OSS accepts for a V4 presigned URL.
@@ -110,6 +112,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		c.URL = repl.ReplaceKnown(c.URL, "")
 		c.Host = repl.ReplaceKnown(c.Host, "")
 		c.BindingKey = repl.ReplaceKnown(c.BindingKey, "")
+		c.Delivery = strings.ToLower(c.Delivery)
+		if c.Delivery == "" {
+			c.Delivery = deliveryModeQueued
+		}
+		if c.AnswerWithin == 0 {
+			c.AnswerWithin = caddy.Duration(defaultAnswerWithin)
+		}
+		if c.RetryFor == 0 {
+			c.RetryFor = caddy.Duration(defaultRetryFor)
+		}
 		c.BodyType = strings.ToLower(c.BodyType)
 		if c.BodyType == "" {
 			c.BodyType = bodyTypeForm
@@ -297,6 +309,15 @@ func (h *Handler) Validate() error {
 		}
 		if c.MaxBody < 0 {
 			add("callback.max_body: must not be negative")
+		}
+		if c.Delivery != "" && c.Delivery != deliveryModeQueued && c.Delivery != deliveryModeDirect {
+			add("callback.delivery: must be queued or direct, got %q", c.Delivery)
+		}
+		if d := time.Duration(c.AnswerWithin); d != 0 && (d < 100*time.Millisecond || d > 4500*time.Millisecond) {
+			add("callback.answer_within: must be between 100ms and 4.5s (OSS waits 5s), got %s", d)
+		}
+		if d := time.Duration(c.RetryFor); d < 0 || d > 30*24*time.Hour {
+			add("callback.retry_for: must be between 0 and 30 days, got %s", d)
 		}
 		for name := range c.Vars {
 			if !callbackVarName.MatchString(name) {

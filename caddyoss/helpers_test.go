@@ -37,6 +37,7 @@ func testHandler(t testing.TB, edit func(*Handler)) *Handler {
 	if err := h.Provision(ctx); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
+	t.Cleanup(func() { _ = h.Cleanup() }) // before the storage directory goes
 	return h
 }
 

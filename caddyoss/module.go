@@ -116,6 +116,7 @@ type Handler struct {
 	bodyTpl       *bodyTemplate // the bound body template; nil with verify_only
 	bindingKeys   *bindingKeySource
 	replay        *replayGuard
+	queue         *deliveryQueue // nil with delivery direct
 	storage       certmagic.Storage // Caddy's storage; tests set their own
 }
 
@@ -172,6 +173,21 @@ type CallbackConfig struct {
 
 	// MaxBody caps the callback body size in bytes. Default: 1MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+
+	// Delivery is how a verified callback reaches the upstream: "queued"
+	// stores it in Caddy's storage first, answers OSS itself when the
+	// upstream does not answer within AnswerWithin, and keeps delivering in
+	// the background for RetryFor; "direct" relays the upstream's answer
+	// and keeps nothing. Default: queued.
+	Delivery string `json:"delivery,omitempty"`
+
+	// AnswerWithin is how long a queued delivery waits for the upstream
+	// before answering OSS (which waits 5 s at most). Default: 4s.
+	AnswerWithin caddy.Duration `json:"answer_within,omitempty"`
+
+	// RetryFor is how long a queued callback is retried before it is kept
+	// as dead. Default: 24h.
+	RetryFor caddy.Duration `json:"retry_for,omitempty"`
 
 	// DisableSNI leaves callbackSNI out of callback parameters with an https
 	// URL. OSS then connects without a TLS server name, which a server that

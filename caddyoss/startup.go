@@ -5,10 +5,11 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// deliveryDirect is the only callback delivery mode: a verified callback
-// is relayed to the upstream as it arrives, and the upstream's answer goes
-// back to OSS.
-const deliveryDirect = "direct"
+// Callback delivery modes (CallbackConfig.Delivery).
+const (
+	deliveryModeQueued = "queued"
+	deliveryModeDirect = "direct"
+)
 
 // logStartup writes the handler's one startup line: what is on and where
 // the credentials come from. It never logs a key, secret or token.
@@ -23,7 +24,8 @@ func (h *Handler) logStartup() {
 //     callback), with its path;
 //   - callbacks: "bound" (only callbacks carrying this site's binding are
 //     accepted), "verify_only", or "off" without a callback block;
-//   - delivery: how verified callbacks reach the upstream ("direct");
+//   - delivery: how verified callbacks reach the upstream ("queued",
+//     "direct"), "off" without a callback route;
 //   - credentials: "static" (the key pair in the config), "environment",
 //     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
 //     "credentials_uri" or "default_chain:<provider>" (see
@@ -47,6 +49,10 @@ func (h *Handler) startupFields() []zap.Field {
 			callbacks = "verify_only"
 		}
 	}
+	delivery := "off"
+	if h.CallbackPath != routeOff {
+		delivery = h.Callback.Delivery
+	}
 	origin := "unused"
 	if h.creds != nil {
 		origin = h.creds.origin
@@ -57,7 +63,7 @@ func (h *Handler) startupFields() []zap.Field {
 		zap.Object("routes", routes),
 		zap.String("signature_version", h.SignatureVersion),
 		zap.String("callbacks", callbacks),
-		zap.String("delivery", deliveryDirect),
+		zap.String("delivery", delivery),
 		zap.String("credentials", origin),
 	}
 }

@@ -33,7 +33,7 @@ func TestStartupLine(t *testing.T) {
 		})
 		msg, f := startupLine(t, h)
 		b, _ := json.Marshal(f)
-		want := `{"bucket":"example-bucket","callbacks":"bound","credentials":"static","delivery":"direct","region":"cn-hangzhou",` +
+		want := `{"bucket":"example-bucket","callbacks":"bound","credentials":"static","delivery":"queued","region":"cn-hangzhou",` +
 			`"routes":{"callback":"/oss/callback","policy":"/oss/post-policy","presign":"/up/presign","sts":"/oss/sts"},"signature_version":"v4"}`
 		if msg != "oss_upload configured" || string(b) != want {
 			t.Errorf("%s %s\nwant %s", msg, b, want)
@@ -54,7 +54,7 @@ func TestStartupLine(t *testing.T) {
 		})
 		_, f := startupLine(t, h)
 		b, _ := json.Marshal(f)
-		want := `{"bucket":"example-bucket","callbacks":"verify_only","credentials":"environment","delivery":"direct","region":"cn-hangzhou",` +
+		want := `{"bucket":"example-bucket","callbacks":"verify_only","credentials":"environment","delivery":"queued","region":"cn-hangzhou",` +
 			`"routes":{"callback":"/oss/callback","presign":"/oss/presign"},"signature_version":"v1"}`
 		if string(b) != want {
 			t.Errorf("%s\nwant %s", b, want)

@@ -253,7 +253,14 @@ func renderBody(spec *callbackSpec, f uploadFacts, vars map[string]string) strin
 	return b.String()
 }
 
-const notJSON = "Response body is not valid json format."
+// What OSS says of a callback answer it cannot use.
+const (
+	notJSON         = "Response body is not valid json format."
+	noContentLength = "Response body is not valid: Content-Length is missing."
+)
+
+// maxCallbackAnswer is the largest callback answer OSS relays.
+const maxCallbackAnswer = 1 << 20
 
 // callbackResult is what the uploader receives after a callback.
 type callbackResult struct {
@@ -343,24 +350,34 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	if spec.sni {
 		client = e.callbacksSNI
 	}
+	timedOut := func() callbackResult {
+		return fail(fmt.Sprintf("Error status : -1. %s reply timeout, cost: %d MS, timeout: %d MS",
+			u.Host, time.Since(start).Milliseconds(), e.callbacks.Timeout.Milliseconds()))
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			ms := e.callbacks.Timeout.Milliseconds()
-			return fail(fmt.Sprintf("Error status : -1. %s reply timeout, cost: %d MS, timeout: %d MS",
-				u.Host, time.Since(start).Milliseconds(), ms))
+			return timedOut()
 		}
 		return fail("Error status : -1. OSS can not connect to your callbackUrl, please check it.")
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxCallbackAnswer+1))
 	rec.Status, rec.Answer = resp.StatusCode, string(answer)
+	// OSS accepts only 200 with a Content-Length (a chunked or
+	// close-delimited answer fails) and a JSON body of at most 1 MB, all
+	// within the timeout. json.Valid refuses a leading UTF-8 BOM, as OSS
+	// does.
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return timedOut()
 	case err != nil:
 		return fail("Error status : -1. reading the callback response failed.")
 	case resp.StatusCode != http.StatusOK:
 		return fail(fmt.Sprintf("Error status : %d.", resp.StatusCode))
-	case len(answer) > 1<<20:
+	case resp.ContentLength < 0:
+		return fail(noContentLength)
+	case len(answer) > maxCallbackAnswer:
 		return fail("Response body is too large.")
 	case !json.Valid(answer):
 		return fail(notJSON)

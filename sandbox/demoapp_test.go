@@ -70,3 +70,101 @@ func TestSandboxDemoApp(t *testing.T) {
 		app.Close()
 	}
 }
+
+// Paused, the demo app answers callbacks 503 with a JSON error and records
+// nothing, as an app that is down would; it counts each delivery of a
+// callback by its Idempotency-Key, and records the key and the count once
+// it is resumed. A callback already recorded is not recorded again.
+func TestSandboxDemoAppPause(t *testing.T) {
+	emu, err := ossemu.New(ossemu.Options{Buckets: []string{bucketName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, emu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+
+	state := func(method, path string) bool {
+		t.Helper()
+		code, _, body := do(t, method, app.URL+path, nil, nil)
+		var st struct{ Paused *bool }
+		if err := json.Unmarshal(body, &st); code != 200 || err != nil || st.Paused == nil {
+			t.Fatalf("%s %s: %d %s", method, path, code, body)
+		}
+		return *st.Paused
+	}
+	deliver := func(key, object string) (int, []byte) {
+		t.Helper()
+		h := http.Header{"X-Oss-Callback-Verified": {"true"}}
+		if key != "" {
+			h.Set("Idempotency-Key", key)
+		}
+		code, hdr, body := do(t, http.MethodPost, app.URL+"/oss/callback", h, strings.NewReader("object="+object))
+		if hdr.Get("Content-Type") != "application/json" || hdr.Get("Content-Length") == "" {
+			t.Errorf("callback answer headers %v: want JSON with a Content-Length", hdr)
+		}
+		return code, body
+	}
+	recorded := func() []demoCallback {
+		t.Helper()
+		var list []demoCallback
+		_, _, body := do(t, http.MethodGet, app.URL+"/demo/callbacks", nil, nil)
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+
+	if state(http.MethodGet, "/demo/state") {
+		t.Fatal("the app starts paused")
+	}
+	if code, _, _ := get(t, app.URL+"/demo/pause"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /demo/pause: %d, want 405", code)
+	}
+	if !state(http.MethodPost, "/demo/pause") || !state(http.MethodGet, "/demo/state") {
+		t.Fatal("POST /demo/pause did not pause the app")
+	}
+	for range 2 {
+		code, body := deliver("k1", "uploads/late.png")
+		var answer struct{ Error string }
+		if err := json.Unmarshal(body, &answer); code != http.StatusServiceUnavailable || err != nil || answer.Error == "" {
+			t.Fatalf("paused: %d %s, want 503 with a JSON error", code, body)
+		}
+	}
+	if list := recorded(); len(list) != 0 {
+		t.Fatalf("a paused app recorded %+v", list)
+	}
+
+	if state(http.MethodPost, "/demo/resume") || state(http.MethodGet, "/demo/state") {
+		t.Fatal("POST /demo/resume did not resume the app")
+	}
+	var answer struct {
+		OK       bool
+		Callback demoCallback
+	}
+	code, body := deliver("k1", "uploads/late.png")
+	if err := json.Unmarshal(body, &answer); code != 200 || err != nil || !answer.OK ||
+		answer.Callback.IdempotencyKey != "k1" || answer.Callback.Attempts != 3 || answer.Callback.Fields["object"] != "uploads/late.png" {
+		t.Fatalf("resumed: %d %s", code, body)
+	}
+	// Delivered again (its answer lost on the way, say): the same answer,
+	// nothing new recorded.
+	code, body = deliver("k1", "uploads/late.png")
+	if err := json.Unmarshal(body, &answer); code != 200 || err != nil || !answer.OK || answer.Callback.Attempts != 3 {
+		t.Fatalf("delivered again: %d %s", code, body)
+	}
+	// A callback without an Idempotency-Key is its own first attempt.
+	if code, body := deliver("", "uploads/now.png"); code != 200 {
+		t.Fatalf("without a key: %d %s", code, body)
+	}
+	list := recorded()
+	if len(list) != 2 || list[0].IdempotencyKey != "k1" || list[0].Attempts != 3 ||
+		list[1].IdempotencyKey != "" || list[1].Attempts != 1 || list[1].Fields["object"] != "uploads/now.png" {
+		t.Fatalf("recorded %+v", list)
+	}
+	if _, _, raw := get(t, app.URL+"/demo/callbacks"); !strings.Contains(raw, `"idempotencyKey":"k1"`) || !strings.Contains(raw, `"attempts":3`) {
+		t.Errorf("callbacks list %s", raw)
+	}
+}

@@ -1,7 +1,8 @@
 // Every upload mode of the sandbox page, in Chromium: the bytes the
 // emulator holds equal the file's, the demo app recorded a verified
 // callback, and the page shows the app's JSON. Refusals show a readable
-// message and store nothing. A screenshot of each scenario is kept in
+// message and store nothing. A callback the paused demo app could not take
+// is delivered once it is resumed. A screenshot of each scenario is kept in
 // e2e/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -216,4 +217,64 @@ test('the object list shows an upload, and its link opens the same bytes', async
   await tab.screenshot({ path: path.join(artifacts, 'object-opened.png') });
   await tab.close();
   await page.close();
+});
+
+// With the demo app paused, its callback route answers 503; Caddy answers
+// OSS "queued" for it and delivers the callback once the app is resumed,
+// with the same Idempotency-Key on every attempt. The page says so, then
+// says after how many attempts the callback arrived.
+test('a callback queued while the app is paused is delivered after it resumes', async () => {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => console.error('page error (queued):', err));
+  try {
+    await page.goto(`${sandbox.pageURL}/`);
+    await page.waitForSelector('#app-section[data-paused=false]');
+    await page.click('#app-toggle');
+    await page.waitForSelector('#app-section[data-paused=true]');
+    assert.equal(await page.textContent('#app-toggle'), 'Resume the app');
+    assert.deepEqual(await (await fetch(`${sandbox.pageURL}/demo/state`)).json(), { paused: true });
+
+    const file = fileOf('queued.png', 'image/png', 8 * 1024);
+    await page.setInputFiles('#file', file);
+    await page.check('#mode-post');
+    await page.click('#upload');
+    await page.waitForSelector('#status:is([data-state=queued], [data-state=ok], [data-state=error])', { timeout: 60_000 });
+    await page.screenshot({ path: path.join(artifacts, 'queued-app-paused.png'), fullPage: true });
+    const status = await page.textContent('#status');
+    const error = await page.isVisible('#error') ? await page.textContent('#error') : '';
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'queued', `${status} ${error}`);
+    assert.match(status, /^Queued: Caddy will deliver the callback when the app is back/);
+
+    // The uploader got Caddy's "queued" answer through OSS; the object is
+    // stored and the paused app recorded nothing.
+    const answer = JSON.parse(await page.textContent('#callback'));
+    assert.equal(answer.status, 'queued');
+    assert.match(answer.idempotency_key, /^[0-9a-f]+$/);
+    const key = await page.textContent('#result-key');
+    const stored = await reader(sandbox).get(key);
+    assert.ok(Buffer.compare(stored.content, file.buffer) === 0, 'stored bytes differ from the file');
+    assert.equal((await callbacks(sandbox)).filter((c) => c.fields.object === key).length, 0);
+
+    // Let Caddy retry at least once against the paused app, then resume.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'queued');
+    await page.click('#app-toggle');
+    await page.waitForSelector('#app-section[data-paused=false]');
+    await page.waitForSelector('#status[data-state=ok]', { timeout: 60_000 });
+    await page.screenshot({ path: path.join(artifacts, 'queued-delivered.png'), fullPage: true });
+
+    const delivered = (await page.textContent('#status')).match(/^Delivered after (\d+) attempts\.$/);
+    assert.ok(delivered, await page.textContent('#status'));
+    const attempts = Number(delivered[1]);
+    assert.ok(attempts >= 2, `delivered after ${attempts} attempts, want the refused ones counted`);
+    const recorded = (await callbacks(sandbox)).filter((c) => c.fields.object === key);
+    assert.equal(recorded.length, 1, 'the demo app recorded the callback once');
+    assert.equal(recorded[0].verified, 'true');
+    assert.equal(recorded[0].idempotencyKey, answer.idempotency_key);
+    assert.equal(recorded[0].attempts, attempts);
+    assert.deepEqual(JSON.parse(await page.textContent('#delivered-callback')), recorded[0]);
+  } finally {
+    await fetch(`${sandbox.pageURL}/demo/resume`, { method: 'POST' });
+    await page.close();
+  }
 });

@@ -196,6 +196,64 @@ async function refreshObjects() {
   $('objects-empty').textContent = 'No objects yet.';
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// showAppState shows whether the demo app is paused, and what the toggle does.
+function showAppState(paused) {
+  $('app-section').dataset.paused = String(paused);
+  $('app-state').textContent = paused ? 'paused: callbacks get 503' : 'running';
+  $('app-toggle').textContent = paused ? 'Resume the app' : 'Pause the app';
+}
+
+async function loadAppState() {
+  try {
+    const res = await fetch('/demo/state', { cache: 'no-store' });
+    showAppState((await res.json()).paused);
+  } catch {
+    $('app-state').textContent = 'unknown';
+  }
+}
+
+$('app-toggle').addEventListener('click', async () => {
+  const paused = $('app-section').dataset.paused === 'true';
+  $('app-toggle').disabled = true;
+  try {
+    const res = await fetch(paused ? '/demo/resume' : '/demo/pause', { method: 'POST', cache: 'no-store' });
+    showAppState((await res.json()).paused);
+  } catch (err) {
+    $('app-state').textContent = `unknown (${err.message || err})`;
+  } finally {
+    $('app-toggle').disabled = false;
+  }
+});
+
+// watching numbers the upload whose queued callback is watched; a new
+// upload stops the watch.
+let watching = 0;
+
+// watchDelivery polls the demo app every second until it has recorded the
+// callback with this idempotency key, then says after how many attempts.
+async function watchDelivery(key) {
+  const id = ++watching;
+  while (id === watching) {
+    await sleep(1000);
+    let list;
+    try {
+      list = await (await fetch('/demo/callbacks', { cache: 'no-store' })).json();
+    } catch {
+      continue; // the app may be restarting; ask again
+    }
+    const delivered = Array.isArray(list) && list.find((c) => c.idempotencyKey === key);
+    if (delivered && id === watching) {
+      const n = delivered.attempts;
+      setStatus(`Delivered after ${n} ${n === 1 ? 'attempt' : 'attempts'}.`, 'ok');
+      $('delivered-callback').textContent = JSON.stringify(delivered, null, 2);
+      $('delivered').hidden = false;
+      return;
+    }
+  }
+}
+
 const modes = {
   post: ['PostObject form', uploadPost],
   presign: ['Presigned PUT', uploadPresign],
@@ -211,6 +269,8 @@ $('upload-form').addEventListener('submit', async (event) => {
   $('upload').disabled = true;
   $('error').hidden = true;
   $('result').hidden = true;
+  $('delivered').hidden = true;
+  watching += 1;
   $('progress').value = 0;
   $('sts-refreshes').textContent = '0';
   setStatus('Asking Caddy for permission…', 'busy');
@@ -221,7 +281,16 @@ $('upload-form').addEventListener('submit', async (event) => {
     $('result-size').textContent = `${file.size} bytes`;
     $('callback').textContent = JSON.stringify(answer, null, 2);
     $('result').hidden = false;
-    setStatus(`Uploaded ${file.name} (${file.size} bytes).`, 'ok');
+    // Caddy answers "queued" for the app when the app cannot take the
+    // callback now, and delivers it later.
+    if (answer && answer.status === 'queued' && answer.idempotency_key) {
+      $('callback-label').textContent = 'Caddy\'s answer, relayed by OSS: the app did not take the callback, so Caddy queued it:';
+      setStatus('Queued: Caddy will deliver the callback when the app is back.', 'queued');
+      watchDelivery(answer.idempotency_key);
+    } else {
+      $('callback-label').textContent = 'The demo app\'s answer, relayed by OSS after Caddy verified the callback:';
+      setStatus(`Uploaded ${file.name} (${file.size} bytes).`, 'ok');
+    }
   } catch (err) {
     $('error').textContent = err instanceof UploadError ? err.message : `Unexpected error: ${err.message || err}`;
     $('error').hidden = false;
@@ -235,3 +304,4 @@ $('upload-form').addEventListener('submit', async (event) => {
 
 $('refresh-objects').addEventListener('click', refreshObjects);
 refreshObjects();
+loadAppState();

@@ -1,0 +1,364 @@
+package caddyoss
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+func TestAnswerNormalized(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"json", 200, `{"ok":true}`, 200, `{"ok":true}`},
+		{"201 json", 201, `{"id":1}`, 200, `{"id":1}`},
+		{"empty", 204, ``, 200, `{"status":"delivered"}`},
+		{"text", 200, `saved`, 200, `{"answer":"saved","status":"delivered"}`},
+		{"bom", 200, "\xef\xbb\xbf{\"ok\":1}", 200, `{"ok":1}`},
+		{"4xx text", 409, `duplicate upload`, 409, `{"error":"duplicate upload","status":"delivered"}`},
+		{"4xx json", 422, `{"error":"bad type"}`, 422, `{"error":"bad type"}`},
+		{"too large", 200, `"` + strings.Repeat("x", maxAnswerBytes) + `"`, 200, `{"answer":"the app's answer was larger than 1 MB","status":"delivered"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAnswerRecorder()
+			a.WriteHeader(tc.status)
+			// in pieces, as a streaming upstream writes
+			for b := []byte(tc.body); len(b) > 0; {
+				n := min(len(b), 4096)
+				_, _ = a.Write(b[:n])
+				b = b[n:]
+			}
+			status, body := a.normalized()
+			if status != tc.wantStatus || string(body) != tc.wantBody || !json.Valid(body) {
+				t.Errorf("got %d %.80s", status, body)
+			}
+			rec := httptest.NewRecorder()
+			_ = writeAnswer(rec, status, body)
+			if rec.Header().Get("Content-Length") != fmt.Sprint(len(body)) || rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("headers %v", rec.Header())
+			}
+		})
+	}
+}
+
+// flakyApp is an upstream whose behaviour the test switches: up, down
+// (its listener closed: connection refused), slow, 5xx, 4xx or chunked.
+// It records every request it receives.
+type flakyApp struct {
+	addr string
+	mu   sync.Mutex
+	mode string
+	srv  *http.Server
+	got  []secReq
+}
+
+func newFlakyApp(t *testing.T) *flakyApp {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &flakyApp{addr: l.Addr().String(), mode: "up"}
+	a.serve(l)
+	t.Cleanup(func() { a.setMode("down") })
+	return a
+}
+
+func (a *flakyApp) serve(l net.Listener) {
+	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		a.mu.Lock()
+		mode := a.mode
+		a.got = append(a.got, secReq{r.Method, r.RequestURI, r.Header.Clone(), string(b)})
+		a.mu.Unlock()
+		switch mode {
+		case "slow":
+			time.Sleep(1500 * time.Millisecond)
+		case "5xx":
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		case "4xx":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"error":"the app refuses this upload"}`))
+			return
+		case "chunked":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"saved":`))
+			w.(http.Flusher).Flush()
+			_, _ = w.Write([]byte(`true}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"saved":true}`))
+	})}
+	go func() { _ = a.srv.Serve(l) }()
+}
+
+// setMode switches the app; "down" closes its listener, and leaving "down"
+// listens again on the same address.
+func (a *flakyApp) setMode(mode string) {
+	a.mu.Lock()
+	old := a.mode
+	a.mode = mode
+	a.mu.Unlock()
+	switch {
+	case mode == "down" && old != "down":
+		_ = a.srv.Close()
+	case mode != "down" && old == "down":
+		for range 50 {
+			if l, err := net.Listen("tcp", a.addr); err == nil {
+				a.serve(l)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		panic("cannot listen again on " + a.addr)
+	}
+}
+
+func (a *flakyApp) requests() []secReq {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]secReq(nil), a.got...)
+}
+
+// deliveryEnv is Caddy with oss_upload in front of a flakyApp, and ossemu.
+type deliveryEnv struct {
+	emu    *ossemu.Emulator
+	app    *flakyApp
+	tester *caddytest.Tester
+	toOSS  *http.Client
+	config string
+}
+
+func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
+	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
+	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: caddytest.NewTester(t), toOSS: loopbackClient(emu.Addr())}
+	e.config = testGlobal(t) + `
+http://localhost:9080 {
+	oss_upload {
+		bucket dl-bucket
+		region cn-hangzhou
+		endpoint ` + emu.Endpoint() + `
+		upload_url ` + emu.BucketURL("dl-bucket") + `
+		access_key_id dl-ak
+		access_key_secret dl-secret
+		callback {
+			url http://localhost:9080/oss/callback
+			trusted_key ` + keyFile + `
+			answer_within 1s
+			` + callbackExtra + `
+		}
+	}
+	reverse_proxy ` + e.app.addr + `
+}`
+	e.tester.InitServer(e.config, "caddyfile")
+	return e
+}
+
+// upload sends one PostObject upload and returns the uploader's answer.
+func (e *deliveryEnv) upload(t *testing.T, content string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://localhost:9080/oss/post-policy?filename=f.txt&type=text/plain", nil)
+	resp, err := e.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		URL    string            `json:"url"`
+		Fields map[string]string `json:"fields"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range p.Fields {
+		_ = mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "f.txt")
+	_, _ = io.WriteString(fw, content)
+	_ = mw.Close()
+	resp, err = e.toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitDelivered waits (bounded) until the app has answered at least n
+// distinct callbacks, counted by Idempotency-Key, and returns how many
+// requests each key got.
+func (e *deliveryEnv) waitDelivered(t *testing.T, n int, within time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		keys := map[string]int{}
+		for _, r := range e.app.requests() {
+			if r.header.Get(verifiedHeader) != "true" {
+				t.Fatalf("the app received an unverified request: %v", r.header)
+			}
+			keys[r.header.Get("Idempotency-Key")]++
+		}
+		if len(keys) >= n || time.Now().After(deadline) {
+			return keys
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestDeliveryAnswers(t *testing.T) {
+	e := newDeliveryEnv(t, "")
+	for _, tc := range []struct {
+		mode       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"up", 200, `{"saved":true}`},
+		{"chunked", 200, `{"saved":true}`}, // re-sent with a Content-Length, which OSS requires
+		{"4xx", 203, "CallbackFailed"},     // the app's decision: not retried
+		{"slow", 200, `"status":"queued"`},
+		{"5xx", 200, `"status":"queued"`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			e.app.setMode(tc.mode)
+			before := len(e.app.requests())
+			status, body := e.upload(t, "content for "+tc.mode)
+			if status != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
+				t.Fatalf("uploader got %d %s", status, body)
+			}
+			e.app.setMode("up")
+			got := e.app.requests()[before:]
+			if len(got) == 0 || got[0].header.Get("Idempotency-Key") == "" {
+				t.Fatalf("the app received %d requests", len(got))
+			}
+			key := got[0].header.Get("Idempotency-Key")
+			if tc.wantBody == `"status":"queued"` {
+				if !strings.Contains(body, key) {
+					t.Errorf("the queued answer %s does not name %s", body, key)
+				}
+				// Delivered later, with the same key.
+				deadline := time.Now().Add(15 * time.Second)
+				for {
+					all := e.app.requests()[before:]
+					last := all[len(all)-1]
+					if len(all) >= 2 && last.header.Get("Idempotency-Key") == key {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("not delivered again: %d requests", len(all))
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			if tc.mode == "4xx" {
+				time.Sleep(3 * time.Second) // longer than the first retry would wait
+				if n := len(e.app.requests()) - before; n != 1 {
+					t.Errorf("a 4xx answer was retried: %d requests", n)
+				}
+			}
+		})
+	}
+}
+
+// The upstream is down while 20 uploads complete: every uploader gets 200,
+// and when it comes back it receives each upload exactly once.
+func TestDeliveryOutage(t *testing.T) {
+	e := newDeliveryEnv(t, "")
+	e.app.setMode("down")
+	for i := range 20 {
+		status, body := e.upload(t, fmt.Sprintf("upload %d", i))
+		if status != 200 || !strings.Contains(body, `"status":"queued"`) {
+			t.Fatalf("upload %d: %d %s", i, status, body)
+		}
+	}
+	if len(e.app.requests()) != 0 {
+		t.Fatal("a down app received requests")
+	}
+	e.app.setMode("up")
+	keys := e.waitDelivered(t, 20, 30*time.Second)
+	if len(keys) != 20 {
+		t.Fatalf("%d of 20 uploads delivered", len(keys))
+	}
+	time.Sleep(2 * time.Second) // nothing more arrives
+	for k, n := range e.waitDelivered(t, 20, 0) {
+		if n != 1 {
+			t.Errorf("upload %s delivered %d times", k, n)
+		}
+	}
+}
+
+// A reload while callbacks are queued neither loses nor duplicates them.
+func TestDeliveryAcrossReload(t *testing.T) {
+	e := newDeliveryEnv(t, "")
+	e.app.setMode("down")
+	for i := range 5 {
+		if status, body := e.upload(t, fmt.Sprintf("before reload %d", i)); status != 200 {
+			t.Fatalf("%d %s", status, body)
+		}
+	}
+	e.tester.InitServer(strings.Replace(e.config, "answer_within 1s", "answer_within 2s", 1), "caddyfile")
+	e.app.setMode("up")
+	keys := e.waitDelivered(t, 5, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	keys = e.waitDelivered(t, 5, 0)
+	if len(keys) != 5 {
+		t.Fatalf("%d of 5 delivered", len(keys))
+	}
+	for k, n := range keys {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", k, n)
+		}
+	}
+}
+
+// delivery direct relays the upstream's answer, normalized, and keeps
+// nothing: a slow app makes OSS report CallbackFailed.
+func TestDeliveryDirect(t *testing.T) {
+	e := newDeliveryEnv(t, "delivery direct")
+	if status, body := e.upload(t, "direct"); status != 200 || body != `{"saved":true}` {
+		t.Fatalf("%d %s", status, body)
+	}
+	e.app.setMode("down")
+	status, body := e.upload(t, "direct, app down")
+	if status != 203 {
+		t.Fatalf("%d %s", status, body)
+	}
+	e.app.setMode("up")
+	time.Sleep(3 * time.Second)
+	if n := len(e.app.requests()); n != 1 {
+		t.Errorf("direct delivery retried: %d requests", n)
+	}
+}
+
