@@ -25,9 +25,6 @@ const (
 
 	// verifiedHeader tells the upstream app the callback was verified.
 	verifiedHeader = "X-Oss-Callback-Verified"
-
-	// ossCallbackDeadline is how long OSS waits for the callback answer.
-	ossCallbackDeadline = 5 * time.Second
 )
 
 // callbackErr is a rejected callback: the status, the reason code it is
@@ -336,26 +333,6 @@ func callbackFacts(body []byte) map[string]string {
 		}
 	}
 	return out
-}
-
-// callbackWatch records the upstream's status for the 5-second rule.
-type callbackWatch struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
-}
-
-func (c *callbackWatch) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
-	}
-	c.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (c *callbackWatch) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return c.ResponseWriterWrapper.Write(b)
 }
 
 // Interface guard.

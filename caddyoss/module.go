@@ -116,7 +116,7 @@ type Handler struct {
 	bodyTpl       *bodyTemplate // the bound body template; nil with verify_only
 	bindingKeys   *bindingKeySource
 	replay        *replayGuard
-	queue         *deliveryQueue // nil with delivery direct
+	queue         *deliveryQueue    // nil with delivery direct
 	storage       certmagic.Storage // Caddy's storage; tests set their own
 }
 
