@@ -34,9 +34,9 @@ const (
 	heartbeatPrefix = "oss_upload/instances"
 
 	queueTick       = time.Second
-	heartbeatEvery  = 10 * time.Second
-	instanceTimeout = 60 * time.Second
-	takeoverEvery   = 30 * time.Second
+	heartbeatEvery  = 5 * time.Second
+	instanceTimeout = 20 * time.Second // four missed heartbeats
+	takeoverEvery   = 5 * time.Second
 	attemptTimeout  = 30 * time.Second
 	backoffBase     = time.Second
 	backoffMax      = 10 * time.Minute
