@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
@@ -360,4 +361,52 @@ func TestDeliveryDirect(t *testing.T) {
 	if n := len(e.app.requests()); n != 1 {
 		t.Errorf("direct delivery retried: %d requests", n)
 	}
+}
+
+// A callback the upstream never takes within retry_for is kept as dead:
+// out of the queue, in storage for inspection, counted as failed.
+func TestDeliveryGivesUp(t *testing.T) {
+	e := newDeliveryEnv(t, "retry_for 2s")
+	dir := e.config[strings.Index(e.config, "storage file_system ")+len("storage file_system "):]
+	dir = dir[:strings.IndexByte(dir, '\n')]
+	before := counterValue(t, "caddy_oss_callback_deliveries_total", "failed")
+	e.app.setMode("5xx")
+	status, body := e.upload(t, "never taken")
+	if status != 200 || !strings.Contains(body, `"status":"queued"`) {
+		t.Fatalf("%d %s", status, body)
+	}
+	var answer struct {
+		Key string `json:"idempotency_key"`
+	}
+	_ = json.Unmarshal([]byte(body), &answer)
+	dead := filepath.Join(dir, "oss_upload", "dead", answer.Key)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(dead); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not kept", dead)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	queued, _ := filepath.Glob(filepath.Join(dir, "oss_upload", "queue", "*", answer.Key))
+	if len(queued) != 0 {
+		t.Errorf("still queued: %v", queued)
+	}
+	if n := len(e.app.requests()); n < 2 {
+		t.Errorf("only %d attempts before giving up", n)
+	}
+	if after := counterValue(t, "caddy_oss_callback_deliveries_total", "failed"); after != before+1 {
+		t.Errorf("failed deliveries %v → %v", before, after)
+	}
+}
+
+// counterValue reads one outcome of a counter family from the collectors.
+func counterValue(t *testing.T, family, outcome string) float64 {
+	t.Helper()
+	if family != "caddy_oss_callback_deliveries_total" {
+		t.Fatalf("unknown family %s", family)
+	}
+	return testutil.ToFloat64(ossMetrics.deliveries.WithLabelValues(outcome))
 }
