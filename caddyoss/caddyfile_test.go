@@ -53,6 +53,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			max_body 64KiB
 			verify_only
 			binding_key {env.BINDING_KEY}
+			delivery direct
+			answer_within 2s
+			retry_for 48h
+			sni off
 		}
 	}`)
 	var h Handler
@@ -69,7 +73,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			RefreshBefore: caddy.Duration(10 * time.Minute), Endpoint: "http://127.0.0.1:1", ExternalID: "abc", CacheSize: 10},
 		Callback: &CallbackConfig{URL: "https://app.example.com/cb", Host: "app.example.com", Body: "a=${object}", BodyType: "json",
 			Vars: map[string]string{"user": "{http.auth.user.id}", "plan": "pro"}, TrustedKeys: []string{"/etc/k1.pem", "/etc/k2.pem"}, MaxBody: 64 << 10,
-			VerifyOnly: true, BindingKey: "{env.BINDING_KEY}"},
+			VerifyOnly: true, BindingKey: "{env.BINDING_KEY}", Delivery: "direct",
+			AnswerWithin: caddy.Duration(2 * time.Second), RetryFor: caddy.Duration(48 * time.Hour), DisableSNI: true},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %+v\nwant %+v\nsts %+v\ncallback %+v", h, want, *h.STS, *h.Callback)
@@ -101,6 +106,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"storage class", "oss_upload {\nstorage_class Glacier\n}", "storage_class must be Standard, IA"},
 		{"verify_only argument", "oss_upload {\ncallback {\nverify_only true\n}\n}", "verify_only takes no argument"},
 		{"binding_key arity", "oss_upload {\ncallback {\nbinding_key\n}\n}", "binding_key: missing value"},
+		{"delivery mode", "oss_upload {\ncallback {\ndelivery later\n}\n}", "delivery must be queued or direct"},
+		{"sni value", "oss_upload {\ncallback {\nsni maybe\n}\n}", "sni must be on or off"},
+		{"retry_for duration", "oss_upload {\ncallback {\nretry_for soon\n}\n}", "retry_for: invalid duration 'soon'"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,6 +270,12 @@ func TestValidate(t *testing.T) {
 		{"unchecked body with verify_only", func(h *Handler) {
 			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Body: "object=a${object}", VerifyOnly: true}
 		}, ""},
+		{"answer_within over OSS's wait", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", AnswerWithin: caddy.Duration(5 * time.Second)}
+		}, "callback.answer_within: must be between 100ms and 4.5s"},
+		{"delivery mode", func(h *Handler) {
+			h.Callback = &CallbackConfig{URL: "https://a.example/cb", Delivery: "eventually"}
+		}, "callback.delivery: must be queued or direct"},
 		{"short binding key", func(h *Handler) {
 			h.Callback = &CallbackConfig{URL: "https://a.example/cb", BindingKey: "short"}
 		}, "binding_key: must be at least 32"},
