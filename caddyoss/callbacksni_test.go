@@ -118,3 +118,74 @@ localhost:9443 {
 		t.Fatalf("the app received %d callbacks", len(got))
 	}
 }
+
+// A queued callback of an https site is retried through that site's
+// server as well (the retry carries no TLS state of its own).
+func TestDeliveryOverHTTPS(t *testing.T) {
+	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
+	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := newFlakyApp(t)
+	app.setMode("down")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(testGlobal(t)+`
+localhost:9443 {
+	tls internal
+	oss_upload {
+		bucket tls-bucket
+		region cn-hangzhou
+		endpoint `+emu.Endpoint()+`
+		upload_url `+emu.BucketURL("tls-bucket")+`
+		access_key_id tls-ak
+		access_key_secret tls-secret
+		callback {
+			url https://localhost:9443/oss/callback
+			trusted_key `+keyFile+`
+			answer_within 500ms
+		}
+	}
+	reverse_proxy `+app.addr+`
+}`, "caddyfile")
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain", nil)
+		if resp, err = tester.Client.Do(req); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	var p struct{ URL string }
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	req, _ := http.NewRequest("PUT", p.URL, strings.NewReader("queued over tls"))
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err = loopbackClient(emu.Addr()).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"queued"`) {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	app.setMode("up")
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got := app.requests(); len(got) > 0 {
+			if got[0].header.Get(verifiedHeader) != "true" || got[0].header.Get("Idempotency-Key") == "" {
+				t.Fatalf("the app received %v", got[0].header)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queued callback was not delivered")
+		}
+	}
+}

@@ -261,19 +261,19 @@ func crashAndRecover(t *testing.T, storage, recovery string) {
 
 	a := newInstance(t, storage, emu, keyFile, app.addr)
 	a.start()
+	if recovery == "takeover" {
+		// A second instance, running alongside, with its own instance id.
+		b := newInstance(t, storage, emu, keyFile, app.addr)
+		b.start()
+	}
 	want := map[string]bool{}
 	for i := range 5 {
 		want[a.upload(t, toOSS, fmt.Sprintf("queued %d", i))] = true
 	}
 	a.kill()
 	app.up(t)
-
-	switch recovery {
-	case "restart":
+	if recovery == "restart" {
 		a.start()
-	case "takeover":
-		b := newInstance(t, storage, emu, keyFile, app.addr)
-		b.start()
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for len(app.received()) < len(want) && time.Now().Before(deadline) {
