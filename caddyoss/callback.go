@@ -200,29 +200,43 @@ func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind 
 	return out, nil
 }
 
-// stsCallback is what the STS route tells SDK clients about the callback:
-// the option object ali-oss's put and multipartUpload take as `callback`
-// ({url, host, body, contentType, customValue}), and the two headers any
-// other SDK sends (x-oss-callback, x-oss-callback-var).
-func (c *CallbackConfig) stsCallback(param string, vars map[string]string) (map[string]any, map[string]string, error) {
-	option := map[string]any{"url": c.URL, "body": c.bodyTemplate(), "contentType": c.contentType()}
-	if c.Host != "" {
-		option["host"] = c.Host
+// appendSTSCallback tells SDK clients of the STS route about the callback:
+// "Callback", the option object ali-oss's put and multipartUpload take as
+// `callback` ({url, host, body, contentType, customValue}), and
+// "CallbackHeaders", the two headers any other SDK sends (x-oss-callback,
+// x-oss-callback-var). vars are keyed x:<name>.
+func (c *CallbackConfig) appendSTSCallback(o *jsonObject, param string, vars map[string]string) error {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
 	}
-	headers := map[string]string{"x-oss-callback": param}
-	if len(vars) > 0 {
-		custom := make(map[string]string, len(vars))
-		for k, v := range vars {
-			custom[strings.TrimPrefix(k, "x:")] = v
+	sort.Strings(names)
+	o.object("Callback", func(cb *jsonObject) {
+		cb.str("url", c.URL)
+		if c.Host != "" {
+			cb.str("host", c.Host)
 		}
-		option["customValue"] = custom
-		v, err := callbackVarParam(vars)
-		if err != nil {
-			return nil, nil, err
+		cb.str("body", c.bodyTemplate())
+		cb.str("contentType", c.contentType())
+		if len(vars) > 0 {
+			cb.object("customValue", func(cv *jsonObject) {
+				for _, k := range names {
+					cv.str(strings.TrimPrefix(k, "x:"), vars[k])
+				}
+			})
 		}
-		headers["x-oss-callback-var"] = v
+	})
+	varParam, err := callbackVarParam(vars)
+	if err != nil {
+		return err
 	}
-	return option, headers, nil
+	o.object("CallbackHeaders", func(hd *jsonObject) {
+		hd.str("x-oss-callback", param)
+		if varParam != "" {
+			hd.str("x-oss-callback-var", varParam)
+		}
+	})
+	return nil
 }
 
 // callbackVarParam is the base64 `callback-var` parameter for presigned

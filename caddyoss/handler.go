@@ -468,6 +468,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var route func(http.ResponseWriter, *http.Request) error
 	var name string // the route's metrics label
 	switch p := r.URL.Path; {
+	case p == h.PolicyPath:
+		route, name = h.servePostPolicy, signRoutePostPolicy
+	case p == h.PresignPath:
+		route, name = h.servePresign, signRoutePresign
+	case p == h.STSPath:
+		route, name = h.serveSTS, signRouteSTS
 	case h.isCallbackRequest(r):
 		var nextCalled bool
 		err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -478,12 +484,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return renderError(w, r, err)
 		}
 		return err
-	case p == h.PolicyPath:
-		route, name = h.servePostPolicy, signRoutePostPolicy
-	case p == h.PresignPath:
-		route, name = h.servePresign, signRoutePresign
-	case p == h.STSPath:
-		route, name = h.serveSTS, signRouteSTS
 	default:
 		return next.ServeHTTP(w, r)
 	}

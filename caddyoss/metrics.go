@@ -3,6 +3,7 @@ package caddyoss
 import (
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,8 +153,39 @@ func registerMetrics(reg *prometheus.Registry, logger *zap.Logger) {
 // observeSign records a request to a signing route that started at start
 // and ended with err.
 func observeSign(route string, start time.Time, err error) {
-	ossMetrics.signDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	ossMetrics.signRequests.WithLabelValues(route, signOutcome(err)).Inc()
+	c := signCollectorsFor(route)
+	c.duration.Observe(time.Since(start).Seconds())
+	switch signOutcome(err) {
+	case signOK:
+		c.ok.Inc()
+	case signRefused:
+		c.refused.Inc()
+	default:
+		c.error.Inc()
+	}
+}
+
+// signCollectors are one route's series, looked up once: finding a series
+// by its label values hashes them on every call.
+type signCollectors struct {
+	duration           prometheus.Observer
+	ok, refused, error prometheus.Counter
+}
+
+var signCollectorsByRoute sync.Map // route → *signCollectors
+
+func signCollectorsFor(route string) *signCollectors {
+	if c, ok := signCollectorsByRoute.Load(route); ok {
+		return c.(*signCollectors)
+	}
+	c := &signCollectors{
+		duration: ossMetrics.signDuration.WithLabelValues(route),
+		ok:       ossMetrics.signRequests.WithLabelValues(route, signOK),
+		refused:  ossMetrics.signRequests.WithLabelValues(route, signRefused),
+		error:    ossMetrics.signRequests.WithLabelValues(route, signError),
+	}
+	actual, _ := signCollectorsByRoute.LoadOrStore(route, c)
+	return actual.(*signCollectors)
 }
 
 // signOutcome classifies a signing route's result by its status.

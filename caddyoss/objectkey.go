@@ -190,18 +190,23 @@ func (h *Handler) objectKey(repl *caddy.Replacer, prefix, filename string) (stri
 	if tpl == "" {
 		tpl = defaultKeyTemplate
 	}
-	// Configured placeholders first, so nothing from the client is ever
-	// interpreted as a placeholder.
-	name := repl.ReplaceKnown(tpl, "")
-	clean := sanitizeFilename(filename)
-	if clean == "" {
-		clean = "file"
+	var name string
+	if tpl == defaultKeyTemplate {
+		name = newObjectID() + sanitizeExt(filename) // the common case, without a replacer
+	} else {
+		// Configured placeholders first, so nothing from the client is
+		// ever interpreted as a placeholder.
+		name = repl.ReplaceKnown(tpl, "")
+		clean := sanitizeFilename(filename)
+		if clean == "" {
+			clean = "file"
+		}
+		name = strings.NewReplacer(
+			"{id}", newObjectID(),
+			"{ext}", sanitizeExt(filename),
+			"{filename}", clean,
+		).Replace(name)
 	}
-	name = strings.NewReplacer(
-		"{id}", newObjectID(),
-		"{ext}", sanitizeExt(filename),
-		"{filename}", clean,
-	).Replace(name)
 	key := prefix + name
 	if name == "" || strings.HasSuffix(key, "/") {
 		return "", errors.New("key_template produced an empty object name")

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,53 +49,87 @@ type formField struct{ Name, Value string }
 // text exactly as it will be sent (protocol §1.5, §1.6).
 func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCache) (postPolicy, error) {
 	var out postPolicy
-	conds := []any{map[string]string{"bucket": in.bucket}}
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	js := *bp
+	n := 0
+	cond := func() {
+		if n > 0 {
+			js = append(js, ',')
+		}
+		n++
+	}
+	simple := func(field, value string) { // {"field":"value"}
+		cond()
+		js = append(js, '{')
+		js = appendJSONString(js, field)
+		js = append(js, ':')
+		js = appendJSONString(js, value)
+		js = append(js, '}')
+	}
+	triple := func(op, field, value string) { // ["op","$field","value"]
+		cond()
+		js = append(js, '[')
+		js = appendJSONString(js, op)
+		js = append(js, ',')
+		js = appendJSONString(js, field)
+		js = append(js, ',')
+		js = appendJSONString(js, value)
+		js = append(js, ']')
+	}
+	js = append(js, `{"expiration":`...)
+	js = appendJSONString(js, in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"))
+	js = append(js, `,"conditions":[`...)
+	simple("bucket", in.bucket)
 	var scopeDate string
 	if in.version == sigV4 {
 		now = now.UTC()
 		scopeDate = now.Format("20060102")
 		out.Date = now.Format("20060102T150405Z")
 		out.Cred = c.ID + "/" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request"
-		conds = append(conds,
-			map[string]string{"x-oss-signature-version": v4Algorithm},
-			map[string]string{"x-oss-credential": out.Cred})
+		simple("x-oss-signature-version", v4Algorithm)
+		simple("x-oss-credential", out.Cred)
 		if c.Token != "" {
-			conds = append(conds, map[string]string{"x-oss-security-token": c.Token})
+			simple("x-oss-security-token", c.Token)
 		}
-		conds = append(conds, map[string]string{"x-oss-date": out.Date})
+		simple("x-oss-date", out.Date)
 	} else if c.Token != "" {
-		conds = append(conds, map[string]string{"x-oss-security-token": c.Token})
+		simple("x-oss-security-token", c.Token)
 	}
 	if in.maxSize > 0 || in.minSize > 0 {
 		maxSize := in.maxSize
 		if maxSize == 0 {
 			maxSize = maxObjectSize
 		}
-		conds = append(conds, []any{"content-length-range", in.minSize, maxSize})
+		cond()
+		js = append(js, `["content-length-range",`...)
+		js = strconv.AppendInt(js, in.minSize, 10)
+		js = append(js, ',')
+		js = strconv.AppendInt(js, maxSize, 10)
+		js = append(js, ']')
 	}
 	if in.status != "" {
-		conds = append(conds, []any{"eq", "$success_action_status", in.status})
+		triple("eq", "$success_action_status", in.status)
 	}
 	if in.key != "" {
-		conds = append(conds, []any{"eq", "$key", in.key})
+		triple("eq", "$key", in.key)
 	} else {
-		conds = append(conds, []any{"starts-with", "$key", in.prefix})
+		triple("starts-with", "$key", in.prefix)
 	}
 	if in.contentType != "" {
 		// x-oss-content-type wins over Content-Type in OSS, so both are
 		// pinned: an extra x-oss-content-type field cannot change the type.
-		conds = append(conds,
-			[]any{"eq", "$content-type", in.contentType},
-			[]any{"eq", "$x-oss-content-type", in.contentType})
+		triple("eq", "$content-type", in.contentType)
+		triple("eq", "$x-oss-content-type", in.contentType)
 	}
 	if in.acl != "" {
-		conds = append(conds, []any{"eq", "$x-oss-object-acl", in.acl})
+		triple("eq", "$x-oss-object-acl", in.acl)
 	}
 	if in.storageClass != "" {
-		conds = append(conds, []any{"eq", "$x-oss-storage-class", in.storageClass})
+		triple("eq", "$x-oss-storage-class", in.storageClass)
 	}
 	if in.callback != "" {
-		conds = append(conds, []any{"eq", "$callback", in.callback})
+		triple("eq", "$callback", in.callback)
 	}
 	varNames := make([]string, 0, len(in.vars))
 	for k := range in.vars {
@@ -102,16 +137,10 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	}
 	sort.Strings(varNames)
 	for _, k := range varNames {
-		conds = append(conds, []any{"eq", "$" + k, in.vars[k]})
+		triple("eq", "$"+k, in.vars[k])
 	}
-	doc := struct {
-		Expiration string `json:"expiration"`
-		Conditions []any  `json:"conditions"`
-	}{in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"), conds}
-	js, err := marshalJSON(doc)
-	if err != nil {
-		return out, err
-	}
+	js = append(js, "]}"...)
+	*bp = js
 	out.Policy = base64.StdEncoding.EncodeToString(js)
 
 	if in.version == sigV4 {
@@ -193,64 +222,47 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return h.internalError(r, "building the policy", err)
 	}
-	fields := make(orderedFields, 0, len(pp.Fields)+1)
-	fields = append(fields, formField{"key", up.key})
-	fields = append(fields, pp.Fields...)
-
-	resp := map[string]any{
-		"method":     "POST",
-		"url":        h.uploadURL,
-		"host":       h.uploadURL,
-		"key":        up.key,
-		"dir":        up.prefix,
-		"policy":     pp.Policy,
-		"signature":  pp.Signature,
-		"expire":     in.expiration.Unix(),
-		"expiration": in.expiration.UTC().Format(time.RFC3339),
-		"fields":     fields,
-	}
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	o := jsonObject{b: *bp}
+	o.open()
+	o.str("method", "POST")
+	o.str("url", h.uploadURL)
+	o.str("host", h.uploadURL)
+	o.str("key", up.key)
+	o.str("dir", up.prefix)
+	o.str("policy", pp.Policy)
+	o.str("signature", pp.Signature)
+	o.int("expire", in.expiration.Unix())
+	o.str("expiration", in.expiration.UTC().Format(time.RFC3339))
 	if h.SignatureVersion == sigV4 {
-		resp["x_oss_signature_version"] = v4Algorithm
-		resp["x_oss_credential"] = pp.Cred
-		resp["x_oss_date"] = pp.Date
+		o.str("x_oss_signature_version", v4Algorithm)
+		o.str("x_oss_credential", pp.Cred)
+		o.str("x_oss_date", pp.Date)
 	} else {
-		resp["ossAccessKeyId"] = up.creds.ID
-		resp["accessid"] = up.creds.ID
+		o.str("ossAccessKeyId", up.creds.ID)
+		o.str("accessid", up.creds.ID)
 	}
 	if up.creds.Token != "" {
-		resp["security_token"] = up.creds.Token
+		o.str("security_token", up.creds.Token)
 	}
 	if h.callbackB64 != "" {
-		resp["callback"] = h.callbackB64
+		o.str("callback", h.callbackB64)
 	}
+	// The form fields in the order to send them, as one object: clients
+	// that iterate it append them in this order.
+	o.object("fields", func(f *jsonObject) {
+		f.str("key", up.key)
+		for _, kv := range pp.Fields {
+			f.str(kv.Name, kv.Value)
+		}
+	})
+	o.close()
+	*bp = o.b
 	h.logger.Debug("post policy signed",
 		zapKey(up.key), zapVersion(h.SignatureVersion),
 		zapExpires(in.expiration), zapRemote(r))
-	return writeJSON(w, http.StatusOK, resp)
-}
-
-// orderedFields marshals as a JSON object whose keys keep their order, so
-// clients that iterate it append the form fields in the order given.
-type orderedFields []formField
-
-// MarshalJSON implements json.Marshaler.
-func (f orderedFields) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, kv := range f {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		name, err := marshalJSON(kv.Name)
-		if err != nil {
-			return nil, err
-		}
-		value, err := marshalJSON(kv.Value)
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(append(b, name...), ':'), value...)
-	}
-	return append(b, '}'), nil
+	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
 // defaultStorageClass is the class PostObject policies pin by default.

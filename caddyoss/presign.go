@@ -87,13 +87,18 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		_, err := w.Write([]byte(signed))
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"url":     signed,
-		"method":  "PUT",
-		"headers": map[string]string{"Content-Type": contentType},
-		"key":     up.key,
-		"expires": expiration.UTC().Format(time.RFC3339),
-	})
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	o := jsonObject{b: *bp}
+	o.open()
+	o.str("url", signed)
+	o.str("method", "PUT")
+	o.object("headers", func(hd *jsonObject) { hd.str("Content-Type", contentType) })
+	o.str("key", up.key)
+	o.str("expires", expiration.UTC().Format(time.RFC3339))
+	o.close()
+	*bp = o.b
+	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
 // wantsPlainText reports whether the client accepts text/plain but not JSON,

@@ -47,33 +47,37 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	h.logger.Debug("STS credentials issued",
 		zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
 		zapExpires(c.Expiration), zapRemote(r))
-	resp := map[string]any{
-		"AccessKeyId":     c.AccessKeyID,
-		"AccessKeySecret": c.AccessKeySecret,
-		"SecurityToken":   c.SecurityToken,
-		"Expiration":      c.Expiration.UTC().Format(time.RFC3339),
-		"Bucket":          h.Bucket,
-		"Region":          h.Region,
-		"Endpoint":        h.uploadURL,
-		"Prefix":          prefix,
-	}
+	var vars map[string]string
 	if h.callbackB64 != "" {
 		custom, err := h.Callback.callbackVars(repl)
 		if err != nil {
 			return h.forbidden(r, err)
 		}
-		vars, err := h.issueVars(r.Context(), custom, bindingSTS, prefix, c.Expiration)
-		if err != nil {
+		if vars, err = h.issueVars(r.Context(), custom, bindingSTS, prefix, c.Expiration); err != nil {
 			return h.unavailable(r, "signing the callback binding", err)
 		}
-		option, headers, err := h.Callback.stsCallback(h.callbackB64, vars)
-		if err != nil {
+	}
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	o := jsonObject{b: *bp}
+	o.open()
+	o.str("AccessKeyId", c.AccessKeyID)
+	o.str("AccessKeySecret", c.AccessKeySecret)
+	o.str("SecurityToken", c.SecurityToken)
+	o.str("Expiration", c.Expiration.UTC().Format(time.RFC3339))
+	o.str("Bucket", h.Bucket)
+	o.str("Region", h.Region)
+	o.str("Endpoint", h.uploadURL)
+	o.str("Prefix", prefix)
+	if h.callbackB64 != "" {
+		if err := h.Callback.appendSTSCallback(&o, h.callbackB64, vars); err != nil {
 			return h.internalError(r, "encoding callback variables", err)
 		}
-		resp["Callback"], resp["CallbackHeaders"] = option, headers
 	}
+	o.close()
+	*bp = o.b
 	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
 // sanitizeSessionName maps a session name onto what STS accepts: 2–64

@@ -1,0 +1,132 @@
+package caddyoss
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// The signing routes write their JSON by hand into pooled buffers: no
+// reflection, no maps, and nothing encoded twice. appendJSONString writes
+// exactly what encoding/json writes with SetEscapeHTML(false), so a policy
+// signed here reads as the encoder would have written it (jsonw_test.go
+// checks this against encoding/json).
+
+var jsonBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getJSONBuf() *[]byte { return jsonBufPool.Get().(*[]byte) }
+
+func putJSONBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		jsonBufPool.Put(b)
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 end lines in JavaScript; encoding/json escapes
+		// them whatever SetEscapeHTML says.
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(b, s[start:]...), '"')
+}
+
+// jsonObject appends the members of one JSON object.
+type jsonObject struct {
+	b []byte
+	n int
+}
+
+func (o *jsonObject) open()  { o.b = append(o.b, '{') }
+func (o *jsonObject) close() { o.b = append(o.b, '}') }
+
+func (o *jsonObject) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.n++
+	o.b = appendJSONString(o.b, k)
+	o.b = append(o.b, ':')
+}
+
+func (o *jsonObject) str(k, v string) {
+	o.key(k)
+	o.b = appendJSONString(o.b, v)
+}
+
+func (o *jsonObject) int(k string, v int64) {
+	o.key(k)
+	o.b = strconv.AppendInt(o.b, v, 10)
+}
+
+// object writes a nested object whose members fill appends.
+func (o *jsonObject) object(k string, fill func(*jsonObject)) {
+	o.key(k)
+	inner := jsonObject{b: o.b}
+	inner.open()
+	fill(&inner)
+	inner.close()
+	o.b = inner.b
+}
+
+// writeJSONBytes answers with a JSON body that no cache may store.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, err := w.Write(body)
+	return err
+}
