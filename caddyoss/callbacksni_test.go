@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
@@ -36,7 +35,7 @@ func TestCallbackOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := newSecApp(t)
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(testGlobal(t)+`
 localhost:9443 {
 	tls internal
@@ -133,7 +132,7 @@ func TestDeliveryOverHTTPS(t *testing.T) {
 	}
 	app := newFlakyApp(t)
 	app.setMode("down")
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(testGlobal(t)+`
 localhost:9443 {
 	tls internal

@@ -161,7 +161,7 @@ func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
 	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: caddytest.NewTester(t), toOSS: loopbackClient(emu.Addr())}
+	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}
 	e.config = testGlobal(t) + `
 http://localhost:9080 {
 	oss_upload {

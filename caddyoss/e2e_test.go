@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
@@ -99,7 +98,7 @@ func endToEnd(t *testing.T, version string) {
 	}
 	app := newRecordingApp(t)
 
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(testGlobal(t)+`
 http://localhost:9080 {
 	oss_upload {

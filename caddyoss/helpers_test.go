@@ -2,10 +2,14 @@ package caddyoss
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -52,4 +56,26 @@ func withReplacer(r *http.Request) *http.Request {
 		return nil, false
 	})
 	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+}
+
+// newTester is caddytest.NewTester whose client retries a GET that meets a
+// connection closed under it: right after a config load, a connection can
+// land on the server being replaced, which closes it without an answer.
+func newTester(t testing.TB) *caddytest.Tester {
+	tester := caddytest.NewTester(t)
+	tester.Client.Transport = retryGETs{tester.Client.Transport}
+	return tester
+}
+
+type retryGETs struct{ next http.RoundTripper }
+
+func (rt retryGETs) RoundTrip(r *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := rt.next.RoundTrip(r)
+		if err == nil || attempt == 3 || (r.Method != http.MethodGet && r.Method != http.MethodHead) ||
+			!errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return resp, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -32,7 +32,7 @@ func testGlobal(t *testing.T) string {
 }
 
 func TestIntegrationSigningRoutes(t *testing.T) {
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(integrationGlobal+`
 http://localhost:9080 {
 	oss_upload {
@@ -99,7 +99,7 @@ http://localhost:9080 {
 }
 
 func TestIntegrationHandleErrors(t *testing.T) {
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(integrationGlobal+`
 http://localhost:9080 {
 	oss_upload {
@@ -182,7 +182,7 @@ func TestIntegrationCallback(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(testGlobal(t)+`
 http://localhost:9080 {
 	oss_upload {
@@ -227,7 +227,7 @@ http://localhost:9080 {
 // The STS route through a running Caddy, against the local fake STS.
 func TestIntegrationSTSRoute(t *testing.T) {
 	f := newFakeSTS(t)
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(integrationGlobal+`
 http://localhost:9080 {
 	oss_upload {

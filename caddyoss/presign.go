@@ -60,9 +60,9 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		contentType = defaultPresignType
 	}
 	expires := time.Duration(h.Expires)
-	opts := []oss.Option{oss.ContentType(contentType)}
+	var params [][2]string // signed query parameters besides the signature's own
 	if h.callbackB64 != "" {
-		opts = append(opts, oss.AddParam("callback", h.callbackB64))
+		params = append(params, [2]string{"callback", h.callbackB64})
 		vars, err := h.issueVars(r.Context(), up.custom, bindingExactKey, up.key, h.now().Add(expires))
 		if err != nil {
 			return h.unavailable(r, "signing the callback binding", err)
@@ -70,12 +70,23 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		if v, err := callbackVarParam(vars); err != nil {
 			return h.internalError(r, "encoding callback variables", err)
 		} else if v != "" {
-			opts = append(opts, oss.AddParam("callback-var", v))
+			params = append(params, [2]string{"callback-var", v})
 		}
 	}
-	signed, err := h.presignBucket.SignURL(up.key, oss.HTTPPut, int64(expires/time.Second), opts...)
-	if err != nil {
-		return h.internalError(r, "signing the URL", err)
+	var signed string
+	if h.SignatureVersion == sigV4 {
+		signed = presignV4(presignV4Input{
+			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: up.key,
+			contentType: contentType, expires: expires, now: h.now(), params: params,
+		}, up.creds, h.v4Keys)
+	} else {
+		opts := []oss.Option{oss.ContentType(contentType)}
+		for _, p := range params {
+			opts = append(opts, oss.AddParam(p[0], p[1]))
+		}
+		if signed, err = h.presignBucket.SignURL(up.key, oss.HTTPPut, int64(expires/time.Second), opts...); err != nil {
+			return h.internalError(r, "signing the URL", err)
+		}
 	}
 	expiration := h.now().Add(expires)
 	h.logger.Debug("presigned URL signed",

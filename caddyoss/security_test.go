@@ -112,7 +112,7 @@ func newSecEnv(t *testing.T, extra string) *secEnv {
 	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := &secEnv{emu: emu, app: newSecApp(t), tester: caddytest.NewTester(t), toOSS: loopbackClient(emu.Addr()),
+	env := &secEnv{emu: emu, app: newSecApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr()),
 		pubKeyB: base64.StdEncoding.EncodeToString([]byte("http://" + emu.Addr() + ossemu.CallbackPublicKeyPath))}
 	env.config = testGlobal(t) + `
 http://localhost:9080 {
@@ -189,9 +189,24 @@ func (e *secEnv) postForm(t *testing.T, target string, fields [][2]string, fileT
 // normalizes the path or the header names) and returns the status.
 func rawRequest(t *testing.T, method, target string, headers [][2]string, body string) int {
 	t.Helper()
+	// Right after a config load a connection may land on the server being
+	// replaced, which closes it: try again on a new one.
+	for attempt := 0; ; attempt++ {
+		status, err := rawRequestOnce(method, target, headers, body)
+		if err == nil {
+			return status
+		}
+		if attempt == 3 {
+			t.Fatalf("%s %q: %v", method, target, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func rawRequestOnce(method, target string, headers [][2]string, body string) (int, error) {
 	c, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -202,14 +217,14 @@ func rawRequest(t *testing.T, method, target string, headers [][2]string, body s
 	}
 	b.WriteString("\r\n" + body)
 	if _, err := io.WriteString(c, b.String()); err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatalf("%s %q: %v", method, target, err)
+		return 0, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // verifiedHeaderSpellings are names an upstream may read as the header.
