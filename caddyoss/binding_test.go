@@ -1,9 +1,11 @@
 package caddyoss
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,4 +215,23 @@ func callbackPathVariants(p string) []string {
 		add(p[:i] + "%25" + enc[1:] + p[i+1:])
 	}
 	return out
+}
+
+// isCallbackRequest, with its allocation-free path for plain paths, agrees
+// with canonicalRoutePath on every spelling, as the server parses it.
+func TestIsCallbackRequestAgrees(t *testing.T) {
+	h := &Handler{CallbackPath: "/api/any", callbackCanon: canonicalRoutePath("/api/any")}
+	targets := append(callbackPathVariants("/api/any"), "/api/any", "/api/any?x=1", "/API/ANY/?a=b", "/api/anyx", "/api",
+		"/", "/api/any.json", "/other/api/any", "/api/any-1", "/api_/any", "/api/any~")
+	for _, target := range targets {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("POST " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")))
+		if err != nil {
+			continue // the server would refuse it before any handler
+		}
+		want := canonicalRoutePath(r.URL.Path) == h.callbackCanon || canonicalRoutePath(r.RequestURI) == h.callbackCanon ||
+			(r.URL.RawPath != "" && canonicalRoutePath(r.URL.RawPath) == h.callbackCanon)
+		if got := h.isCallbackRequest(r); got != want {
+			t.Errorf("%q: isCallbackRequest %v, canonical form says %v", target, got, want)
+		}
+	}
 }

@@ -60,6 +60,10 @@ func (h *Handler) isCallbackRequest(r *http.Request) bool {
 	if r.URL.Path == h.CallbackPath {
 		return true
 	}
+	// Most requests spell their path plainly: compare without allocating.
+	if plain, ok := plainRequestPath(r); ok {
+		return strings.EqualFold(strings.TrimRight(plain, "/"), h.callbackCanon)
+	}
 	candidates := []string{r.URL.Path, r.URL.RawPath, r.RequestURI}
 	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
 		candidates = append(candidates, or.RequestURI)
@@ -73,6 +77,32 @@ func (h *Handler) isCallbackRequest(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// plainRequestPath returns the path when every spelling of it is the same
+// run of letters, digits, '/', '-', '_' and '~' with no doubled slash: its
+// canonical form is then just its lower case without trailing slashes.
+func plainRequestPath(r *http.Request) (string, bool) {
+	p := r.URL.Path
+	if r.URL.RawPath != "" || (r.RequestURI != "" && !strings.HasPrefix(r.RequestURI, p)) {
+		return "", false
+	}
+	if rest := r.RequestURI[min(len(p), len(r.RequestURI)):]; rest != "" && rest[0] != '?' {
+		return "", false
+	}
+	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && or.URL != nil && or.URL.Path != p {
+		return "", false
+	}
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") {
+		return "", false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '-' || c == '_' || c == '~') {
+			return "", false
+		}
+	}
+	return p, true
 }
 
 // canonicalRoutePath folds the spellings listed at isCallbackRequest into

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -185,8 +186,9 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 			repl.Set("http.oss_upload.callback."+k, v)
 		}
 	}
-	h.logger.Debug("callback verified",
-		zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "callback verified"); ce != nil { // the fields are built only when debug is on
+		ce.Write(zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
+	}
 
 	ans := newAnswerRecorder()
 	if !queued {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // postPolicyInput is everything a PostObject policy is made of.
@@ -259,9 +261,10 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	})
 	o.close()
 	*bp = o.b
-	h.logger.Debug("post policy signed",
-		zapKey(up.key), zapVersion(h.SignatureVersion),
-		zapExpires(in.expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil { // the fields are built only when debug is on
+		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion),
+			zapExpires(in.expiration), zapRemote(r))
+	}
 	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 

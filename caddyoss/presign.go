@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"go.uber.org/zap/zapcore"
 )
 
 // defaultPresignType is signed when the client names no type: the response's
@@ -89,8 +90,9 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	expiration := h.now().Add(expires)
-	h.logger.Debug("presigned URL signed",
-		zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "presigned URL signed"); ce != nil { // the fields are built only when debug is on
+		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
+	}
 
 	if wantsPlainText(r) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

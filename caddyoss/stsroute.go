@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -44,9 +45,10 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.internalError(r, "getting temporary credentials", err)
 	}
-	h.logger.Debug("STS credentials issued",
-		zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
-		zapExpires(c.Expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "STS credentials issued"); ce != nil { // the fields are built only when debug is on
+		ce.Write(zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
+			zapExpires(c.Expiration), zapRemote(r))
+	}
 	var vars map[string]string
 	if h.callbackB64 != "" {
 		custom, err := h.Callback.callbackVars(repl)
