@@ -146,7 +146,7 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	out.Policy = base64.StdEncoding.EncodeToString(js)
 
 	if in.version == sigV4 {
-		out.Signature = signV4(keys.get(c.Secret, scopeDate, in.region), out.Policy)
+		out.Signature = keys.sign(c.Secret, scopeDate, in.region, []byte(out.Policy))
 	} else {
 		out.Signature = signV1(c.Secret, out.Policy)
 	}

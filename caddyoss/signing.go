@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"hash"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,18 +55,25 @@ func v4SigningKey(secret, date, region string) []byte {
 
 // v4KeyCache caches V4 signing keys per (secret, date, region): a key
 // changes once a day, so signing a policy costs one HMAC instead of five.
+// Each key keeps a pool of keyed HMACs, so a signature allocates nothing
+// for the hash.
 type v4KeyCache struct {
 	mu   sync.RWMutex
-	keys map[v4KeyID][]byte
+	keys map[v4KeyID]*v4Key
 }
 
 type v4KeyID struct{ secret, date, region string }
+
+type v4Key struct {
+	key  []byte
+	macs sync.Pool // hash.Hash keyed with key
+}
 
 // maxCachedV4Keys bounds the cache; rotating credentials (STS, RAM roles)
 // add a key per secret, and old dates are useless after a day.
 const maxCachedV4Keys = 64
 
-func (c *v4KeyCache) get(secret, date, region string) []byte {
+func (c *v4KeyCache) entry(secret, date, region string) *v4Key {
 	id := v4KeyID{secret, date, region}
 	c.mu.RLock()
 	k, ok := c.keys[id]
@@ -73,14 +81,35 @@ func (c *v4KeyCache) get(secret, date, region string) []byte {
 	if ok {
 		return k
 	}
-	k = v4SigningKey(secret, date, region)
+	k = &v4Key{key: v4SigningKey(secret, date, region)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
 	c.mu.Lock()
 	if c.keys == nil || len(c.keys) >= maxCachedV4Keys {
-		c.keys = make(map[v4KeyID][]byte)
+		c.keys = make(map[v4KeyID]*v4Key)
 	}
 	c.keys[id] = k
 	c.mu.Unlock()
 	return k
+}
+
+// get returns the signing key.
+func (c *v4KeyCache) get(secret, date, region string) []byte {
+	return c.entry(secret, date, region).key
+}
+
+// sign returns hex(HMAC-SHA256(signing key, parts...)).
+func (c *v4KeyCache) sign(secret, date, region string, parts ...[]byte) string {
+	k := c.entry(secret, date, region)
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
+	for _, p := range parts {
+		m.Write(p)
+	}
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], m.Sum(sum[:0]))
+	k.macs.Put(m)
+	return string(out[:])
 }
 
 // uriEncode appends s percent-encoded as OSS V4 canonicalizes it: every
@@ -159,13 +188,10 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	creq = append(creq, "\n\n\nUNSIGNED-PAYLOAD"...)
 	sum := sha256.Sum256(creq)
 
-	m := hmac.New(sha256.New, keys.get(c.Secret, scopeDate, in.region))
-	m.Write([]byte(v4Algorithm + "\n" + date + "\n" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request\n"))
 	var hexSum [64]byte
 	hex.Encode(hexSum[:], sum[:])
-	m.Write(hexSum[:])
-	var sig [64]byte
-	hex.Encode(sig[:], m.Sum(nil))
+	sig := keys.sign(c.Secret, scopeDate, in.region,
+		[]byte(v4Algorithm+"\n"+date+"\n"+scopeDate+"/"+in.region+"/oss/aliyun_v4_request\n"), hexSum[:])
 
 	u := make([]byte, 0, len(in.baseURL)+len(in.key)*3+queryLen+100)
 	u = append(u, in.baseURL...)
@@ -174,7 +200,7 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	u = append(u, '?')
 	u = append(u, query[:queryLen]...)
 	u = append(u, "&x-oss-signature="...)
-	u = append(u, sig[:]...)
+	u = append(u, sig...)
 	*bp = query
 	return string(u)
 }
