@@ -376,19 +376,29 @@ func BenchmarkCallbackRoute(b *testing.B) {
 			emuURL := base64.StdEncoding.EncodeToString([]byte("http://127.0.0.1:9/key.pem"))
 			b.ReportAllocs()
 			n := 0
+			upstreamOnly := mode == "upstream only"
 			for b.Loop() {
-				b.StopTimer()
+				// Signing is not what is measured; StopTimer itself costs
+				// more than the upstream alone, which is timed with the
+				// building of its request.
+				if !upstreamOnly {
+					b.StopTimer()
+				}
 				n++
 				body := fmt.Sprintf("bucket=yonghu-test&object=a%%2F%d.png&size=%d", n, n)
 				r := httptest.NewRequest("POST", "/index.php", strings.NewReader(body))
-				r.Header.Set("Authorization", signCallback(b, key, "/index.php", body))
+				if !upstreamOnly { // the upstream checks nothing: no signature to make
+					r.Header.Set("Authorization", signCallback(b, key, "/index.php", body))
+				}
 				r.Header.Set("X-Oss-Pub-Key-Url", emuURL)
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r = withReplacer(r)
 				rec := httptest.NewRecorder()
-				b.StartTimer()
+				if !upstreamOnly {
+					b.StartTimer()
+				}
 				var err error
-				if mode == "upstream only" {
+				if upstreamOnly {
 					err = next.ServeHTTP(rec, r)
 				} else {
 					err = h.ServeHTTP(rec, r, next)

@@ -343,27 +343,20 @@ func redactURL(raw string) string {
 // uploadPolicy is the inline session policy of the STS route: upload
 // actions only, on the bucket below the prefix.
 func uploadPolicy(bucket, prefix string) (string, error) {
-	doc := map[string]any{
-		"Version": "1",
-		"Statement": []map[string]any{{
-			"Effect": "Allow",
-			"Action": []string{
-				"oss:PutObject",
-				"oss:InitiateMultipartUpload",
-				"oss:UploadPart",
-				"oss:CompleteMultipartUpload",
-				"oss:AbortMultipartUpload",
-				"oss:ListParts",
-			},
-			"Resource": []string{"acs:oss:*:*:" + bucket + "/" + prefix + "*"},
-		}},
-	}
-	b, err := marshalJSON(doc)
-	if err != nil {
-		return "", err
-	}
+	// The document json.Marshal would write for it (keys sorted), written
+	// directly: this runs on every STS request, cache hits included.
+	b := make([]byte, 0, len(uploadPolicyHead)+len(bucket)+len(prefix)+len(uploadPolicyTail)+16)
+	b = append(b, uploadPolicyHead...)
+	b = appendJSONString(b, "acs:oss:*:*:"+bucket+"/"+prefix+"*")
+	b = append(b, uploadPolicyTail...)
 	if len(b) > 2048 {
 		return "", fmt.Errorf("the STS session policy for prefix %q is longer than 2048 bytes", prefix)
 	}
 	return string(b), nil
 }
+
+const (
+	uploadPolicyHead = `{"Statement":[{"Action":["oss:PutObject","oss:InitiateMultipartUpload","oss:UploadPart",` +
+		`"oss:CompleteMultipartUpload","oss:AbortMultipartUpload","oss:ListParts"],"Effect":"Allow","Resource":[`
+	uploadPolicyTail = `]}],"Version":"1"}`
+)
