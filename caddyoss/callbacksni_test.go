@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +23,7 @@ import (
 // same callback without it fails the handshake and the uploader gets 203,
 // as on OSS.
 func TestCallbackOverHTTPS(t *testing.T) {
-	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
 	app := newSecApp(t)
 	tester := newTester(t)
 	tester.InitServer(testGlobal(t)+`
@@ -54,19 +44,9 @@ localhost:9443 {
 	reverse_proxy `+strings.TrimPrefix(app.URL, "http://")+`
 }`, "caddyfile")
 
-	// Caddy issues the internal certificate in the background at startup.
-	var resp *http.Response
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		req, _ := http.NewRequest("GET", "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain", nil)
-		if resp, err = tester.Client.Do(req); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
+	resp := getWhenReady(t, tester.Client, "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain")
 	var p struct{ URL string }
-	err = json.NewDecoder(resp.Body).Decode(&p)
+	err := json.NewDecoder(resp.Body).Decode(&p)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("presign: %d %v", resp.StatusCode, err)
@@ -121,15 +101,7 @@ localhost:9443 {
 // A queued callback of an https site is retried through that site's
 // server as well (the retry carries no TLS state of its own).
 func TestDeliveryOverHTTPS(t *testing.T) {
-	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
 	app := newFlakyApp(t)
 	app.setMode("down")
 	tester := newTester(t)
@@ -151,22 +123,13 @@ localhost:9443 {
 	}
 	reverse_proxy `+app.addr+`
 }`, "caddyfile")
-	var resp *http.Response
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		req, _ := http.NewRequest("GET", "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain", nil)
-		if resp, err = tester.Client.Do(req); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-	}
+	resp := getWhenReady(t, tester.Client, "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain")
 	var p struct{ URL string }
 	_ = json.NewDecoder(resp.Body).Decode(&p)
 	resp.Body.Close()
 	req, _ := http.NewRequest("PUT", p.URL, strings.NewReader("queued over tls"))
 	req.Header.Set("Content-Type", "text/plain")
-	resp, err = loopbackClient(emu.Addr()).Do(req)
+	resp, err := loopbackClient(emu.Addr()).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,15 +152,7 @@ type deliveryEnv struct {
 }
 
 func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
-	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emu.Close() })
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
 	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}
 	e.config = testGlobal(t) + `
 http://localhost:9080 {

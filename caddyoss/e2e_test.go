@@ -16,8 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -83,19 +81,11 @@ func TestEndToEndCallback(t *testing.T) {
 }
 
 func endToEnd(t *testing.T, version string) {
-	emu, err := ossemu.Start(ossemu.Options{
+	emu, keyFile := startEmu(t, ossemu.Options{
 		Buckets:    []string{"e2e-bucket"},
 		AccessKeys: map[string]string{"e2e-ak": "e2e-secret"},
 		Roles:      []ossemu.Role{{ARN: "acs:ram::1234567890123456:role/e2e-uploader"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	app := newRecordingApp(t)
 
 	tester := newTester(t)

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
 type handlerFunc func(http.ResponseWriter, *http.Request) error
@@ -77,5 +81,37 @@ func (rt retryGETs) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startEmu runs ossemu for a test, closed when it ends, and writes its
+// callback public key to a file for trusted_key.
+func startEmu(t *testing.T, opts ossemu.Options) (*ossemu.Emulator, string) {
+	t.Helper()
+	emu, err := ossemu.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
+	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return emu, keyFile
+}
+
+// getWhenReady retries a GET until the site answers: Caddy issues an
+// internal certificate in the background at startup.
+func getWhenReady(t *testing.T, c *http.Client, url string) *http.Response {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", url, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			return resp
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 }

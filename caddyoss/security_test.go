@@ -17,8 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -99,19 +97,11 @@ type secEnv struct {
 // with its own bucket), the app, and Caddy with oss_upload in front of it.
 func newSecEnv(t *testing.T, extra string) *secEnv {
 	t.Helper()
-	emu, err := ossemu.Start(ossemu.Options{
+	emu, keyFile := startEmu(t, ossemu.Options{
 		Buckets:    []string{secBucket, evilBucket},
 		AccessKeys: map[string]string{"sec-ak": "sec-secret", "evil-ak": "evil-secret"},
 		Roles:      []ossemu.Role{{ARN: secRole}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emu.Close() })
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	env := &secEnv{emu: emu, app: newSecApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr()),
 		pubKeyB: base64.StdEncoding.EncodeToString([]byte("http://" + emu.Addr() + ossemu.CallbackPublicKeyPath))}
 	env.config = testGlobal(t) + `

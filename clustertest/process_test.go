@@ -243,16 +243,7 @@ func TestQueueSurvivesCrash(t *testing.T) {
 }
 
 func crashAndRecover(t *testing.T, storage, recovery string) {
-	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"cl-bucket"}, AccessKeys: map[string]string{"cl-ak": "cl-secret"},
-		Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	emu, keyFile := startEmulator(t)
 	toOSS := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, emu.Addr())

@@ -73,6 +73,22 @@ func startRedis(t *testing.T) string {
 	}
 }
 
+// startEmulator runs ossemu with the cl-bucket bucket and its account for
+// the test, and writes its callback public key to a file for trusted_key.
+func startEmulator(t *testing.T) (*ossemu.Emulator, string) {
+	t.Helper()
+	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"cl-bucket"}, AccessKeys: map[string]string{"cl-ak": "cl-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
+	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return emu, keyFile
+}
+
 type appCall struct {
 	verified string
 	body     string
@@ -118,15 +134,7 @@ func TestSharedStorage(t *testing.T) {
 }
 
 func sharedStorage(t *testing.T, storage string, inspect func() []string) {
-	emu, err := ossemu.Start(ossemu.Options{Buckets: []string{"cl-bucket"}, AccessKeys: map[string]string{"cl-ak": "cl-secret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	keyFile := filepath.Join(t.TempDir(), "ossemu.pem")
-	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	emu, keyFile := startEmulator(t)
 	var mu sync.Mutex
 	var calls []appCall
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
