@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -22,12 +23,12 @@ type uploadHints struct {
 // parseHints reads filename, type and size from the query and checks them
 // against the configured limits. The error message names the limit.
 func (h *Handler) parseHints(r *http.Request) (uploadHints, error) {
-	q := r.URL.Query()
-	hints := uploadHints{filename: q.Get("filename"), contentType: q.Get("type"), size: -1}
+	q := queryValues(r.URL.RawQuery, "filename", "type", "size")
+	hints := uploadHints{filename: q[0], contentType: q[1], size: -1}
 	if len(hints.filename) > 4096 {
 		return hints, fmt.Errorf("filename is longer than 4096 bytes")
 	}
-	if s := q.Get("size"); s != "" {
+	if s := q[2]; s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
 			return hints, fmt.Errorf("size must be a non-negative integer, got %q", s)
@@ -99,4 +100,32 @@ func validTypePattern(p string) error {
 		return fmt.Errorf("allow_types: %q: only a whole subtype can be a wildcard", p)
 	}
 	return nil
+}
+
+// queryValues returns the first value of each named query parameter (""
+// when absent), as url.Values.Get would, without building the whole map:
+// the signing routes read three parameters of every request.
+func queryValues(raw string, names ...string) []string {
+	out := make([]string, len(names))
+	found := make([]bool, len(names))
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if kv == "" || strings.Contains(kv, ";") {
+			continue // url.ParseQuery skips these too
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			continue
+		}
+		for i, n := range names {
+			if key == n && !found[i] {
+				if val, err := url.QueryUnescape(v); err == nil {
+					out[i], found[i] = val, true
+				}
+			}
+		}
+	}
+	return out
 }
