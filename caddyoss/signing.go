@@ -30,14 +30,6 @@ func signV1(secret, msg string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// signV4 returns hex(HMAC-SHA256(signingKey, msg)), the V4 signature of a
-// POST policy (protocol §1.6).
-func signV4(signingKey []byte, msg string) string {
-	m := hmac.New(sha256.New, signingKey)
-	m.Write([]byte(msg))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 func hmacSHA256(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(msg))
