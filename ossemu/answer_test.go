@@ -26,9 +26,26 @@ func answerWith(status int, body string) http.HandlerFunc {
 	}
 }
 
+// rawAnswer answers 200 with the given header lines and body written as
+// they are, then closes the connection.
+func rawAnswer(t *testing.T, headerLines, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		conn, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + headerLines + "Connection: close\r\n\r\n" + body)
+		_ = bw.Flush()
+	}
+}
+
 // TestCallbackAnswerContract: OSS relays a callback answer to the uploader
 // only when it is 200 with a Content-Length and a JSON body of at most
-// 1 MB, within the timeout; anything else is 203 CallbackFailed, and the
+// 1 MB, within the timeout; anything else (a Content-Length missing, not a
+// number, or not the body's length included) is 203 CallbackFailed, and the
 // object stays stored. Callbacks() records what the callback server said.
 func TestCallbackAnswerContract(t *testing.T) {
 	const ok = `{"ok":true}`
@@ -59,6 +76,12 @@ func TestCallbackAnswerContract(t *testing.T) {
 			_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + ok)
 			_ = bw.Flush()
 		}, 203, "Content-Length is missing", 200, ok},
+		{"non-numeric Content-Length", rawAnswer(t, "Content-Length: abc\r\n", ok), 203, "Content-Length is invalid", 0, ""},
+		{"negative Content-Length", rawAnswer(t, "Content-Length: -1\r\n", ok), 203, "Content-Length is invalid", 0, ""},
+		{"two different Content-Lengths", rawAnswer(t, "Content-Length: 11\r\nContent-Length: 12\r\n", ok), 203, "Content-Length is invalid", 0, ""},
+		{"Content-Length over the body", rawAnswer(t, "Content-Length: 50\r\n", ok), 203, "shorter than its Content-Length", 200, ok},
+		{"Content-Length under the body", rawAnswer(t, "Content-Length: 5\r\n", ok), 203, "Response body is not valid json format.", 200, ok[:5]},
+		{"Content-Length 0", rawAnswer(t, "Content-Length: 0\r\n", ok), 203, "Response body is not valid json format.", 200, ""},
 		{"late", func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(800 * time.Millisecond)
 			answerWith(200, ok)(w, r)

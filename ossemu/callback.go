@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/gif" // image formats for ${imageInfo.*}
@@ -255,8 +256,10 @@ func renderBody(spec *callbackSpec, f uploadFacts, vars map[string]string) strin
 
 // What OSS says of a callback answer it cannot use.
 const (
-	notJSON         = "Response body is not valid json format."
-	noContentLength = "Response body is not valid: Content-Length is missing."
+	notJSON            = "Response body is not valid json format."
+	noContentLength    = "Response body is not valid: Content-Length is missing."
+	badContentLength   = "Response body is not valid: Content-Length is invalid."
+	shortContentLength = "Response body is not valid: the body is shorter than its Content-Length."
 )
 
 // maxCallbackAnswer is the largest callback answer OSS relays.
@@ -359,6 +362,12 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 		if ctx.Err() != nil {
 			return timedOut()
 		}
+		// An answer whose Content-Length is not one non-negative number
+		// (abc, -1, two different values) is refused when its header is
+		// read.
+		if strings.Contains(err.Error(), "Content-Length") {
+			return fail(badContentLength)
+		}
 		return fail("Error status : -1. OSS can not connect to your callbackUrl, please check it.")
 	}
 	defer resp.Body.Close()
@@ -371,6 +380,8 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return timedOut()
+	case errors.Is(err, io.ErrUnexpectedEOF) && resp.ContentLength >= 0:
+		return fail(shortContentLength)
 	case err != nil:
 		return fail("Error status : -1. reading the callback response failed.")
 	case resp.StatusCode != http.StatusOK:
