@@ -44,6 +44,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_size     <size>
 //	    min_size     <size>
 //	    allow_types  <mime-pattern...>
+//	    default_type <mime>
+//	    presign_format json|url
 //	    expires      <duration>
 //	    client_keys
 //	    storage_class <class>
@@ -126,6 +128,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AllowTypes = d.RemainingArgs()
 			if len(h.AllowTypes) == 0 {
 				err = d.ArgErr()
+			} else {
+				err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes))
+			}
+		case "default_type":
+			if err = oneArg(d, &h.DefaultType); err == nil {
+				err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes))
+			}
+		case "presign_format":
+			if err = oneArg(d, &h.PresignFormat); err == nil {
+				err = wrapErr(d, checkPresignFormat(h.PresignFormat))
 			}
 		case "expires":
 			if err = durationArg(d, &h.Expires); err == nil {

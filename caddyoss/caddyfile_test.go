@@ -25,6 +25,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		max_size 20MiB
 		min_size 1KB
 		allow_types image/* application/pdf
+		default_type image/png
+		presign_format url
 		expires 10m
 		client_keys
 		storage_class ia
@@ -68,6 +70,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		AccessKeyID: "{env.AK}", AccessKeySecret: "{env.SK}", SignatureVersion: "v1",
 		KeyPrefix: "u/{http.auth.user.id}/", KeyTemplate: "{time.now.year}/{id}{ext}",
 		MaxSize: 20 << 20, MinSize: 1000, AllowTypes: []string{"image/*", "application/pdf"},
+		DefaultType: "image/png", PresignFormat: "url",
 		Expires: caddy.Duration(10 * time.Minute), ClientKeys: true, StorageClass: "ia", STSPath: "/s", PolicyPath: "off", PresignPath: "/p", CallbackPath: "/cb",
 		STS: &STSConfig{RoleARN: "acs:ram::1:role/r", SessionName: "web-{http.auth.user.id}", Duration: caddy.Duration(2 * time.Hour),
 			RefreshBefore: caddy.Duration(10 * time.Minute), Endpoint: "http://127.0.0.1:1", ExternalID: "abc", CacheSize: 10},
@@ -109,6 +112,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"delivery mode", "oss_upload {\ncallback {\ndelivery later\n}\n}", "delivery must be queued or direct"},
 		{"sni value", "oss_upload {\ncallback {\nsni maybe\n}\n}", "sni must be on or off"},
 		{"retry_for duration", "oss_upload {\ncallback {\nretry_for soon\n}\n}", "retry_for: invalid duration 'soon'"},
+		{"default_type arity", "oss_upload {\ndefault_type\n}", "default_type: missing value"},
+		{"default_type two values", "oss_upload {\ndefault_type image/png text/plain\n}", "default_type: unexpected argument 'text/plain'"},
+		{"presign_format arity", "oss_upload {\npresign_format\n}", "presign_format: missing value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +157,13 @@ func TestUnmarshalCaddyfileCheckErrors(t *testing.T) {
 		{"relative route path", "presign_path presign", `presign_path: "presign" must start with '/'`, 2},
 		{"same route path", "policy_path /oss/sign\npresign_path /oss/sign", `policy_path and presign_path are both "/oss/sign"`, 3},
 		{"placeholder route path", "sts_path {env.STS_PATH}", `sts_path: "{env.STS_PATH}" must start with '/'`, 2},
+		{"presign_format unknown", "presign_format text", `presign_format: must be json or url, got "text"`, 2},
+		{"presign_format case", "presign_format URL", `presign_format: must be json or url, got "URL"`, 2},
+		{"default_type not a type", "default_type png", `default_type: "png" is not a media type such as image/png`, 2},
+		{"default_type wildcard", "default_type image/*", `default_type: "image/*" is not a media type`, 2},
+		{"default_type bad parameter", "default_type \"text/plain; charset\"", `default_type: "text/plain; charset" is not a media type`, 2},
+		{"default_type outside allow_types", "allow_types image/*\ndefault_type application/pdf", `default_type: "application/pdf" is not in allow_types (image/*)`, 3},
+		{"allow_types refusing default_type", "default_type application/octet-stream\nallow_types image/* text/plain", `default_type: "application/octet-stream" is not in allow_types (image/*, text/plain)`, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +189,11 @@ func TestUnmarshalCaddyfileChecksAccept(t *testing.T) {
 		"sts {\nduration 12h\nrefresh_before 11h\n}",
 		"key_template {http.auth.user.id}/{time.now.year}/{env.STAGE}-{system.hostname}-{id}{ext}",
 		"key_template {http.request.uuid}-{filename} overwrite",
+		"presign_format json",
+		"presign_format url",
+		"allow_types image/*\ndefault_type Image/PNG",
+		"default_type \"text/plain; charset=utf-8\"\nallow_types text/*",
+		"allow_types image/*\ndefault_type {http.request.header.X-Type}",
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\n" + block + "\n}")); err != nil {
@@ -292,6 +310,18 @@ func TestValidate(t *testing.T) {
 		{"template with caddy placeholders", func(h *Handler) { h.KeyTemplate = "{http.auth.user.id}/{time.now.unix}-{id}" }, ""},
 		{"template naming a folder", func(h *Handler) { h.KeyTemplate = "{id}/" }, "ends with '/'"},
 		{"template with a dollar", func(h *Handler) { h.KeyTemplate = "${filename}{id}" }, "contains '$'"},
+		{"presign_format url", func(h *Handler) { h.PresignFormat = presignFormatURL }, ""},
+		{"presign_format unknown", func(h *Handler) { h.PresignFormat = "bare" }, `presign_format: must be json or url, got "bare"`},
+		{"default_type", func(h *Handler) { h.DefaultType = "image/png"; h.AllowTypes = []string{"image/*"} }, ""},
+		{"default_type not a type", func(h *Handler) { h.DefaultType = "image" }, `default_type: "image" is not a media type`},
+		{"default_type outside allow_types", func(h *Handler) {
+			h.DefaultType = "text/html"
+			h.AllowTypes = []string{"image/*", "application/pdf"}
+		}, `default_type: "text/html" is not in allow_types (image/*, application/pdf)`},
+		{"default_type with placeholders, checked per request", func(h *Handler) {
+			h.DefaultType = "{http.request.header.X-Type}"
+			h.AllowTypes = []string{"image/*"}
+		}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

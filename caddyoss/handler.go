@@ -247,6 +247,8 @@ func (h *Handler) Validate() error {
 	for _, t := range h.AllowTypes {
 		check(validTypePattern(t))
 	}
+	check(checkDefaultType(h.DefaultType, h.AllowTypes))
+	check(checkPresignFormat(h.PresignFormat))
 	// The prefix's own text, placeholders aside; what they expand to is
 	// checked per request.
 	if static := placeholderRE.ReplaceAllString(h.KeyPrefix, "x"); static != "" {
@@ -516,7 +518,7 @@ type upload struct {
 // the signing credentials. w is only for the Retry-After of a 503.
 func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request) (upload, error) {
 	var up upload
-	hints, err := h.parseHints(r)
+	hints, err := h.parseHints(r, r.URL.Path == h.PresignPath)
 	if err != nil {
 		return up, caddyhttp.Error(http.StatusBadRequest, err)
 	}

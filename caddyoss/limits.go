@@ -21,8 +21,13 @@ type uploadHints struct {
 }
 
 // parseHints reads filename, type and size from the query and checks them
-// against the configured limits. The error message names the limit.
-func (h *Handler) parseHints(r *http.Request) (uploadHints, error) {
+// against the configured limits. The error message names the limit. With
+// signsDefault (the presign route, whose signature must name a
+// Content-Type), a request that names no type gets presignDefaultType's,
+// checked against allow_types like a named one. The PostObject route pins
+// no type unless one is named, so that forms that send no Content-Type
+// field keep working.
+func (h *Handler) parseHints(r *http.Request, signsDefault bool) (uploadHints, error) {
 	q := queryValues(r.URL.RawQuery, "filename", "type", "size")
 	hints := uploadHints{filename: q[0], contentType: q[1], size: -1}
 	if len(hints.filename) > 4096 {
@@ -49,6 +54,16 @@ func (h *Handler) parseHints(r *http.Request) (uploadHints, error) {
 		if err != nil || !strings.Contains(mt, "/") || len(hints.contentType) > 255 {
 			return hints, fmt.Errorf("type %q is not a valid media type", hints.contentType)
 		}
+	}
+	if signsDefault && hints.contentType == "" {
+		t, err := h.presignDefaultType(r, hints.filename)
+		if err != nil {
+			return hints, err
+		}
+		if len(h.AllowTypes) > 0 && !typeAllowed(h.AllowTypes, t) {
+			return hints, fmt.Errorf("type %q (signed because the request names no type) is not in allow_types (%s); name one with type=", t, strings.Join(h.AllowTypes, ", "))
+		}
+		hints.contentType = t
 	}
 	if len(h.AllowTypes) > 0 {
 		if hints.contentType == "" {

@@ -72,6 +72,22 @@ type Handler struct {
 	// "image/*" or "application/pdf". Default: any type.
 	AllowTypes []string `json:"allow_types,omitempty"`
 
+	// DefaultType is the Content-Type a presigned PUT is signed for when the
+	// client names no type; request placeholders are expanded per request.
+	// It must be a type allow_types permits. The PostObject route does not
+	// use it. Default: the type of the filename's extension (Go's
+	// mime.TypeByExtension, parameters stripped), else
+	// application/octet-stream.
+	DefaultType string `json:"default_type,omitempty"`
+
+	// PresignFormat is the presign route's answer: "json" (url, method,
+	// headers, key, expires) or "url" (the bare URL as text/plain, as
+	// Alibaba's sample server answers). A client whose Accept names
+	// text/plain and not JSON gets the bare URL either way; with "url", one
+	// whose Accept names application/json and not text/plain gets JSON.
+	// Default: json.
+	PresignFormat string `json:"presign_format,omitempty"`
+
 	// Expires is the lifetime of policies and presigned URLs. Default: 15m.
 	Expires caddy.Duration `json:"expires,omitempty"`
 

@@ -2,7 +2,9 @@ package caddyoss
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -10,9 +12,76 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// defaultPresignType is signed when the client names no type: the response's
+// defaultPresignType is signed when the client names no type, default_type
+// is unset and the filename's extension has no known type: the response's
 // headers tell it to send exactly this.
 const defaultPresignType = "application/octet-stream"
+
+// Answers of the presign route (presign_format).
+const (
+	presignFormatJSON = "json" // {"url","method","headers","key","expires"}
+	presignFormatURL  = "url"  // the bare URL as text/plain
+)
+
+// presignDefaultType is the Content-Type the presign route signs for a
+// request that names none: default_type (its placeholders expanded; when
+// it expands to nothing, as if unset), else the type of the filename's
+// extension without parameters, else application/octet-stream.
+func (h *Handler) presignDefaultType(r *http.Request, filename string) (string, error) {
+	if t := h.DefaultType; t != "" {
+		if !strings.Contains(t, "{") {
+			return t, nil // checked at load
+		}
+		if t = strings.TrimSpace(replacer(r).ReplaceAll(t, "")); t != "" {
+			if err := checkMediaType(t); err != nil {
+				return "", fmt.Errorf("default_type: %w", err)
+			}
+			return t, nil
+		}
+	}
+	if i := strings.LastIndexAny(filename, `/\`); i >= 0 {
+		filename = filename[i+1:]
+	}
+	if ext := path.Ext(filename); ext != "" {
+		if mt, _, err := mime.ParseMediaType(mime.TypeByExtension(ext)); err == nil {
+			return mt, nil
+		}
+	}
+	return defaultPresignType, nil
+}
+
+// checkMediaType checks a Content-Type that will be signed: a media type
+// with a subtype, optional parameters, no wildcard, at most 255 bytes.
+func checkMediaType(t string) error {
+	mt, _, err := mime.ParseMediaType(t)
+	if err != nil || !strings.Contains(mt, "/") || strings.Contains(mt, "*") || len(t) > 255 {
+		return fmt.Errorf("%q is not a media type such as image/png", t)
+	}
+	return nil
+}
+
+// checkDefaultType checks default_type at load: a media type that
+// allow_types permits. One with placeholders is checked per request.
+func checkDefaultType(t string, allowTypes []string) error {
+	if t == "" || strings.Contains(t, "{") {
+		return nil
+	}
+	if err := checkMediaType(t); err != nil {
+		return fmt.Errorf("default_type: %w", err)
+	}
+	if len(allowTypes) > 0 && !typeAllowed(allowTypes, t) {
+		return fmt.Errorf("default_type: %q is not in allow_types (%s), so every presigned URL signed for it would be refused", t, strings.Join(allowTypes, ", "))
+	}
+	return nil
+}
+
+// checkPresignFormat checks presign_format.
+func checkPresignFormat(f string) error {
+	if f != "" && f != presignFormatJSON && f != presignFormatURL {
+		return fmt.Errorf("presign_format: must be json or url, got %q", f)
+	}
+	return nil
+}
 
 // newPresignBucket builds the one OSS client the presign route uses. It
 // points at the upload URL in CNAME mode, so URLs are <upload_url>/<key>
@@ -56,10 +125,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	contentType := up.hints.contentType
-	if contentType == "" {
-		contentType = defaultPresignType
-	}
+	contentType := up.hints.contentType // presignDefaultType's when none was named
 	expires := time.Duration(h.Expires)
 	var params [][2]string // signed query parameters besides the signature's own
 	if h.callbackB64 != "" {
@@ -94,7 +160,8 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
 	}
 
-	if wantsPlainText(r) {
+	w.Header().Add("Vary", "Accept") // the answer's form depends on it
+	if h.answersBareURL(r) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, err := w.Write([]byte(signed))
@@ -112,6 +179,24 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	o.close()
 	*bp = o.b
 	return writeJSONBytes(w, http.StatusOK, o.b)
+}
+
+// answersBareURL reports whether the presign route answers r with the bare
+// URL: with presign_format url unless the client asks for JSON and not for
+// text/plain; with json (the default) only when it asks for text/plain and
+// not for JSON.
+func (h *Handler) answersBareURL(r *http.Request) bool {
+	if h.PresignFormat == presignFormatURL {
+		return !wantsJSON(r)
+	}
+	return wantsPlainText(r)
+}
+
+// wantsJSON reports whether the client accepts JSON but not text/plain, as
+// a client written for the JSON answer (the sandbox page) says.
+func wantsJSON(r *http.Request) bool {
+	accept := strings.ToLower(r.Header.Get("Accept"))
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/plain")
 }
 
 // wantsPlainText reports whether the client accepts text/plain but not JSON,
