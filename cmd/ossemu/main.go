@@ -1,6 +1,8 @@
 // Command ossemu runs the OSS + STS emulator on loopback for tests written
 // in other languages. It prints one JSON line describing itself, then
-// serves until interrupted or until its standard input closes.
+// serves until interrupted or until its standard input closes; with
+// -exit-on-stdin-close, lines on standard input are commands such as
+// expire-sessions (see ossemu.ServeCommands).
 //
 //	go run ./cmd/ossemu -bucket examplebucket -key ak:sk -role acs:ram::1234567890123456:role/uploader
 package main
@@ -9,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -30,7 +31,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	region := flag.String("region", "cn-hangzhou", "region of the buckets")
 	verbose := flag.Bool("v", false, "log every request to stderr")
-	stdinExit := flag.Bool("exit-on-stdin-close", false, "stop when standard input closes (for test harnesses)")
+	stdinExit := flag.Bool("exit-on-stdin-close", false, "stop when standard input closes; lines on it are commands, answered with one JSON line each (see ossemu.ServeCommands)")
 	flag.Var(&buckets, "bucket", "bucket to create (repeatable)")
 	flag.Var(&keys, "key", "permanent access key as id:secret (repeatable)")
 	flag.Var(&roles, "role", "RAM role ARN AssumeRole may assume, max session 12h (repeatable)")
@@ -71,7 +72,9 @@ func main() {
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	if *stdinExit {
 		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
+			if err := emu.ServeCommands(os.Stdin, os.Stdout); err != nil {
+				log.Print(err)
+			}
 			stop <- syscall.SIGTERM
 		}()
 	}
