@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    sts_path      <path>|off
 //	    policy_path   <path>|off
 //	    presign_path  <path>|off
+//	    uppy_path     <path>|off
 //	    callback_path <path>|off
 //
 //	    sts {
@@ -157,6 +158,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalRoutePath(d, &h.PolicyPath)
 		case "presign_path":
 			err = h.unmarshalRoutePath(d, &h.PresignPath)
+		case "uppy_path":
+			if err = h.unmarshalRoutePath(d, &h.UppyPath); err == nil {
+				err = wrapErr(d, checkUppyPath(h.UppyPath, nil))
+			}
 		case "callback_path":
 			err = h.unmarshalRoutePath(d, &h.CallbackPath)
 		case "sts":

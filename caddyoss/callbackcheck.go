@@ -88,19 +88,7 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 // newOSSBucket builds the client for server-side OSS calls (HeadObject),
 // once, at provision.
 func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
-	opts := []oss.ClientOption{
-		oss.SetCredentialsProvider(presignCredentials{h.creds}),
-		oss.Region(h.Region),
-		oss.Timeout(ossConnectTimeoutSec, ossReadTimeoutSec),
-	}
-	if h.SignatureVersion == sigV4 {
-		opts = append(opts, oss.AuthVersion(oss.AuthV4))
-	}
-	client, err := oss.New(h.Endpoint, "", "", opts...)
-	if err != nil {
-		return nil, fmt.Errorf("oss client: %w", err)
-	}
-	return client.Bucket(h.Bucket)
+	return h.newServerBucket(ossConnectTimeoutSec, ossReadTimeoutSec)
 }
 
 // confirmFacts asks OSS about the object a callback names and refuses the

@@ -20,6 +20,7 @@ const (
 	defaultPolicyPath    = "/oss/post-policy"
 	defaultPresignPath   = "/oss/presign"
 	defaultCallbackPath  = "/oss/callback"
+	defaultUppyPath      = "/oss/uppy"
 	defaultSessionName   = "caddy-oss"
 	defaultSTSDuration   = time.Hour
 	defaultRefreshBefore = 5 * time.Minute
@@ -73,6 +74,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
 	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
 	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
+	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, true)
 	if h.Endpoint == "" && h.Region != "" {
 		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
 	}
@@ -163,7 +165,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
-	if h.PresignPath != routeOff {
+	if h.PresignPath != routeOff || h.UppyPath != routeOff {
 		b, err := h.newPresignBucket()
 		if err != nil {
 			return err
@@ -176,6 +178,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		h.ossBucket = b
+	}
+	if err := h.provisionUppy(); err != nil {
+		return err
 	}
 	if h.STSPath != routeOff {
 		cred, err := h.creds.credential()
@@ -208,7 +213,8 @@ func routePath(p, def string, enabled bool) string {
 
 // signingEnabled reports whether any signing route is on.
 func (h *Handler) signingEnabled() bool {
-	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff
+	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff ||
+		h.UppyPath != routeOff
 }
 
 // Validate checks the configuration; every message names the field.
@@ -282,6 +288,7 @@ func (h *Handler) Validate() error {
 		check(checkRoutePath(r.name, r.path))
 		check(checkDuplicateRoute(routes[:i], r))
 	}
+	check(checkUppyPath(h.UppyPath, routes))
 	if h.STSPath != routeOff && h.STSPath != "" {
 		if h.STS == nil || h.STS.RoleARN == "" {
 			add("sts.role_arn is required when the sts route is on (set sts_path off to disable it)")
@@ -470,6 +477,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var route func(http.ResponseWriter, *http.Request) error
 	var name string // the route's metrics label
 	switch p := r.URL.Path; {
+	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):
+		start := time.Now()
+		err := h.serveUppy(w, r, p[len(h.uppyPrefix):])
+		observeSign(signRouteUppy, start, err)
+		if err != nil {
+			return renderError(w, r, err)
+		}
+		return nil
 	case p == h.PolicyPath:
 		route, name = h.servePostPolicy, signRoutePostPolicy
 	case p == h.PresignPath:

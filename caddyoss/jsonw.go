@@ -108,6 +108,12 @@ func (o *jsonObject) int(k string, v int64) {
 	o.b = strconv.AppendInt(o.b, v, 10)
 }
 
+// raw writes v, which must be valid JSON, as it is.
+func (o *jsonObject) raw(k string, v []byte) {
+	o.key(k)
+	o.b = append(o.b, v...)
+}
+
 // object writes a nested object whose members fill appends.
 func (o *jsonObject) object(k string, fill func(*jsonObject)) {
 	o.key(k)

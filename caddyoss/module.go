@@ -111,6 +111,13 @@ type Handler struct {
 	PresignPath  string `json:"presign_path,omitempty"`
 	CallbackPath string `json:"callback_path,omitempty"`
 
+	// UppyPath is the Companion URL to give Uppy's @uppy/aws-s3 plugin:
+	// the handler answers Companion's S3 routes below it
+	// (<uppy_path>/s3/params, <uppy_path>/s3/multipart, ...), with
+	// multipart uploads done through OSS. "off" disables them.
+	// Default: /oss/uppy.
+	UppyPath string `json:"uppy_path,omitempty"`
+
 	// STS configures the STS route.
 	STS *STSConfig `json:"sts,omitempty"`
 
@@ -122,6 +129,9 @@ type Handler struct {
 	creds         *credentialSource
 	presignBucket *oss.Bucket
 	ossBucket     *oss.Bucket // server-side calls (HeadObject)
+	uppyBucket    *oss.Bucket // the Uppy routes' multipart calls
+	uppyPrefix    string      // UppyPath + "/s3/", "" when off
+	uppyKeys      *bindingKeySource
 	v4Keys        *v4KeyCache
 	uploadURL     string // UploadURL with defaults applied, no trailing '/'
 	callbackB64   string // the callback parameter, "" when not configured

@@ -196,33 +196,9 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	now := h.now()
-	in := postPolicyInput{
-		version:      h.SignatureVersion,
-		bucket:       h.Bucket,
-		region:       h.Region,
-		prefix:       up.prefix,
-		key:          up.key,
-		expiration:   now.Add(time.Duration(h.Expires)),
-		minSize:      h.MinSize,
-		maxSize:      h.MaxSize,
-		status:       "200",
-		contentType:  up.hints.contentType,
-		acl:          defaultObjectACL,
-		storageClass: h.StorageClass,
-		callback:     h.callbackB64,
-	}
-	kind, scope := byte(bindingExactKey), up.key
-	if h.ClientKeys {
-		in.key = ""
-		kind, scope = bindingPrefix, up.prefix
-	}
-	if in.vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.expiration); err != nil {
-		return h.unavailable(r, "signing the callback binding", err)
-	}
-	pp, err := buildPostPolicy(in, up.creds, now, h.v4Keys)
+	in, pp, err := h.signPostObject(r, up, "200")
 	if err != nil {
-		return h.internalError(r, "building the policy", err)
+		return err
 	}
 	bp := getJSONBuf()
 	defer putJSONBuf(bp)
@@ -266,6 +242,43 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 			zapExpires(in.expiration), zapRemote(r))
 	}
 	return writeJSONBytes(w, http.StatusOK, o.b)
+}
+
+// signPostObject signs the PostObject policy of an upload: the exact key
+// (or the prefix with client_keys), the limits, the type, ACL, storage
+// class and, when configured, the callback and its binding. status is the
+// success_action_status to pin.
+func (h *Handler) signPostObject(r *http.Request, up upload, status string) (postPolicyInput, postPolicy, error) {
+	now := h.now()
+	in := postPolicyInput{
+		version:      h.SignatureVersion,
+		bucket:       h.Bucket,
+		region:       h.Region,
+		prefix:       up.prefix,
+		key:          up.key,
+		expiration:   now.Add(time.Duration(h.Expires)),
+		minSize:      h.MinSize,
+		maxSize:      h.MaxSize,
+		status:       status,
+		contentType:  up.hints.contentType,
+		acl:          defaultObjectACL,
+		storageClass: h.StorageClass,
+		callback:     h.callbackB64,
+	}
+	kind, scope := byte(bindingExactKey), up.key
+	if h.ClientKeys {
+		in.key = ""
+		kind, scope = bindingPrefix, up.prefix
+	}
+	var err error
+	if in.vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.expiration); err != nil {
+		return in, postPolicy{}, h.unavailable(r, "signing the callback binding", err)
+	}
+	pp, err := buildPostPolicy(in, up.creds, now, h.v4Keys)
+	if err != nil {
+		return in, postPolicy{}, h.internalError(r, "building the policy", err)
+	}
+	return in, pp, nil
 }
 
 // defaultStorageClass is the class PostObject policies pin by default.

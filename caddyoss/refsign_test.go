@@ -184,5 +184,9 @@ func refPresignV4(secret, bucket, key, contentType string, q url.Values) string 
 			query = append(query, refKV{k, vs[0]})
 		}
 	}
-	return refV4Query(secret, "PUT", bucket, key, "cn-hangzhou", query, map[string]string{"Content-Type": contentType}, nil)
+	headers := map[string]string{}
+	if contentType != "" { // a request without the header, as for an upload part
+		headers["Content-Type"] = contentType
+	}
+	return refV4Query(secret, "PUT", bucket, key, "cn-hangzhou", query, headers, nil)
 }

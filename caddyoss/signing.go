@@ -129,8 +129,8 @@ type presignV4Input struct {
 	contentType string
 	expires     time.Duration
 	now         time.Time
-	// params are extra signed query parameters (callback, callback-var),
-	// sorted by name, names that need no encoding.
+	// params are extra signed query parameters (callback, callback-var,
+	// partNumber, uploadId), sorted by name, names that need no encoding.
 	params [][2]string
 }
 
@@ -152,7 +152,8 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 		q = append(q, [2]string{"x-oss-security-token", c.Token})
 	}
 	q = append(q, [2]string{"x-oss-signature-version", v4Algorithm})
-	// The extra parameters (callback, callback-var) sort before x-oss-*.
+	// The extra parameters (callback, callback-var, partNumber, uploadId)
+	// sort before x-oss-*.
 	q = append(append([][2]string{}, in.params...), q...)
 
 	bp := getJSONBuf()
@@ -175,9 +176,15 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	creq = uriEncode(creq, in.key, true)
 	creq = append(creq, '\n')
 	creq = append(creq, query[:queryLen]...)
-	creq = append(creq, "\ncontent-type:"...)
-	creq = append(creq, strings.TrimSpace(in.contentType)...)
-	creq = append(creq, "\n\n\nUNSIGNED-PAYLOAD"...)
+	creq = append(creq, '\n')
+	if ct := strings.TrimSpace(in.contentType); ct != "" {
+		// Signed only when the client will send it: a request without
+		// the header has no content-type line (protocol §2.2).
+		creq = append(creq, "content-type:"...)
+		creq = append(creq, ct...)
+		creq = append(creq, '\n')
+	}
+	creq = append(creq, "\n\nUNSIGNED-PAYLOAD"...)
 	sum := sha256.Sum256(creq)
 
 	var hexSum [64]byte

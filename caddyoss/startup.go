@@ -35,6 +35,7 @@ func (h *Handler) startupFields() []zap.Field {
 		for _, r := range []struct{ name, path string }{
 			{"sts", h.STSPath}, {"policy", h.PolicyPath},
 			{"presign", h.PresignPath}, {"callback", h.CallbackPath},
+			{"uppy", h.UppyPath},
 		} {
 			if r.path != routeOff {
 				enc.AddString(r.name, r.path)

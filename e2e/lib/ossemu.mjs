@@ -20,11 +20,42 @@ export async function startEmulator({ buckets = [], keys = {}, roles = [] } = {}
     ? spawn(bin, args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'inherit'] })
     : spawn('go', ['run', './cmd/ossemu', ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
-  const [first] = await Promise.race([
-    once(lines, 'line'),
+  // The first line describes the emulator; each later line answers one
+  // command written to its standard input, in order.
+  const waiting = [];
+  let first;
+  const started = new Promise((resolve) => { first = resolve; });
+  lines.on('line', (line) => {
+    if (first) { const f = first; first = undefined; f(line); return; }
+    waiting.shift()?.resolve(line);
+  });
+  child.on('exit', (code) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`ossemu exited with ${code} before answering`));
+  });
+  const info = JSON.parse(await Promise.race([
+    started,
     once(child, 'exit').then(([code]) => { throw new Error(`ossemu exited with ${code} before starting`); }),
-  ]);
-  const info = JSON.parse(first);
+  ]));
+  // command sends one control command (see ossemu.ServeCommands) and
+  // resolves once the emulator has carried it out.
+  info.command = (name) => new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.stdin.writableEnded) {
+      reject(new Error(`ossemu is not running; cannot send ${name}`));
+      return;
+    }
+    waiting.push({
+      resolve: (line) => {
+        let answer;
+        try { answer = JSON.parse(line); } catch { reject(new Error(`ossemu command ${name}: answer ${line}`)); return; }
+        if (answer.ok) resolve(answer);
+        else reject(new Error(`ossemu command ${name}: ${answer.error}`));
+      },
+      reject,
+    });
+    child.stdin.write(`${name}\n`);
+  });
+  // expireSessions makes every STS credential issued so far expire now.
+  info.expireSessions = () => info.command('expire-sessions');
   info.stop = async () => {
     if (child.exitCode !== null) return;
     const exited = once(child, 'exit');

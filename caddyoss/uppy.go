@@ -1,0 +1,184 @@
+package caddyoss
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// The Uppy routes answer Uppy Companion's S3 protocol (the one
+// @uppy/aws-s3 speaks when its endpoint is a Companion URL) below
+// uppy_path:
+//
+//	GET    <uppy_path>/s3/params?filename=&type=            PostObject fields
+//	POST   <uppy_path>/s3/multipart                         InitiateMultipartUpload
+//	GET    <uppy_path>/s3/multipart/:uploadId?key=          ListParts
+//	GET    <uppy_path>/s3/multipart/:uploadId/batch?key=&partNumbers=
+//	GET    <uppy_path>/s3/multipart/:uploadId/:partNumber?key=  UploadPart URL
+//	POST   <uppy_path>/s3/multipart/:uploadId/complete?key= CompleteMultipartUpload
+//	DELETE <uppy_path>/s3/multipart/:uploadId?key=          AbortMultipartUpload
+//
+// Errors are Companion's {"error": "..."}.
+
+// OSS's multipart limits.
+const (
+	maxPartNumber = 10000 // part numbers are 1..10000
+	maxPartsPage  = 1000  // ListParts returns at most this many per page
+	// maxUppyBody caps the JSON bodies of create and complete, as
+	// Companion does.
+	maxUppyBody = 1 << 20
+)
+
+// Timeouts of the Uppy routes' OSS client, in seconds. Completing a large
+// upload with a callback takes OSS longer than the 3s HeadObject allows:
+// OSS waits up to 5s for the callback alone.
+const (
+	uppyConnectTimeoutSec = 5
+	uppyReadTimeoutSec    = 60
+)
+
+// provisionUppy builds what the Uppy routes share: the OSS client for
+// multipart calls and the key that seals upload ids (the callback binding
+// key, so every instance of a cluster agrees on it).
+func (h *Handler) provisionUppy() error {
+	if h.UppyPath == routeOff {
+		return nil
+	}
+	h.uppyPrefix = strings.TrimSuffix(h.UppyPath, "/") + "/s3/"
+	b, err := h.newServerBucket(uppyConnectTimeoutSec, uppyReadTimeoutSec)
+	if err != nil {
+		return err
+	}
+	h.uppyBucket = b
+	h.uppyKeys = h.bindingKeys
+	if h.uppyKeys == nil {
+		h.uppyKeys = &bindingKeySource{storage: h.storage}
+		if c := h.Callback; c != nil && c.BindingKey != "" {
+			h.uppyKeys.static = []byte(c.BindingKey)
+		}
+	}
+	return nil
+}
+
+// checkUppyPath refuses another route below the Uppy routes, which would
+// never be reached.
+func checkUppyPath(p string, others []route) error {
+	if p == "" || p == routeOff {
+		return nil
+	}
+	if err := checkRoutePath("uppy_path", p); err != nil {
+		return err
+	}
+	prefix := strings.TrimSuffix(p, "/") + "/s3/"
+	for _, o := range others {
+		if o.path != routeOff && strings.HasPrefix(o.path, prefix) {
+			return fmt.Errorf("%s: %q is below uppy_path's routes (%s*)", o.name, o.path, prefix)
+		}
+	}
+	return nil
+}
+
+// serveUppy dispatches one request below <uppy_path>/s3/; rest is the path
+// after that prefix.
+func (h *Handler) serveUppy(w http.ResponseWriter, r *http.Request, rest string) error {
+	if rest == "params" {
+		if err := allowMethods(w, r, http.MethodGet); err != nil {
+			return err
+		}
+		return h.serveUppyParams(w, r)
+	}
+	if rest == "multipart" {
+		if err := allowMethods(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		return h.serveUppyCreate(w, r)
+	}
+	id, sub, ok := strings.Cut(strings.TrimPrefix(rest, "multipart/"), "/")
+	if !strings.HasPrefix(rest, "multipart/") || id == "" || strings.Contains(sub, "/") || (ok && sub == "") {
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no Uppy route %s%s", h.uppyPrefix, rest))
+	}
+	switch {
+	case !ok:
+		if err := allowMethods(w, r, http.MethodGet, http.MethodDelete); err != nil {
+			return err
+		}
+		if r.Method == http.MethodDelete {
+			return h.serveUppyAbort(w, r, id)
+		}
+		return h.serveUppyList(w, r, id)
+	case sub == "complete":
+		if err := allowMethods(w, r, http.MethodPost); err != nil {
+			return err
+		}
+		return h.serveUppyComplete(w, r, id)
+	case sub == "batch":
+		if err := allowMethods(w, r, http.MethodGet); err != nil {
+			return err
+		}
+		return h.serveUppyBatch(w, r, id)
+	default:
+		if err := allowMethods(w, r, http.MethodGet); err != nil {
+			return err
+		}
+		return h.serveUppySignPart(w, r, id, sub)
+	}
+}
+
+// allowMethods answers 405 unless r's method is one of methods (GET
+// implies HEAD).
+func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) error {
+	for _, m := range methods {
+		if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
+			return nil
+		}
+	}
+	allow := strings.Join(methods, ", ")
+	if methods[0] == http.MethodGet {
+		allow = strings.Replace(allow, "GET", "GET, HEAD", 1)
+	}
+	w.Header().Set("Allow", allow)
+	return caddyhttp.Error(http.StatusMethodNotAllowed,
+		fmt.Errorf("method %s is not allowed here; use %s", r.Method, strings.Join(methods, " or ")))
+}
+
+// serveUppyParams answers GET <uppy_path>/s3/params?filename=&type= with
+// the PostObject form Uppy sends for a single upload: the same policy as
+// the post-policy route (exact key, limits, type, callback).
+func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error {
+	up, err := h.prepareUpload(w, r)
+	if err != nil {
+		return err
+	}
+	_, pp, err := h.signPostObject(r, up, "201")
+	if err != nil {
+		return err
+	}
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	o := jsonObject{b: *bp}
+	o.open()
+	o.str("method", "POST")
+	o.str("url", h.uploadURL)
+	o.object("fields", func(f *jsonObject) {
+		f.str("key", up.key)
+		for _, kv := range pp.Fields {
+			f.str(kv.Name, kv.Value)
+		}
+	})
+	o.int("expires", int64(time.Duration(h.Expires)/time.Second))
+	o.close()
+	*bp = o.b
+	return writeJSONBytes(w, http.StatusOK, o.b)
+}
+
+// ossErrorCode is the OSS error code of err, or "".
+func ossErrorCode(err error) (string, int) {
+	if se, ok := err.(oss.ServiceError); ok {
+		return se.Code, se.StatusCode
+	}
+	return "", 0
+}
