@@ -62,6 +62,14 @@ http://:{{.Port}} {
 {{- if .Opts.Debug}}
 	log
 {{- end}}
+	# Who uploads: the sandbox_user cookie, which the page sets, else
+	# "guest". Each user's keys go below their own prefix, and the Uppy
+	# routes refuse another user's uploads. A real site would take an
+	# authenticated user instead, such as {http.auth.user.id}.
+	map {http.request.cookie.sandbox_user} {sandbox_user} {
+		~^([A-Za-z0-9_-]{1,32})$ ${1}
+		default guest
+	}
 	oss_upload {
 		bucket {{.Bucket}}
 		region {{.Region}}
@@ -70,7 +78,7 @@ http://:{{.Port}} {
 		access_key_id {{.Opts.AccessKeyID}}
 		access_key_secret {{.Opts.AccessKeySecret}}
 		signature_version {{.Opts.SignatureVersion}}
-		key_prefix {{.KeyPrefix}}
+		key_prefix {{.KeyPrefix}}{sandbox_user}/
 		max_size {{.Opts.MaxSize}}
 		allow_types {{.AllowTypes}}
 		expires {{.Opts.Expires}}

@@ -65,7 +65,8 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 	}
 	for _, want := range []string{`"handler":"oss_upload"`, `"role_arn":"` + roleARN + `"`, `"trusted_keys":["/tmp/key.pem"]`,
 		`"upload_url":"` + emu.BucketURL(bucketName) + `"`, `"allow_types":["image/*","text/plain"]`, `"handler":"reverse_proxy"`,
-		`"dial":"127.0.0.1:1"`, `"key_prefix":"uploads/"`} {
+		`"dial":"127.0.0.1:1"`, `"key_prefix":"uploads/{sandbox_user}/"`, `"handler":"map"`, `"source":"{http.request.cookie.sandbox_user}"`,
+		`"destinations":["{sandbox_user}"]`, `"defaults":["guest"]`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("adapted config lacks %s:\n%s", want, out)
 		}

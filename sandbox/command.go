@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -36,8 +36,9 @@ Starts, on loopback only:
   - a Caddy site with oss_upload configured against it: the STS,
     post-policy and presign routes, and callback verification;
   - an upload page that uploads by PostObject, presigned PUT, or STS
-    credentials with ali-oss (multipart for large files), and lists the
-    objects the emulator holds;
+    credentials with ali-oss (multipart for large files), or with stock
+    Uppy (Dashboard and @uppy/aws-s3 against oss_upload's Companion S3
+    routes at /oss/uppy), and lists the objects the emulator holds;
   - a demo app behind reverse_proxy that records the verified callbacks
     (GET /demo/callbacks) and serves the stored objects (GET /demo/objects).
 
@@ -50,7 +51,13 @@ verified callback), the site's access log and the emulator's requests.
 The page loads ali-oss's browser bundle from --ali-oss-js when given, else
 from node_modules/ali-oss/dist/aliyun-oss-sdk.min.js under the current
 directory (or e2e/; run "cd e2e && npm ci" once in a checkout), else from
-Alibaba's public CDN. The page says which.`,
+Alibaba's public CDN. The page says which. Likewise Uppy's prebuilt bundle
+(uppy.min.mjs and uppy.min.css) comes from --uppy-dist when given, else
+from node_modules/uppy/dist (or e2e/node_modules/uppy/dist), else from
+Transloadit's public CDN.
+
+Uploads go below uploads/<user>/, where <user> is the sandbox_user cookie
+(letters, digits, '-' and '_', at most 32) or "guest": the page sets it.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			addFlags(cmd)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdSandbox)
@@ -63,6 +70,7 @@ func addFlags(cmd *cobra.Command) {
 	fs.StringP("listen", "l", "127.0.0.1:8080", "address of the site (upload page and signing routes)")
 	fs.String("oss-listen", "127.0.0.1:0", "address of the OSS + STS emulator (port 0: any free port)")
 	fs.String("ali-oss-js", "", "path to ali-oss's browser bundle (aliyun-oss-sdk.min.js)")
+	fs.String("uppy-dist", "", "path to Uppy's prebuilt bundle folder (node_modules/uppy/dist: uppy.min.mjs, uppy.min.css)")
 	fs.String("max-size", "100MB", "oss_upload max_size")
 	fs.String("allow-types", defaultTypes, "oss_upload allow_types, space separated")
 	fs.String("expires", "15m", "oss_upload expires: lifetime of policies and presigned URLs")
@@ -84,6 +92,7 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		MaxSize: fl.String("max-size"), AllowTypes: fl.String("allow-types"), Expires: fl.String("expires"),
 		SignatureVersion: fl.String("signature-version"), Debug: fl.Bool("debug"),
 		AccessKeyID: fl.String("access-key-id"), AccessKeySecret: fl.String("access-key-secret"),
+		UppyDist: fl.String("uppy-dist"),
 	}
 	if fl.Bool("print-config") {
 		// The Caddyfile names the emulator's and the demo app's addresses,
@@ -110,9 +119,11 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
   OSS emulator:  %s  (bucket %q, also %s)
   demo app:      %s  (behind reverse_proxy; verified callbacks at %s/demo/callbacks, objects at %s/demo/objects)
   ali-oss:       %s
+  Uppy:          %s
 
 Press Ctrl+C to stop.
-`, sb.siteURL, sb.emu.Endpoint(), bucketName, sb.emu.BucketURL(bucketName), sb.app.URL, sb.siteURL, sb.siteURL, sb.aliOSS.describe())
+`, sb.siteURL, sb.emu.Endpoint(), bucketName, sb.emu.BucketURL(bucketName), sb.app.URL, sb.siteURL, sb.siteURL, sb.aliOSS.describe(),
+		sb.uppy.describe())
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)

@@ -32,6 +32,7 @@ type demoApp struct {
 	Addr   string // 127.0.0.1:<port>
 	server *http.Server
 	bundle aliOSSBundle
+	uppy   uppyBundle
 	emu    *ossemu.Emulator
 
 	mu        sync.Mutex
@@ -58,12 +59,12 @@ const (
 	maxDemoKeys      = 1000 // Idempotency-Keys whose attempts are counted
 )
 
-func startDemoApp(bundle aliOSSBundle, emu *ossemu.Emulator) (*demoApp, error) {
+func startDemoApp(bundle aliOSSBundle, uppy uppyBundle, emu *ossemu.Emulator) (*demoApp, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	a := &demoApp{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), bundle: bundle, emu: emu,
+	a := &demoApp{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), bundle: bundle, uppy: uppy, emu: emu,
 		attempts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
@@ -71,6 +72,11 @@ func startDemoApp(bundle aliOSSBundle, emu *ossemu.Emulator) (*demoApp, error) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		http.ServeFileFS(w, r, pageFiles, "page/app.js")
 	})
+	mux.HandleFunc("GET /uppy-tab.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeFileFS(w, r, pageFiles, "page/uppy-tab.js")
+	})
+	mux.HandleFunc("GET /uppy/{name}", a.serveUppy)
 	mux.HandleFunc("GET /ali-oss.js", func(w http.ResponseWriter, r *http.Request) {
 		if a.bundle.Path == "" {
 			http.NotFound(w, r)
@@ -109,6 +115,12 @@ type pageData struct {
 	AliOSSCDN    string
 	Bucket       string
 	Prefix       string
+	UppyJS       string // Uppy's ES module bundle
+	UppyCSS      string
+	UppySource   string // fromFlag, fromLocal or fromCDN
+	UppyShown    string // the flag's or the local copy's dist folder
+	UppyVersion  string
+	UppyPath     string // oss_upload's uppy_path
 }
 
 func (a *demoApp) page(w http.ResponseWriter, r *http.Request) {
@@ -116,6 +128,8 @@ func (a *demoApp) page(w http.ResponseWriter, r *http.Request) {
 	_ = pageTemplate.Execute(w, pageData{
 		AliOSS: a.bundle.scriptSrc(), AliOSSSource: a.bundle.Source, AliOSSShown: a.bundle.Shown,
 		AliOSSCDN: aliOSSCDN, Bucket: bucketName, Prefix: keyPrefix,
+		UppyJS: a.uppy.moduleSrc(), UppyCSS: a.uppy.cssHref(), UppySource: a.uppy.Source,
+		UppyShown: a.uppy.Shown, UppyVersion: a.uppy.Version, UppyPath: uppyPath,
 	})
 }
 

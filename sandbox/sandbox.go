@@ -22,6 +22,7 @@ type options struct {
 	MaxSize, AllowTypes, Expires string
 	SignatureVersion             string
 	AccessKeyID, AccessKeySecret string
+	UppyDist                     string
 	Debug                        bool
 }
 
@@ -31,6 +32,7 @@ type sandbox struct {
 	emu       *ossemu.Emulator
 	app       *demoApp
 	aliOSS    aliOSSBundle
+	uppy      uppyBundle
 	tempDir   string
 	siteURL   string
 	bindAddr  string // where the site listens, host:port
@@ -52,6 +54,10 @@ func prepare(opts options) (*sandbox, error) {
 		return nil, err
 	}
 	bundle, err := findAliOSSJS(opts.AliOSSJS)
+	if err != nil {
+		return nil, err
+	}
+	uppy, err := findUppy(opts.UppyDist)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +88,7 @@ func prepare(opts options) (*sandbox, error) {
 	if err := emu.Listen(opts.OSSListen); err != nil {
 		return nil, portError("--oss-listen", opts.OSSListen, err)
 	}
-	sb := &sandbox{emu: emu, aliOSS: bundle}
+	sb := &sandbox{emu: emu, aliOSS: bundle, uppy: uppy}
 	fail := func(err error) (*sandbox, error) {
 		sb.Close()
 		return nil, err
@@ -94,7 +100,7 @@ func prepare(opts options) (*sandbox, error) {
 	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
 		return fail(err)
 	}
-	if sb.app, err = startDemoApp(bundle, emu); err != nil {
+	if sb.app, err = startDemoApp(bundle, uppy, emu); err != nil {
 		return fail(err)
 	}
 

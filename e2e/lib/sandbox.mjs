@@ -18,12 +18,13 @@ export async function freePort() {
 }
 
 export const aliOSSBundle = path.join(repoRoot, 'e2e', 'node_modules', 'ali-oss', 'dist', 'aliyun-oss-sdk.min.js');
+export const uppyDist = path.join(repoRoot, 'e2e', 'node_modules', 'uppy', 'dist');
 
 export async function startSandbox(flags = {}) {
   const port = await freePort();
   const ossPort = await freePort();
   const args = ['oss-sandbox', '--listen', `127.0.0.1:${port}`, '--oss-listen', `127.0.0.1:${ossPort}`,
-    '--ali-oss-js', aliOSSBundle];
+    '--ali-oss-js', aliOSSBundle, '--uppy-dist', uppyDist];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
   const bin = process.env.CADDY_BIN && path.resolve(process.env.CADDY_BIN);
   const child = bin
