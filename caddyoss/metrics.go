@@ -21,7 +21,7 @@ const (
 	signRoutePostPolicy = "post_policy"
 	signRoutePresign    = "presign"
 	signRouteSTS        = "sts"
-	signRouteUppy       = "uppy" // the Uppy Companion routes, once they exist
+	signRouteUppy       = "uppy" // every Uppy Companion route below uppy_path
 
 	// outcome of caddy_oss_sign_requests_total.
 	signOK      = "ok"      // signed
