@@ -11,6 +11,13 @@ import (
 
 const maxSkew = 15 * time.Minute
 
+// Longest lifetimes of a V4 signed URL (x-oss-expires, seconds): 7 days
+// with the account's keys, 12 hours with STS credentials.
+const (
+	maxPresign    = 604800
+	maxSTSPresign = 43200
+)
+
 // principal is who signed a request: a permanent key of the account or an
 // STS session.
 type principal struct {
@@ -249,8 +256,8 @@ func (e *Emulator) authV4Query(r *http.Request, bucketName, key string, query []
 		return nil, errInvalidArgument("x-oss-date is invalid or not on the credential's date.", "x-oss-date", dateTime)
 	}
 	secs, err := strconv.Atoi(expires)
-	if err != nil || secs < 1 || secs > 604800 {
-		return nil, errInvalidArgument("x-oss-expires must be 1 to 604800 seconds.", "x-oss-expires", expires)
+	if err != nil || secs < 1 || secs > maxPresign {
+		return nil, errInvalidArgument("x-oss-expires must be 1 to 604800 seconds.", "x-oss-expires", expires).ec("0002-00000232")
 	}
 	now := e.now()
 	if now.Before(t.Add(-maxSkew)) {
@@ -266,6 +273,10 @@ func (e *Emulator) authV4Query(r *http.Request, bucketName, key string, query []
 	p, oe := e.credential(scope.akID, token, sent)
 	if oe != nil {
 		return nil, oe
+	}
+	// A URL signed with STS credentials lives at most 12 hours.
+	if p.session != nil && secs > maxSTSPresign {
+		return nil, errInvalidArgument("x-oss-expires must be 1 to 43200 seconds for a URL signed with STS credentials.", "x-oss-expires", expires).ec("0002-00000232")
 	}
 	var additional []string
 	if a := get("x-oss-additional-headers"); a != "" {

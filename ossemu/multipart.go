@@ -32,6 +32,9 @@ func (e *Emulator) initiateMultipart(w http.ResponseWriter, r *http.Request, c *
 	if oe != nil {
 		return oe
 	}
+	if forbidOverwrite(r.Header) && e.exists(c.bucket.name, c.key) {
+		return errFileAlreadyExists()
+	}
 	u := &multipartUpload{
 		id: strings.ToUpper(randomString(32, "0123456789abcdef")), key: c.key,
 		attrs: attrs, parts: map[int]*part{},
@@ -104,20 +107,35 @@ func (e *Emulator) listParts(w http.ResponseWriter, r *http.Request, c *reqCtx, 
 	if oe != nil {
 		return oe
 	}
+	page, oe := partsPage(c.query)
+	if oe != nil {
+		return oe
+	}
+	encode, oe := encodingType(c.query)
+	if oe != nil {
+		return oe
+	}
 	e.mu.Lock()
 	parts := make([]listedPart, 0, len(u.parts))
 	for _, p := range u.parts {
-		parts = append(parts, listedPart{p.number, p.modified.UTC().Format("2006-01-02T15:04:05.000Z"), p.etag, p.crc, len(p.data)})
+		if p.number > page.marker {
+			parts = append(parts, listedPart{p.number, p.modified.UTC().Format("2006-01-02T15:04:05.000Z"), p.etag, p.crc, len(p.data)})
+		}
 	}
 	e.mu.Unlock()
 	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	truncated := len(parts) > page.max
+	if truncated {
+		parts = parts[:page.max]
+	}
 	next := 0
 	if len(parts) > 0 {
 		next = parts[len(parts)-1].PartNumber
 	}
-	writeXML(w, http.StatusOK, struct {
+	out := struct {
 		XMLName              xml.Name `xml:"ListPartsResult"`
 		Bucket               string
+		EncodingType         string `xml:",omitempty"`
 		Key                  string
 		UploadId             string
 		PartNumberMarker     int
@@ -125,7 +143,12 @@ func (e *Emulator) listParts(w http.ResponseWriter, r *http.Request, c *reqCtx, 
 		MaxParts             int
 		IsTruncated          bool
 		Part                 []listedPart
-	}{Bucket: c.bucket.name, Key: c.key, UploadId: id, NextPartNumberMarker: next, MaxParts: 1000, Part: parts})
+	}{Bucket: c.bucket.name, Key: c.key, UploadId: id, PartNumberMarker: page.marker, NextPartNumberMarker: next,
+		MaxParts: page.max, IsTruncated: truncated, Part: parts}
+	if encode {
+		out.EncodingType, out.Key = "url", urlEncode(c.key)
+	}
+	writeXML(w, http.StatusOK, out)
 	return nil
 }
 
@@ -156,6 +179,9 @@ func (e *Emulator) completeMultipart(w http.ResponseWriter, r *http.Request, c *
 	}
 	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 {
 		return errMalformedXML()
+	}
+	if forbidOverwrite(r.Header) && e.exists(c.bucket.name, c.key) {
+		return errFileAlreadyExists().ec("0042-00000214")
 	}
 
 	e.mu.Lock()

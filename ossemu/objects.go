@@ -95,8 +95,8 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if oe != nil {
 		return oe
 	}
-	if strings.EqualFold(r.Header.Get("x-oss-forbid-overwrite"), "true") && e.exists(c.bucket.name, c.key) {
-		return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+	if forbidOverwrite(r.Header) && e.exists(c.bucket.name, c.key) {
+		return errFileAlreadyExists()
 	}
 	obj := e.store(c.bucket.name, c.key, data, attrs)
 	setWriteHeaders(w, obj)
@@ -109,6 +109,16 @@ func (e *Emulator) putObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// forbidOverwrite reports whether a request asks, with
+// x-oss-forbid-overwrite: true, not to replace an existing object.
+func forbidOverwrite(h http.Header) bool {
+	return strings.EqualFold(h.Get("x-oss-forbid-overwrite"), "true")
+}
+
+func errFileAlreadyExists() *ossError {
+	return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
 }
 
 // readObjectBody reads an object's (or a part's) bytes and checks them
@@ -142,6 +152,11 @@ func (e *Emulator) getObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 		op = "HeadObject"
 	}
 	anonymous := unsigned(r, c.query)
+	overrides := responseOverrides(c.query)
+	if anonymous && len(overrides) > 0 {
+		return newErr(http.StatusBadRequest, "InvalidRequest",
+			"Request specific response headers cannot be used for anonymous GET requests.")
+	}
 	if !anonymous {
 		if _, oe := e.signedFor(r, c, op); oe != nil {
 			return oe
@@ -174,8 +189,34 @@ func (e *Emulator) getObject(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 		sum := md5.Sum(obj.Data)
 		h.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
 	}
+	for _, o := range overrides {
+		h.Set(o[0], o[1])
+	}
 	http.ServeContent(w, r, "", obj.LastModified, bytes.NewReader(obj.Data))
 	return nil
+}
+
+// responseParams are the query parameters by which a signed GET (or HEAD)
+// sets headers of its answer, and the header each sets.
+var responseParams = [][2]string{
+	{"response-content-type", "Content-Type"},
+	{"response-content-language", "Content-Language"},
+	{"response-expires", "Expires"},
+	{"response-cache-control", "Cache-Control"},
+	{"response-content-disposition", "Content-Disposition"},
+	{"response-content-encoding", "Content-Encoding"},
+}
+
+// responseOverrides lists the headers the request's response-* parameters
+// set, as (header, value).
+func responseOverrides(query []queryParam) [][2]string {
+	var out [][2]string
+	for _, p := range responseParams {
+		if v, ok := firstParam(query, p[0]); ok {
+			out = append(out, [2]string{p[1], v})
+		}
+	}
+	return out
 }
 
 func (e *Emulator) deleteObject(w http.ResponseWriter, r *http.Request, c *reqCtx) *ossError {

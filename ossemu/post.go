@@ -130,6 +130,9 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 		}
 		key = strings.ReplaceAll(key, "${filename}", name)
 	}
+	if oe := checkObjectName(key); oe != nil {
+		return oe
+	}
 	if oe := e.authorize(p.principal, "PostObject", c.bucket.name, key); oe != nil {
 		return oe
 	}
@@ -166,7 +169,7 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 		return oe
 	}
 	if strings.EqualFold(form.fields["x-oss-forbid-overwrite"], "true") && e.exists(c.bucket.name, key) {
-		return newErr(http.StatusConflict, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
+		return errFileAlreadyExists()
 	}
 	obj := e.store(c.bucket.name, key, form.data,
 		objectAttrs{contentType: contentType, meta: metaHeaders(form.header), acl: acl, storageClass: class})

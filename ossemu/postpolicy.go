@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,11 +40,19 @@ func parsePostPolicy(b64 string) (*postPolicy, *ossError) {
 	if err != nil {
 		return nil, errPolicyDoc("Invalid Base64 Encoding.")
 	}
+	raw, ok := unescapeDollar(raw)
+	if !ok {
+		return nil, errPolicyDoc("Invalid JSON.")
+	}
 	var doc map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); err != nil || doc == nil {
 		return nil, errPolicyDoc("Invalid JSON.")
+	}
+	// The document is one JSON object and nothing after it.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errPolicyDoc("Invalid JSON: unexpected characters after the policy.")
 	}
 	var exp string
 	if doc["expiration"] == nil || json.Unmarshal(doc["expiration"], &exp) != nil || exp == "" {
@@ -98,21 +109,20 @@ func parseCondition(c json.RawMessage) (postCondition, *ossError) {
 	if json.Unmarshal(arr[0], &op) != nil {
 		return postCondition{}, errPolicyDoc("Invalid Condition: the operator must be a string.")
 	}
-	switch strings.ToLower(op) {
+	// Operators are lower-case: "EQ" or "Starts-With" is no operator.
+	switch op {
 	case "content-length-range":
 		if len(arr) != 3 {
 			return postCondition{}, errPolicyDoc("Invalid content-length-range: it takes a minimum and a maximum.")
 		}
-		var lo, hi json.Number
-		d1, d2 := json.NewDecoder(bytes.NewReader(arr[1])), json.NewDecoder(bytes.NewReader(arr[2]))
-		d1.UseNumber()
-		d2.UseNumber()
-		if d1.Decode(&lo) != nil || d2.Decode(&hi) != nil {
+		// The bounds are JSON integers; "1" (a string) is refused as OSS
+		// refuses it.
+		min, ok1 := jsonInteger(arr[1])
+		max, ok2 := jsonInteger(arr[2])
+		if !ok1 || !ok2 {
 			return postCondition{}, errPolicyDoc("Invalid JSON.")
 		}
-		min, err1 := lo.Int64()
-		max, err2 := hi.Int64()
-		if err1 != nil || err2 != nil || min < 0 || max < min {
+		if min < 0 || max < min {
 			return postCondition{}, errPolicyDoc("Invalid content-length-range: " + string(arr[1]) + ", " + string(arr[2]))
 		}
 		return postCondition{op: "content-length-range", min: min, max: max}, nil
@@ -124,7 +134,7 @@ func parseCondition(c json.RawMessage) (postCondition, *ossError) {
 		if json.Unmarshal(arr[1], &field) != nil || !strings.HasPrefix(field, "$") {
 			return postCondition{}, errPolicyDoc("Invalid Condition: the field must be a string starting with $.")
 		}
-		pc := postCondition{op: strings.ToLower(op), field: strings.ToLower(field[1:])}
+		pc := postCondition{op: op, field: strings.ToLower(field[1:])}
 		if pc.op == "in" || pc.op == "not-in" {
 			if json.Unmarshal(arr[2], &pc.list) != nil {
 				return postCondition{}, errPolicyDoc("Invalid Condition: " + op + " takes a list of strings.")
@@ -140,6 +150,43 @@ func parseCondition(c json.RawMessage) (postCondition, *ossError) {
 		return pc, nil
 	}
 	return postCondition{}, errPolicyDoc("Invalid Condition: unknown operator " + op + ".")
+}
+
+// jsonInteger reads a JSON integer literal: no string, no fraction, no
+// exponent.
+func jsonInteger(v json.RawMessage) (int64, bool) {
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+	return n, err == nil
+}
+
+// unescapeDollar turns each \$ inside a JSON string into $: policies write
+// a literal $ that way, and it is no JSON escape. Other escapes are left
+// for the JSON parser; ok is false when a string is left open.
+func unescapeDollar(raw []byte) ([]byte, bool) {
+	if !bytes.Contains(raw, []byte(`\$`)) {
+		return raw, true
+	}
+	out := make([]byte, 0, len(raw))
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(raw):
+			if raw[i+1] == '$' {
+				out = append(out, '$')
+			} else {
+				out = append(out, c, raw[i+1])
+			}
+			i++
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, !inString
 }
 
 // check evaluates every condition against the form fields (lower-case

@@ -115,18 +115,20 @@ func matchAny(patterns []string, s string, fold bool) bool {
 	return false
 }
 
-// wildcardMatch matches s against p where * is any run and ? one byte.
+// wildcardMatch matches s against p where, in p, * is any run and ? one
+// byte. In s both are plain characters: an object key may hold them, and
+// a key u/*x is under the resource u/* like any other.
 func wildcardMatch(p, s string) bool {
 	px, sx := 0, 0
 	star, mark := -1, 0
 	for sx < len(s) {
 		switch {
-		case px < len(p) && (p[px] == '?' || p[px] == s[sx]):
-			px++
-			sx++
 		case px < len(p) && p[px] == '*':
 			star, mark = px, sx
 			px++
+		case px < len(p) && (p[px] == '?' || p[px] == s[sx]):
+			px++
+			sx++
 		case star >= 0:
 			px = star + 1
 			mark++

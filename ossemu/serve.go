@@ -97,6 +97,9 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request, c *reqCtx, buck
 		}
 		return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu emulates PostObject and ListObjects on buckets, no other bucket operation.")
 	}
+	if oe := checkObjectName(c.key); oe != nil {
+		return oe
+	}
 	switch {
 	case r.Method == http.MethodPost && uploads:
 		return e.initiateMultipart(w, r, c)

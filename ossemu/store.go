@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
@@ -208,4 +209,23 @@ func headerAttrs(h http.Header) (objectAttrs, *ossError) {
 		return objectAttrs{}, oe
 	}
 	return objectAttrs{contentType: h.Get("Content-Type"), meta: metaHeaders(h), acl: acl, storageClass: class}, nil
+}
+
+// maxObjectName is the longest object name OSS takes, in bytes.
+const maxObjectName = 1023
+
+// checkObjectName applies OSS's object naming rules: 1 to 1023 bytes of
+// UTF-8, not starting with / or \.
+func checkObjectName(key string) *ossError {
+	switch {
+	case key == "":
+		return newErr(http.StatusBadRequest, "InvalidObjectName", "The Object name can not be empty").ec("0016-00000001")
+	case len(key) > maxObjectName:
+		return newErr(http.StatusBadRequest, "InvalidObjectName", "The Length of Object name must be less than 1024").ec("0016-00000002")
+	case !utf8.ValidString(key):
+		return newErr(http.StatusBadRequest, "InvalidObjectName", "The specified object is not valid.").ec("0016-00000002")
+	case key[0] == '/' || key[0] == '\\':
+		return newErr(http.StatusBadRequest, "InvalidObjectName", "The specified object is not valid.").ec("0016-00000005")
+	}
+	return nil
 }

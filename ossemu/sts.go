@@ -171,11 +171,9 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 		return nil, &stsError{http.StatusBadRequest, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."}
 	}
 
-	e.mu.Lock()
-	secret, known := e.keys[params["AccessKeyId"]]
-	e.mu.Unlock()
-	if !known {
-		return nil, &stsError{http.StatusNotFound, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
+	secret, caller, se := e.stsCaller(params, now)
+	if se != nil {
+		return nil, se
 	}
 	if !hmac.Equal([]byte(rpcSignature(secret, rpcStringToSign(r.Method, params))), []byte(params["Signature"])) {
 		return nil, &stsError{http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
@@ -209,6 +207,9 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 	e.mu.Unlock()
 	if rl == nil {
 		return nil, &stsError{http.StatusNotFound, "EntityNotExist.Role", "The specified Role not exists."}
+	}
+	if caller != nil && !caller.mayAssume(rl.arn) {
+		return nil, &stsError{http.StatusForbidden, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."}
 	}
 	duration := time.Hour
 	if d := params["DurationSeconds"]; d != "" {
@@ -264,6 +265,51 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 			"Expiration":      s.expires.Format("2006-01-02T15:04:05Z"),
 		},
 	}, nil
+}
+
+// stsCaller finds who signs an STS call: a permanent key of the account,
+// or the credentials of an earlier session (a server on an ECS RAM role or
+// an OIDC role calls AssumeRole with its own STS AccessKeyId and
+// SecurityToken). It returns the secret that signs the call and, for a
+// session, the session.
+func (e *Emulator) stsCaller(params map[string]string, now time.Time) (string, *session, *stsError) {
+	akID := params["AccessKeyId"]
+	token, sentToken := params["SecurityToken"]
+	e.mu.Lock()
+	secret, permanent := e.keys[akID]
+	s := e.sessions[akID]
+	e.mu.Unlock()
+	switch {
+	case permanent && !sentToken:
+		return secret, nil, nil
+	case permanent:
+		return "", nil, &stsError{http.StatusBadRequest, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."}
+	case s == nil:
+		return "", nil, &stsError{http.StatusNotFound, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
+	case !sentToken || token == "":
+		return "", nil, &stsError{http.StatusBadRequest, "MissingSecurityToken", "SecurityToken is mandatory for this action."}
+	case !hmac.Equal([]byte(token), []byte(s.token)):
+		return "", nil, &stsError{http.StatusBadRequest, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."}
+	case !now.Before(s.expires):
+		return "", nil, &stsError{http.StatusBadRequest, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."}
+	}
+	return s.secret, s, nil
+}
+
+// mayAssume reports whether a session may call AssumeRole on a role: its
+// role's policy and its session policy, when set, must allow sts:AssumeRole
+// on the role's ARN (acs:ram::<account-id>:role/<name>). A role without a
+// policy may do anything.
+func (s *session) mayAssume(arn string) bool {
+	for _, p := range []*ramPolicy{s.role.policy, s.policy} {
+		if p == nil {
+			continue
+		}
+		if ok, _ := p.decide("sts:AssumeRole", arn); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
