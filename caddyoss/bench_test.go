@@ -1,7 +1,9 @@
 package caddyoss
 
 import (
+	"context"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"go.uber.org/zap"
@@ -50,6 +52,22 @@ func BenchmarkPresignV4(b *testing.B) {
 
 func BenchmarkPresignV1(b *testing.B) {
 	benchRoute(b, benchHandler(b, sigV1), "/oss/presign?filename=a.png&type=image/png")
+}
+
+func BenchmarkUppyParams(b *testing.B) {
+	benchRoute(b, benchHandler(b, sigV4), "/oss/uppy/s3/params?filename=a.png&type=image/png")
+}
+
+// BenchmarkUppySignPart signs part 1 of an upload whose id is sealed as
+// the create route seals it (no OSS call is made to sign a part).
+func BenchmarkUppySignPart(b *testing.B) {
+	h := benchHandler(b, sigV4)
+	key := "uploads/alice/0123456789abcdef0123456789abcdef.png"
+	id, err := h.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRoute(b, h, "/oss/uppy/s3/multipart/"+id+"/1?key="+url.QueryEscape(key))
 }
 
 // BenchmarkRespondBaseline is Caddy's respond handler with the same request

@@ -10,9 +10,9 @@
 #   BENCH_CONNS      connection counts (default "16 64 256")
 #   BENCH_BASE_PORT  first of 9 consecutive loopback ports (default 18400)
 #
-# Time: 8 routes x connection counts x rounds x BENCH_DURATION of wrk, plus
+# Time: 10 routes x connection counts x rounds x BENCH_DURATION of wrk, plus
 # about a minute for the Go benchmarks, builds, start-up and warm-up. With the
-# defaults that is 8 x 3 x 3 x 5 s = 6 min of wrk, about 7 min in all. Every
+# defaults that is 10 x 3 x 3 x 5 s = 7.5 min of wrk, about 9 min in all. Every
 # wrk and go test run is under `timeout`, so the script ends even if a
 # server hangs.
 #
@@ -29,18 +29,22 @@ base_port=${BENCH_BASE_PORT:-18400}
 results_file=bench-results.md
 
 # Routes, in table order: id, label, port offset, request target.
-route_ids=(respond pp_v4 pp_v1 presign_v4 presign_v1 sts callback proxy)
+route_ids=(respond pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts callback proxy)
 declare -A label=(
 	[respond]='respond "ok" (baseline)'
 	[pp_v4]="post-policy V4"
 	[pp_v1]="post-policy V1"
 	[presign_v4]="presign V4"
 	[presign_v1]="presign V1"
+	[uppy_params]="uppy params (PostObject V4)"
+	[uppy_part]="uppy sign part V4"
 	[sts]="sts (cache hit)"
 	[callback]="callback (verify + replay)"
 	[proxy]="reverse_proxy"
 )
-declare -A port_offset=([respond]=0 [pp_v4]=1 [pp_v1]=2 [presign_v4]=3 [presign_v1]=4 [sts]=5 [callback]=6 [proxy]=7)
+# The Uppy routes are served by the post-policy V4 site (every site has them).
+declare -A port_offset=([respond]=0 [pp_v4]=1 [pp_v1]=2 [presign_v4]=3 [presign_v1]=4
+	[uppy_params]=1 [uppy_part]=1 [sts]=5 [callback]=6 [proxy]=7)
 upstream_offset=8
 # The same targets as caddyoss/bench_test.go, so the Go benchmarks and this
 # table describe the same work.
@@ -50,6 +54,8 @@ declare -A target=(
 	[pp_v1]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
 	[presign_v4]="/oss/presign?filename=a.png&type=image/png"
 	[presign_v1]="/oss/presign?filename=a.png&type=image/png"
+	[uppy_params]="/oss/uppy/s3/params?filename=a.png&type=image/png"
+	[uppy_part]="" # set by check_routes, once it has started an upload
 	[sts]="/oss/sts"
 	[callback]="/oss/callback"
 	[proxy]="/oss/callback"
@@ -324,13 +330,23 @@ url() { echo "http://127.0.0.1:$(port "$1")${target[$1]}"; }
 # delivered to the upstream and recorded, so every measured request after it
 # is a replay.
 check_routes() {
-	local id out want
-	for id in respond pp_v4 pp_v1 presign_v4 presign_v1 sts; do
+	local id out want upload_id key
+	# The part route signs for an upload the Uppy create route started in
+	# ossemu; every measured request signs part 1 of it.
+	out=$(curl -fsS -X POST -H "X-User: alice" -H "Content-Type: application/json" \
+		-d '{"filename":"a.png","type":"image/png"}' "http://127.0.0.1:$(port uppy_part)/oss/uppy/s3/multipart") ||
+		die "uppy: create failed: $(tail -3 "$tmp/caddy.log")"
+	upload_id=$(sed -n 's/.*"uploadId":"\([^"]*\)".*/\1/p' <<<"$out")
+	key=$(sed -n 's/.*"key":"\([^"]*\)".*/\1/p' <<<"$out")
+	[ -n "$upload_id" ] && [ -n "$key" ] || die "uppy: unexpected create answer: $out"
+	target[uppy_part]="/oss/uppy/s3/multipart/$upload_id/1?key=${key//\//%2F}"
+	for id in respond pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts; do
 		out=$(curl -fsS -H "X-User: alice" "$(url "$id")") || die "${label[$id]}: request failed"
 		case $id in
 		respond) want='ok' ;;
 		pp_*) want='"policy"' ;;
-		presign_*) want='"url"' ;;
+		presign_* | uppy_part) want='"url"' ;;
+		uppy_params) want='"fields"' ;;
 		sts) want='"AccessKeyId"' ;;
 		esac
 		[[ $out == *"$want"* ]] || die "${label[$id]}: unexpected answer: $out"
