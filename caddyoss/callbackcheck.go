@@ -79,7 +79,13 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	// writes the callback parameter itself, and anyone can make OSS (from
 	// another account, another bucket) send a genuinely signed body that
 	// copies a binding it was given, with facts of its choosing.
-	if err := h.confirmFacts(ctx, r, object, vars); err != nil {
+	stored, err := h.confirmFacts(ctx, r, object, vars)
+	if err != nil {
+		return time.Time{}, err
+	}
+	// What OSS stores, not what the body claims, is held to the limits,
+	// which OSS does not enforce on STS uploads and presigned PUTs.
+	if err := h.enforceLimits(ctx, r, object, stored); err != nil {
 		return time.Time{}, err
 	}
 	return expiry, nil
@@ -93,16 +99,17 @@ func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 
 // confirmFacts asks OSS about the object a callback names and refuses the
 // callback when the body's size, etag or content type differ from what OSS
-// stores, or when there is no such object.
-func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) error {
+// stores, or when there is no such object. It returns OSS's answer
+// (HeadObject's headers).
+func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) (http.Header, error) {
 	if h.ossBucket == nil {
-		return callbackErr(http.StatusForbidden, reasonConfirm, "callback cannot be confirmed: this instance has no OSS client")
+		return nil, callbackErr(http.StatusForbidden, reasonConfirm, "callback cannot be confirmed: this instance has no OSS client")
 	}
 	hdr, err := h.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
 	if err != nil {
 		var se oss.ServiceError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-			return callbackErr(http.StatusForbidden, reasonConfirm, "callback names an object that OSS does not have")
+			return nil, callbackErr(http.StatusForbidden, reasonConfirm, "callback names an object that OSS does not have")
 		}
 		code := ""
 		if errors.As(err, &se) {
@@ -110,7 +117,7 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 		}
 		h.logger.Error("confirming a callback with OSS failed",
 			zap.String("object", object), zap.String("oss_code", code), zapRemote(r))
-		return callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
+		return nil, callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}
 	checks := []struct{ variable, stored string }{
 		{"size", hdr.Get("Content-Length")},
@@ -132,8 +139,8 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 			same = err1 == nil && err2 == nil && a == b
 		}
 		if !same {
-			return callbackErr(http.StatusForbidden, reasonConfirm, fmt.Sprintf("callback %s differs from what OSS stores", c.variable))
+			return nil, callbackErr(http.StatusForbidden, reasonConfirm, fmt.Sprintf("callback %s differs from what OSS stores", c.variable))
 		}
 	}
-	return nil
+	return hdr, nil
 }

@@ -58,6 +58,7 @@ const (
 	reasonConfirm      = "confirm"       // OSS does not confirm the object's facts
 	reasonBucket       = "bucket"        // another bucket is named
 	reasonStorage      = "storage"       // the binding key or replay records are unavailable
+	reasonLimits       = "limits"        // the stored object is outside max_size, min_size or allow_types; it was deleted
 )
 
 // ossMetrics are the collectors of every oss_upload handler. They are

@@ -36,7 +36,7 @@ var metricLabelValues = []string{
 	callbackVerified, callbackRejected,
 	deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
 	reasonOK, reasonMethod, reasonHeaders, reasonUntrustedKey, reasonKeyFetch, reasonSignature,
-	reasonBody, reasonBinding, reasonConfirm, reasonBucket, reasonStorage,
+	reasonBody, reasonBinding, reasonConfirm, reasonBucket, reasonStorage, reasonLimits,
 }
 
 // metricNames are the names of the oss_upload metrics, from their
