@@ -868,3 +868,43 @@ func TestUploadPartPresigned(t *testing.T) {
 		})
 	}
 }
+
+// TestOperationsNotEmulated: a request for an operation the emulator does
+// not have is 501 NotImplemented, never served as another operation: PUT
+// ?acl does not overwrite the object, GET ?uploads does not list objects.
+func TestOperationsNotEmulated(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	b := ossBucket(t, emu, testAK, testSK)
+	if err := b.PutObject("keep.txt", strings.NewReader("kept")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"PutObjectACL", func() error { return b.SetObjectACL("keep.txt", oss.ACLPublicRead) }},
+		{"GetObjectACL", func() error { _, err := b.GetObjectACL("keep.txt"); return err }},
+		{"PutObjectTagging", func() error { return b.PutObjectTagging("keep.txt", oss.Tagging{Tags: []oss.Tag{{Key: "a", Value: "b"}}}) }},
+		{"AppendObject", func() error { _, err := b.AppendObject("keep.txt", strings.NewReader("more"), 4); return err }},
+		{"PutSymlink", func() error { return b.PutSymlink("link.txt", "keep.txt") }},
+		{"GetObjectMeta", func() error { _, err := b.GetObjectMeta("keep.txt"); return err }},
+		{"RestoreObject", func() error { return b.RestoreObject("keep.txt") }},
+		{"ListMultipartUploads", func() error { _, err := b.ListMultipartUploads(); return err }},
+		{"ListObjectsV2", func() error { _, err := b.ListObjectsV2(); return err }},
+		{"DeleteObjects", func() error { _, err := b.DeleteObjects([]string{"keep.txt"}); return err }},
+		{"GetBucketACL", func() error { _, err := b.Client.GetBucketACL(testBucket); return err }},
+		{"GetBucketCORS", func() error { _, err := b.Client.GetBucketCORS(testBucket); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st, code := serviceCode(t, tc.run()); st != 501 || code != "NotImplemented" {
+				t.Fatalf("%d %s, want 501 NotImplemented", st, code)
+			}
+		})
+	}
+	if obj, _ := emu.Object(testBucket, "keep.txt"); string(obj.Data) != "kept" || obj.ACL != "default" {
+		t.Fatalf("the object changed: %q ACL %s", obj.Data, obj.ACL)
+	}
+	if keys := strings.Join(emu.Keys(testBucket), ","); keys != "keep.txt" {
+		t.Fatalf("keys %s", keys)
+	}
+}

@@ -86,6 +86,9 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request, c *reqCtx, buck
 	}
 	e.corsHeaders(w, r)
 
+	if oe := notEmulated(c); oe != nil {
+		return oe
+	}
 	_, uploads := firstParam(c.query, "uploads")
 	uploadID, hasUploadID := firstParam(c.query, "uploadId")
 	if c.key == "" {
@@ -141,4 +144,29 @@ func (e *Emulator) signedFor(r *http.Request, c *reqCtx, operation string) (*pri
 		return nil, oe
 	}
 	return p, nil
+}
+
+// Sub-resources of operations the emulator does not have. A request naming
+// one is answered 501 NotImplemented rather than taken for another
+// operation (PUT ?acl for a PutObject that empties the object, GET
+// ?uploads for a ListObjects).
+var (
+	objectSubResources = strings.Fields(`acl tagging append position symlink objectMeta restore
+		cleanRestoredObject x-oss-process x-oss-async-process`)
+	bucketSubResources = strings.Fields(`acl cors lifecycle location logging website referer policy
+		tagging uploads versions versioning encryption stat bucketInfo inventory worm delete
+		replication requestPayment list-type continuation-token start-after`)
+)
+
+func notEmulated(c *reqCtx) *ossError {
+	names := objectSubResources
+	if c.key == "" {
+		names = bucketSubResources
+	}
+	for _, n := range names {
+		if _, ok := firstParam(c.query, n); ok {
+			return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu does not emulate the "+n+" sub-resource.")
+		}
+	}
+	return nil
 }
