@@ -884,7 +884,9 @@ func TestOperationsNotEmulated(t *testing.T) {
 	}{
 		{"PutObjectACL", func() error { return b.SetObjectACL("keep.txt", oss.ACLPublicRead) }},
 		{"GetObjectACL", func() error { _, err := b.GetObjectACL("keep.txt"); return err }},
-		{"PutObjectTagging", func() error { return b.PutObjectTagging("keep.txt", oss.Tagging{Tags: []oss.Tag{{Key: "a", Value: "b"}}}) }},
+		{"PutObjectTagging", func() error {
+			return b.PutObjectTagging("keep.txt", oss.Tagging{Tags: []oss.Tag{{Key: "a", Value: "b"}}})
+		}},
 		{"AppendObject", func() error { _, err := b.AppendObject("keep.txt", strings.NewReader("more"), 4); return err }},
 		{"PutSymlink", func() error { return b.PutSymlink("link.txt", "keep.txt") }},
 		{"GetObjectMeta", func() error { _, err := b.GetObjectMeta("keep.txt"); return err }},
