@@ -82,6 +82,12 @@ http://:{{.Port}} {
 		max_size {{.Opts.MaxSize}}
 		allow_types {{.AllowTypes}}
 		expires {{.Opts.Expires}}
+{{- if .Opts.PresignFormat}}
+		presign_format {{.Opts.PresignFormat}}
+{{- end}}
+{{- if .Opts.DefaultType}}
+		default_type "{{.Opts.DefaultType}}"
+{{- end}}
 		sts {
 			role_arn {{.RoleARN}}
 			session_name sandbox-{http.request.remote.host}

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -74,6 +74,8 @@ func addFlags(cmd *cobra.Command) {
 	fs.String("max-size", "100MB", "oss_upload max_size")
 	fs.String("allow-types", defaultTypes, "oss_upload allow_types, space separated")
 	fs.String("expires", "15m", "oss_upload expires: lifetime of policies and presigned URLs")
+	fs.String("presign-format", "", "oss_upload presign_format: json or url (the bare URL, as Alibaba's sample server answers); default json")
+	fs.String("default-type", "", "oss_upload default_type: the type presigned PUTs are signed for when the client names none; default the filename extension's")
 	fs.String("signature-version", "v4", "oss_upload signature_version")
 	fs.String("access-key-id", defaultAccessKeyID, "the emulator account's AccessKeyId, which Caddy signs with")
 	fs.String("access-key-secret", "", "its AccessKeySecret (default: random); set it to read the bucket from tests")
@@ -92,7 +94,8 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		MaxSize: fl.String("max-size"), AllowTypes: fl.String("allow-types"), Expires: fl.String("expires"),
 		SignatureVersion: fl.String("signature-version"), Debug: fl.Bool("debug"),
 		AccessKeyID: fl.String("access-key-id"), AccessKeySecret: fl.String("access-key-secret"),
-		UppyDist: fl.String("uppy-dist"),
+		UppyDist:      fl.String("uppy-dist"),
+		PresignFormat: fl.String("presign-format"), DefaultType: fl.String("default-type"),
 	}
 	if fl.Bool("print-config") {
 		// The Caddyfile names the emulator's and the demo app's addresses,

@@ -23,6 +23,7 @@ type options struct {
 	SignatureVersion             string
 	AccessKeyID, AccessKeySecret string
 	UppyDist                     string
+	PresignFormat, DefaultType   string // "": the plugin's defaults
 	Debug                        bool
 }
 
