@@ -894,6 +894,15 @@ func TestOperationsNotEmulated(t *testing.T) {
 		{"ListMultipartUploads", func() error { _, err := b.ListMultipartUploads(); return err }},
 		{"ListObjectsV2", func() error { _, err := b.ListObjectsV2(); return err }},
 		{"DeleteObjects", func() error { _, err := b.DeleteObjects([]string{"keep.txt"}); return err }},
+		{"CopyObject", func() error { _, err := b.CopyObject("keep.txt", "copy.txt"); return err }},
+		{"UploadPartCopy", func() error {
+			imur, err := b.InitiateMultipartUpload("copy.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = b.UploadPartCopy(imur, testBucket, "keep.txt", 0, 4, 1)
+			return err
+		}},
 		{"GetBucketACL", func() error { _, err := b.Client.GetBucketACL(testBucket); return err }},
 		{"GetBucketCORS", func() error { _, err := b.Client.GetBucketCORS(testBucket); return err }},
 	} {

@@ -66,7 +66,10 @@ type Role struct {
 	// OSS allows 1h to 12h.
 	MaxSessionDuration time.Duration
 	// Policy is the role's permission policy (RAM policy JSON). Empty allows
-	// every OSS action; a session policy can only narrow it.
+	// every OSS action, and AssumeRole by the role's sessions; a session
+	// policy can only narrow it. A session calling AssumeRole with its own
+	// credentials needs sts:AssumeRole on the target role's ARN
+	// (acs:ram::<account-id>:role/<name>).
 	Policy string
 }
 

@@ -63,6 +63,9 @@ func (e *Emulator) upload(c *reqCtx, id string) (*multipartUpload, *ossError) {
 }
 
 func (e *Emulator) uploadPart(w http.ResponseWriter, r *http.Request, c *reqCtx, id string) *ossError {
+	if r.Header.Get("x-oss-copy-source") != "" {
+		return newErr(http.StatusNotImplemented, "NotImplemented", "ossemu does not emulate UploadPartCopy.")
+	}
 	if _, oe := e.signedFor(r, c, "UploadPart"); oe != nil {
 		return oe
 	}
