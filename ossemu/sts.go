@@ -274,7 +274,8 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 // session, the session.
 func (e *Emulator) stsCaller(params map[string]string, now time.Time) (string, *session, *stsError) {
 	akID := params["AccessKeyId"]
-	token, sentToken := params["SecurityToken"]
+	token := params["SecurityToken"] // an empty one counts as none
+	sentToken := token != ""
 	e.mu.Lock()
 	secret, permanent := e.keys[akID]
 	s := e.sessions[akID]
@@ -286,7 +287,7 @@ func (e *Emulator) stsCaller(params map[string]string, now time.Time) (string, *
 		return "", nil, &stsError{http.StatusBadRequest, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."}
 	case s == nil:
 		return "", nil, &stsError{http.StatusNotFound, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
-	case !sentToken || token == "":
+	case !sentToken:
 		return "", nil, &stsError{http.StatusBadRequest, "MissingSecurityToken", "SecurityToken is mandatory for this action."}
 	case !hmac.Equal([]byte(token), []byte(s.token)):
 		return "", nil, &stsError{http.StatusBadRequest, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."}
