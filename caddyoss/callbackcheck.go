@@ -91,8 +91,9 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	return expiry, nil
 }
 
-// newOSSBucket builds the client for server-side OSS calls (HeadObject),
-// once, at provision.
+// newOSSBucket builds the client for the callback route's OSS calls
+// (HeadObject, and DeleteObject for uploads outside the limits), once, at
+// provision.
 func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 	return h.newServerBucket(ossConnectTimeoutSec, ossReadTimeoutSec)
 }

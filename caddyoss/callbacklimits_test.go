@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The limits the callback holds uploads to in these tests: newSecEnv's
@@ -193,6 +197,72 @@ func TestCallbackLimitsPostObject(t *testing.T) {
 		}
 		checkLimitOutcome(t, env, limitCase{name: fmt.Sprintf("PostObject size %d", size), size: size, contentType: "image/png"},
 			p["key"].(string), err, before)
+	}
+}
+
+// limitViolation by size and stored type, and the status each refusal
+// carries; with no limits configured nothing is refused.
+func TestLimitViolation(t *testing.T) {
+	limited := &Handler{MinSize: limMin, MaxSize: limMax, AllowTypes: []string{"image/*", "application/pdf"}}
+	for _, lc := range limitCases() {
+		why, status := limited.limitViolation(int64(lc.size), lc.contentType)
+		if status != lc.status || (why == "") != (lc.status == 0) {
+			t.Errorf("%s: %q %d, want status %d", lc.name, why, status, lc.status)
+		}
+	}
+	for _, tc := range []struct {
+		size int64
+		typ  string
+		want string
+	}{
+		{limMax + 1, "image/png", "size 1001 exceeds max_size 1000"},
+		{limMin - 1, "image/png", "size 9 is below min_size 10"},
+		{100, "text/html", `type "text/html" is not in allow_types (image/*, application/pdf)`},
+		{100, "", `type "" is not in allow_types`},
+		{100, "image", `type "image" is not in allow_types`},
+	} {
+		if why, _ := limited.limitViolation(tc.size, tc.typ); !strings.Contains(why, tc.want) {
+			t.Errorf("%d %q: %q, want %q", tc.size, tc.typ, why, tc.want)
+		}
+	}
+	unlimited := &Handler{}
+	for _, size := range []int64{0, 1, 5 << 30} {
+		if why, status := unlimited.limitViolation(size, "text/html"); why != "" || status != 0 {
+			t.Errorf("no limits, size %d: %q %d", size, why, status)
+		}
+	}
+}
+
+// When OSS cannot delete the object, the callback is still refused (the
+// app never hears of it), the refusal says the deletion failed, and an
+// error line names the object. OSS's answer without a size is a 502.
+func TestEnforceLimitsDeleteFails(t *testing.T) {
+	h := testHandler(t, func(h *Handler) {
+		h.Endpoint = "http://127.0.0.1:1" // nothing listens: DeleteObject fails
+		h.MaxSize = limMax
+		h.Callback = &CallbackConfig{URL: "http://127.0.0.1:1/cb"}
+	})
+	core, logs := observer.New(zap.WarnLevel)
+	h.logger = zap.New(core)
+	req := httptest.NewRequest("POST", "/oss/callback", nil)
+	stored := http.Header{"Content-Length": {"1001"}, "Content-Type": {"image/png"}}
+	err := h.enforceLimits(req.Context(), req, "uploads/x.png", stored)
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusRequestEntityTooLarge || callbackReason(err) != reasonLimits ||
+		!strings.Contains(err.Error(), "size 1001 exceeds max_size 1000") || !strings.Contains(err.Error(), "deleting it failed") {
+		t.Fatalf("error %v", err)
+	}
+	entries := logs.FilterMessage("deleting an upload outside the limits failed: it stays stored").All()
+	if len(entries) != 1 || entries[0].ContextMap()["object"] != "uploads/x.png" {
+		t.Errorf("logs %+v", logs.All())
+	}
+	// Within the limits nothing is deleted: no OSS call, no error.
+	if err := h.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{"Content-Length": {"1000"}}); err != nil {
+		t.Errorf("within the limits: %v", err)
+	}
+	err = h.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{})
+	if !errors.As(err, &he) || he.StatusCode != http.StatusBadGateway || callbackReason(err) != reasonConfirm {
+		t.Errorf("no size: %v", err)
 	}
 }
 
