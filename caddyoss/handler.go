@@ -74,7 +74,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
 	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
 	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
-	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, true)
+	// Uppy sends small files by PostObject: its routes follow the policy
+	// route unless set, so a verifier-only site signs nothing.
+	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, h.PolicyPath != routeOff)
 	if h.Endpoint == "" && h.Region != "" {
 		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
 	}
@@ -213,8 +215,9 @@ func routePath(p, def string, enabled bool) string {
 
 // signingEnabled reports whether any signing route is on.
 func (h *Handler) signingEnabled() bool {
-	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff ||
-		h.UppyPath != routeOff
+	// An unset uppy_path (before Provision) follows policy_path.
+	uppy := h.UppyPath != routeOff && (h.UppyPath != "" || h.PolicyPath != routeOff)
+	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff || uppy
 }
 
 // Validate checks the configuration; every message names the field.

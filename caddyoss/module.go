@@ -115,7 +115,7 @@ type Handler struct {
 	// the handler answers Companion's S3 routes below it
 	// (<uppy_path>/s3/params, <uppy_path>/s3/multipart, ...), with
 	// multipart uploads done through OSS. "off" disables them.
-	// Default: /oss/uppy.
+	// Default: /oss/uppy, or off when PolicyPath is off.
 	UppyPath string `json:"uppy_path,omitempty"`
 
 	// STS configures the STS route.

@@ -34,7 +34,7 @@ func TestStartupLine(t *testing.T) {
 		msg, f := startupLine(t, h)
 		b, _ := json.Marshal(f)
 		want := `{"bucket":"example-bucket","callbacks":"bound","credentials":"static","delivery":"queued","region":"cn-hangzhou",` +
-			`"routes":{"callback":"/oss/callback","policy":"/oss/post-policy","presign":"/up/presign","sts":"/oss/sts"},"signature_version":"v4"}`
+			`"routes":{"callback":"/oss/callback","policy":"/oss/post-policy","presign":"/up/presign","sts":"/oss/sts","uppy":"/oss/uppy"},"signature_version":"v4"}`
 		if msg != "oss_upload configured" || string(b) != want {
 			t.Errorf("%s %s\nwant %s", msg, b, want)
 		}

@@ -588,8 +588,18 @@ func TestUppyPathConfig(t *testing.T) {
 		{"/up/", "/up/s3/params", true},
 		{"/up", "/up/s3/params", true},
 		{"off", "/oss/uppy/s3/params", false},
+		{"no policy route", "/oss/uppy/s3/params", false},
+		{"/up, no policy route", "/up/s3/params", true},
 	} {
-		h := testHandler(t, func(h *Handler) { h.UppyPath = tc.uppyPath })
+		h := testHandler(t, func(h *Handler) {
+			h.UppyPath = tc.uppyPath
+			if p, ok := strings.CutSuffix(tc.uppyPath, ", no policy route"); ok || tc.uppyPath == "no policy route" {
+				h.UppyPath, h.PolicyPath = p, routeOff
+				if !ok {
+					h.UppyPath = ""
+				}
+			}
+		})
 		nextRan := false
 		next := handlerFunc(func(http.ResponseWriter, *http.Request) error { nextRan = true; return nil })
 		req := withReplacer(httptest.NewRequest("POST", tc.path, nil))
