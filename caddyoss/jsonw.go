@@ -103,6 +103,15 @@ func (o *jsonObject) str(k, v string) {
 	o.b = appendJSONString(o.b, v)
 }
 
+// plain writes v, which the handler made and which needs no escaping
+// (base64, hex digits, dates), between quotes without scanning it.
+func (o *jsonObject) plain(k, v string) {
+	o.key(k)
+	o.b = append(o.b, '"')
+	o.b = append(o.b, v...)
+	o.b = append(o.b, '"')
+}
+
 func (o *jsonObject) int(k string, v int64) {
 	o.key(k)
 	o.b = strconv.AppendInt(o.b, v, 10)
@@ -124,12 +133,20 @@ func (o *jsonObject) object(k string, fill func(*jsonObject)) {
 	o.b = inner.b
 }
 
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
 // writeJSONBytes answers with a JSON body that no cache may store.
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) error {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	// Shared values: Header.Set would allocate a slice for each on every
+	// answer. Nothing writes into a header's value slice in place; Set and
+	// Add replace or grow it.
+	h["Content-Type"] = jsonContentType
 	if h.Get("Cache-Control") == "" {
-		h.Set("Cache-Control", "no-store")
+		h["Cache-Control"] = noStore
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)

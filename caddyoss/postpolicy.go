@@ -47,6 +47,19 @@ type postPolicy struct {
 
 type formField struct{ Name, Value string }
 
+// appendFormFields writes form fields as members of f, in order. The values
+// this package made (base64, hex, dates) are written without scanning.
+func appendFormFields(f *jsonObject, fields []formField) {
+	for _, kv := range fields {
+		switch kv.Name {
+		case "policy", "Signature", "x-oss-signature", "x-oss-signature-version", "x-oss-date", "callback":
+			f.plain(kv.Name, kv.Value)
+		default:
+			f.str(kv.Name, kv.Value)
+		}
+	}
+}
+
 // buildPostPolicy writes the policy JSON, encodes it and signs the base64
 // text exactly as it will be sent (protocol §1.5, §1.6).
 func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCache) (postPolicy, error) {
@@ -151,7 +164,8 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 		out.Signature = signV1(c.Secret, out.Policy)
 	}
 
-	f := []formField{{"policy", out.Policy}}
+	f := make([]formField, 1, 12+len(varNames))
+	f[0] = formField{"policy", out.Policy}
 	if in.version == sigV4 {
 		f = append(f,
 			formField{"x-oss-signature-version", v4Algorithm},
@@ -209,14 +223,14 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	o.str("host", h.uploadURL)
 	o.str("key", up.key)
 	o.str("dir", up.prefix)
-	o.str("policy", pp.Policy)
-	o.str("signature", pp.Signature)
+	o.plain("policy", pp.Policy)
+	o.plain("signature", pp.Signature)
 	o.int("expire", in.expiration.Unix())
-	o.str("expiration", in.expiration.UTC().Format(time.RFC3339))
+	o.plain("expiration", in.expiration.UTC().Format(time.RFC3339))
 	if h.SignatureVersion == sigV4 {
-		o.str("x_oss_signature_version", v4Algorithm)
+		o.plain("x_oss_signature_version", v4Algorithm)
 		o.str("x_oss_credential", pp.Cred)
-		o.str("x_oss_date", pp.Date)
+		o.plain("x_oss_date", pp.Date)
 	} else {
 		o.str("ossAccessKeyId", up.creds.ID)
 		o.str("accessid", up.creds.ID)
@@ -225,15 +239,13 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 		o.str("security_token", up.creds.Token)
 	}
 	if h.callbackB64 != "" {
-		o.str("callback", h.callbackB64)
+		o.plain("callback", h.callbackB64)
 	}
 	// The form fields in the order to send them, as one object: clients
 	// that iterate it append them in this order.
 	o.object("fields", func(f *jsonObject) {
 		f.str("key", up.key)
-		for _, kv := range pp.Fields {
-			f.str(kv.Name, kv.Value)
-		}
+		appendFormFields(f, pp.Fields)
 	})
 	o.close()
 	*bp = o.b

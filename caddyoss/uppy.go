@@ -165,9 +165,7 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	o.str("url", h.uploadURL)
 	o.object("fields", func(f *jsonObject) {
 		f.str("key", up.key)
-		for _, kv := range pp.Fields {
-			f.str(kv.Name, kv.Value)
-		}
+		appendFormFields(f, pp.Fields)
 	})
 	o.int("expires", int64(time.Duration(h.Expires)/time.Second))
 	o.close()
