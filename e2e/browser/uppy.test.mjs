@@ -150,6 +150,12 @@ async function expectUploaded(page, file, { user = 'guest', method, parts = 0 })
   const etag = (await reader().head(key)).res.headers.etag;
   if (parts > 0) assert.match(etag, new RegExp(`-${parts}"$`), `a ${parts}-part object`);
 
+  // Uppy reports where the object is (multipart: complete's location).
+  if (method === 'multipart') {
+    const location = new URL(await item.getAttribute('data-location'));
+    assert.ok(decodeURIComponent(location.pathname).endsWith(`/${key}`), `location ${location} names ${key}`);
+  }
+
   // The page's link opens the stored bytes.
   const href = await item.locator('a.object-link').getAttribute('href');
   const served = Buffer.from(await (await fetch(new URL(href, sandbox.pageURL))).arrayBuffer());

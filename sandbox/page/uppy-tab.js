@@ -102,6 +102,7 @@ async function showResult(file, response) {
   li.dataset.method = parts > 0 ? 'multipart' : 'post';
   li.dataset.parts = String(parts);
   li.dataset.size = String(file.size);
+  li.dataset.location = (response.body && response.body.location) || response.uploadURL || '';
 
   const title = document.createElement('p');
   const name = document.createElement('strong');
@@ -118,10 +119,17 @@ async function showResult(file, response) {
   how.className = 'how';
   how.textContent = `${file.size} bytes, ${parts > 0 ? `multipart in ${parts} ${parts === 1 ? 'part' : 'parts'}` : 'one PostObject form'}`;
 
+  const where = document.createElement('p');
+  where.className = 'location';
+  where.append('Location, as Uppy reports it: ');
+  const code = document.createElement('code');
+  code.textContent = li.dataset.location || '(none)';
+  where.append(code);
+
   const label = document.createElement('p');
   const pre = document.createElement('pre');
   pre.className = 'callback';
-  li.append(title, how, label, pre);
+  li.append(title, how, where, label, pre);
   $('uppy-results').prepend(li);
 
   if (key && completeAnswers.has(key)) {
