@@ -125,6 +125,12 @@ async function addAndUpload(page, file) {
   await page.click('#uppy-dashboard .uppy-StatusBar-actionBtn--upload');
 }
 
+// partsDone waits until Uppy has sent n parts.
+function partsDone(page, n) {
+  return page.waitForFunction((want) => Number(document.getElementById('uppy-status').dataset.partsDone || 0) >= want,
+    n, { timeout: 60_000 });
+}
+
 async function outcome(page, name) {
   await page.waitForSelector('#uppy-status[data-state=ok], #uppy-status[data-state=error]', { timeout: 90_000 });
   await page.screenshot({ path: path.join(artifacts, `uppy-${name}.png`), fullPage: true });
@@ -233,7 +239,7 @@ test('pause after a part, then resume: Uppy lists the parts OSS has and sends th
   const file = fileOf('long.mp4', 'video/mp4', 16 * MiB); // 5 + 5 + 5 + 1 MiB
   const { page, context, routes, partPuts, settled } = await openUppy('carol', { partDelayMs: 1500 });
   await addAndUpload(page, file);
-  await page.waitForSelector('#uppy-status[data-parts-done="1"]', { timeout: 60_000 });
+  await partsDone(page, 1);
   await page.click('#uppy-dashboard button[data-cy=togglePauseResume][aria-label=Pause]');
   await page.waitForSelector('#uppy-status[data-state=paused]');
   await settled();
@@ -321,7 +327,7 @@ test('another user\'s requests on an upload in progress are refused, and the upl
   const file = fileOf('mine.mp4', 'video/mp4', 11 * MiB); // 5 + 5 + 1 MiB
   const { page, context, routes, partPuts, settled } = await openUppy('alice', { partDelayMs: 1200 });
   await addAndUpload(page, file);
-  await page.waitForSelector('#uppy-status[data-parts-done="1"]', { timeout: 60_000 });
+  await partsDone(page, 1);
   await settled();
   const created = routes.find((r) => r.method === 'POST' && r.path === '/multipart');
   const { key, uploadId } = created.body;
