@@ -44,6 +44,8 @@ func TestRAMResourceWildcards(t *testing.T) {
 		{"q/?", "q/*", true},
 		{"q/?", "q/?", true},
 		{"q/?", "q/**", false},
+		{"q/?", "q/é", true},
+		{"q/?", "q/éé", false},
 		{"a*b", "a*b", true},
 		{"a*b", "ab", true},
 		{"a*b", "a*c", false},

@@ -116,9 +116,10 @@ func matchAny(patterns []string, s string, fold bool) bool {
 }
 
 // wildcardMatch matches s against p where, in p, * is any run and ? one
-// byte. In s both are plain characters: an object key may hold them, and
-// a key u/*x is under the resource u/* like any other.
-func wildcardMatch(p, s string) bool {
+// character. In s both are plain characters: an object key may hold them,
+// and a key u/*x is under the resource u/* like any other.
+func wildcardMatch(pattern, str string) bool {
+	p, s := []rune(pattern), []rune(str)
 	px, sx := 0, 0
 	star, mark := -1, 0
 	for sx < len(s) {
