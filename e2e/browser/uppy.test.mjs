@@ -5,7 +5,8 @@
 // Every upload's stored bytes are compared with the file's by SHA-256.
 // Uploads over max_size are refused on both paths and leave neither an
 // object nor an unfinished multipart upload; another user's requests on an
-// upload in progress are refused with 403 and the upload goes on.
+// upload in progress are refused with 403 and the upload goes on. A type
+// outside allow_types is refused before any byte is sent.
 // Screenshots go to e2e/artifacts/uppy-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -321,6 +322,24 @@ test('over max_size: PostObject refused by OSS, multipart aborted at complete; n
 
   assert.deepEqual(await storedKeys(), keysBefore, 'nothing stored');
   assert.equal((await recordedCallbacks()).length, callsBefore, 'no callback');
+});
+
+test('a type outside allow_types is refused before anything is sent, on both paths', { timeout: 120_000 }, async () => {
+  const keysBefore = await storedKeys();
+  for (const [name, size, route] of [['page.html', 64 * 1024, '/params'], ['site.html', 6 * MiB, '/multipart']]) {
+    const { page, context, routes, partPuts, settled } = await openUppy('erin');
+    await addAndUpload(page, { name, mimeType: 'text/html', buffer: randomBytes(size) });
+    assert.equal(await outcome(page, `refused-type-${route.slice(1)}`), 'error');
+    await settled();
+    assert.match(await page.textContent('#uppy-error'), /Caddy said: 4\d\d type "text\/html" is not in allow_types/);
+    const refused = routes.filter((r) => r.path === route);
+    assert.equal(refused.length, 1, `Uppy called ${route} once`);
+    assert.ok(refused[0].status >= 400 && refused[0].status < 500, `${route}: ${refused[0].status}`);
+    assert.equal(routes.length, 1, 'no other Uppy route');
+    assert.equal(partPuts.length, 0, 'no part sent');
+    await context.close();
+  }
+  assert.deepEqual(await storedKeys(), keysBefore, 'nothing stored');
 });
 
 test('another user\'s requests on an upload in progress are refused, and the upload goes on', { timeout: 150_000 }, async () => {
