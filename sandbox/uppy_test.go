@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,5 +184,74 @@ func TestSandboxServesUppy(t *testing.T) {
 			t.Errorf("uppy-tab.js: %d %q", code, h.Get("Content-Type"))
 		}
 		app.Close()
+	}
+}
+
+// The running sandbox puts each user's uploads below uploads/<user>/, the
+// user being the sandbox_user cookie when it is a plain name and guest
+// otherwise, on every signing route, the Uppy routes included; and one
+// user's multipart upload is refused to another.
+func TestSandboxUserPrefix(t *testing.T) {
+	sb, err := start(options{Listen: freeAddr(t), MaxSize: "1MB", AllowTypes: defaultTypes, Expires: "15m",
+		SignatureVersion: "v4", AccessKeyID: "ak", AccessKeySecret: "sk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+
+	asUser := func(method, path, cookie, body string) (int, string) {
+		t.Helper()
+		h := http.Header{}
+		if cookie != "" {
+			h.Set("Cookie", cookie)
+		}
+		if body != "" {
+			h.Set("Content-Type", "application/json")
+		}
+		code, _, b := do(t, method, sb.siteURL+path, h, strings.NewReader(body))
+		return code, string(b)
+	}
+	for _, tc := range []struct {
+		cookie, prefix string
+	}{
+		{"", "uploads/guest/"},
+		{"sandbox_user=alice", "uploads/alice/"},
+		{"theme=dark; sandbox_user=Bob_2-x", "uploads/Bob_2-x/"},
+		{"sandbox_user=" + strings.Repeat("a", 32), "uploads/" + strings.Repeat("a", 32) + "/"},
+		{"sandbox_user=" + strings.Repeat("a", 33), "uploads/guest/"},
+		{"sandbox_user=..%2Fevil", "uploads/guest/"},
+		{"sandbox_user=a*b", "uploads/guest/"},
+		{"sandbox_user=", "uploads/guest/"},
+	} {
+		q := url.Values{"filename": {"a.png"}, "type": {"image/png"}, "size": {"10"}}.Encode()
+		for _, path := range []string{"/oss/post-policy?" + q, "/oss/presign?" + q, uppyPath + "/s3/params?" + q} {
+			code, body := asUser(http.MethodGet, path, tc.cookie, "")
+			var got struct {
+				Key    string
+				Fields struct{ Key string }
+			}
+			if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+				t.Fatalf("%s with %q: %d %s", path, tc.cookie, code, body)
+			}
+			key := got.Key
+			if key == "" {
+				key = got.Fields.Key
+			}
+			if !strings.HasPrefix(key, tc.prefix) || strings.Count(key, "/") != 2 {
+				t.Errorf("%s with %q: key %q, want one below %s", path, tc.cookie, key, tc.prefix)
+			}
+		}
+	}
+
+	code, body := asUser(http.MethodPost, uppyPath+"/s3/multipart", "sandbox_user=alice", `{"filename":"v.mp4","type":"video/mp4"}`)
+	var up struct{ Key, UploadID string }
+	if err := json.Unmarshal([]byte(body), &up); code != 200 || err != nil || !strings.HasPrefix(up.Key, "uploads/alice/") {
+		t.Fatalf("create as alice: %d %s", code, body)
+	}
+	list := uppyPath + "/s3/multipart/" + url.PathEscape(up.UploadID) + "?" + url.Values{"key": {up.Key}}.Encode()
+	for cookie, want := range map[string]int{"sandbox_user=alice": 200, "sandbox_user=bob": 403, "": 403} {
+		if code, body := asUser(http.MethodGet, list, cookie, ""); code != want {
+			t.Errorf("listing alice's parts with %q: %d %s, want %d", cookie, code, body, want)
+		}
 	}
 }
