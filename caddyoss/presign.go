@@ -126,7 +126,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	contentType := up.hints.contentType // presignDefaultType's when none was named
-	expires := time.Duration(h.Expires)
+	expires := h.urlLifetime(up.creds)
 	var params [][2]string // signed query parameters besides the signature's own
 	if h.callbackB64 != "" {
 		params = append(params, [2]string{"callback", h.callbackB64})

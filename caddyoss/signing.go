@@ -203,3 +203,18 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	*bp = query
 	return string(u)
 }
+
+// maxSTSURLLifetime is the longest lifetime OSS accepts for a V4 presigned
+// URL signed with STS credentials (a server on an ECS RAM role or an OIDC
+// role signs with those).
+const maxSTSURLLifetime = 12 * time.Hour
+
+// urlLifetime is the lifetime of a presigned URL signed with c: expires,
+// capped at 12 h for V4 URLs signed with STS credentials.
+func (h *Handler) urlLifetime(c creds) time.Duration {
+	d := time.Duration(h.Expires)
+	if c.Token != "" && h.SignatureVersion == sigV4 && d > maxSTSURLLifetime {
+		return maxSTSURLLifetime
+	}
+	return d
+}

@@ -248,7 +248,7 @@ func parsePartNumber(s string) (int, error) {
 // signPartURL presigns the UploadPart PUT of part n. No Content-Type is
 // signed: Uppy sends parts without one.
 func (h *Handler) signPartURL(r *http.Request, imur oss.InitiateMultipartUploadResult, c creds, n int) (string, error) {
-	expires := time.Duration(h.Expires)
+	expires := h.urlLifetime(c)
 	part := strconv.Itoa(n)
 	if h.SignatureVersion == sigV4 {
 		return presignV4(presignV4Input{
@@ -289,7 +289,7 @@ func (h *Handler) serveUppySignPart(w http.ResponseWriter, r *http.Request, seal
 	o := jsonObject{b: *bp}
 	o.open()
 	o.str("url", signed)
-	o.int("expires", int64(time.Duration(h.Expires)/time.Second))
+	o.int("expires", int64(h.urlLifetime(c)/time.Second))
 	o.close()
 	*bp = o.b
 	return writeJSONBytes(w, http.StatusOK, o.b)
