@@ -162,7 +162,9 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	o := jsonObject{b: *bp}
 	o.open()
 	o.str("method", "POST")
-	o.str("url", h.uploadURL)
+	// With the trailing '/', as Companion answers it: Uppy reports the
+	// object's location as url + key.
+	o.str("url", h.uploadURL+"/")
 	o.object("fields", func(f *jsonObject) {
 		f.str("key", up.key)
 		appendFormFields(f, pp.Fields)

@@ -242,7 +242,7 @@ func TestUppyParams(t *testing.T) {
 		Expires     int
 	}
 	status, body := env.call(t, "GET", "/params?filename=cat.png&type=image%2Fpng&metadata%5Bname%5D=cat.png", "bob", nil, &params)
-	if status != http.StatusOK || params.Method != "POST" || params.URL != env.emu.BucketURL(uppyBucket) || params.Expires != 900 {
+	if status != http.StatusOK || params.Method != "POST" || params.URL != env.emu.BucketURL(uppyBucket)+"/" || params.Expires != 900 {
 		t.Fatalf("params: %d %s", status, body)
 	}
 	key := params.Fields["key"]

@@ -157,11 +157,11 @@ async function expectUploaded(page, file, { user = 'guest', method, parts = 0 })
   const etag = (await reader().head(key)).res.headers.etag;
   if (parts > 0) assert.match(etag, new RegExp(`-${parts}"$`), `a ${parts}-part object`);
 
-  // Uppy reports where the object is (multipart: complete's location).
-  if (method === 'multipart') {
-    const location = new URL(await item.getAttribute('data-location'));
-    assert.ok(decodeURIComponent(location.pathname).endsWith(`/${key}`), `location ${location} names ${key}`);
-  }
+  // Uppy reports where the object is: complete's location for multipart,
+  // the params url + key for PostObject.
+  const location = new URL(await item.getAttribute('data-location'));
+  assert.ok(decodeURIComponent(location.pathname).endsWith(`/${key}`), `location ${location} names ${key}`);
+  assert.equal(decodeURIComponent(location.pathname), `/${key}`, `location ${location} is the object's URL`);
 
   // The page's link opens the stored bytes.
   const href = await item.locator('a.object-link').getAttribute('href');
