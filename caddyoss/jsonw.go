@@ -133,6 +133,19 @@ func (o *jsonObject) object(k string, fill func(*jsonObject)) {
 	o.b = inner.b
 }
 
+// writeJSONObject answers 200 with the JSON object whose members fill
+// writes, built in a pooled buffer.
+func writeJSONObject(w http.ResponseWriter, fill func(o *jsonObject)) error {
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	o := jsonObject{b: *bp}
+	o.open()
+	fill(&o)
+	o.close()
+	*bp = o.b
+	return writeJSONBytes(w, http.StatusOK, o.b)
+}
+
 var (
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}

@@ -157,22 +157,17 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("method", "POST")
-	// With the trailing '/', as Companion answers it: Uppy reports the
-	// object's location as url + key.
-	o.str("url", h.uploadURL+"/")
-	o.object("fields", func(f *jsonObject) {
-		f.str("key", up.key)
-		appendFormFields(f, pp.Fields)
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.str("method", "POST")
+		// With the trailing '/', as Companion answers it: Uppy reports the
+		// object's location as url + key.
+		o.str("url", h.uploadURL+"/")
+		o.object("fields", func(f *jsonObject) {
+			f.str("key", up.key)
+			appendFormFields(f, pp.Fields)
+		})
+		o.int("expires", int64(time.Duration(h.Expires)/time.Second))
 	})
-	o.int("expires", int64(time.Duration(h.Expires)/time.Second))
-	o.close()
-	*bp = o.b
-	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
 // ossErrorCode is the OSS error code of err, or "".

@@ -169,16 +169,11 @@ func (h *Handler) serveUppyCreate(w http.ResponseWriter, r *http.Request) error 
 		return h.unavailable(r, "sealing the upload id", err)
 	}
 	h.logger.Debug("multipart upload started", zapKey(up.key), zapRemote(r))
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("key", up.key)
-	o.str("uploadId", sealed)
-	o.str("bucket", h.Bucket)
-	o.close()
-	*bp = o.b
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.str("key", up.key)
+		o.str("uploadId", sealed)
+		o.str("bucket", h.Bucket)
+	})
 }
 
 // listAllParts lists every uploaded part of an upload, page by page.
@@ -284,15 +279,10 @@ func (h *Handler) serveUppySignPart(w http.ResponseWriter, r *http.Request, seal
 	if err != nil {
 		return err
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("url", signed)
-	o.int("expires", int64(h.urlLifetime(c)/time.Second))
-	o.close()
-	*bp = o.b
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.str("url", signed)
+		o.int("expires", int64(h.urlLifetime(c)/time.Second))
+	})
 }
 
 // serveUppyBatch answers GET <uppy_path>/s3/multipart/:uploadId/batch?key=&partNumbers=1,2
@@ -437,19 +427,14 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 		return h.ossFailed(r, "completing the upload", err)
 	}
 	h.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
-	o.str("key", imur.Key)
-	o.str("bucket", h.Bucket)
-	if len(answer) > 0 && json.Valid(answer) {
-		o.raw("callback", answer)
-	}
-	o.close()
-	*bp = o.b
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
+		o.str("key", imur.Key)
+		o.str("bucket", h.Bucket)
+		if len(answer) > 0 && json.Valid(answer) {
+			o.raw("callback", answer)
+		}
+	})
 }
 
 // abortForLimit aborts an upload that broke a limit and returns the error
