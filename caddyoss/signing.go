@@ -104,6 +104,19 @@ func (c *v4KeyCache) sign(secret, date, region string, parts ...[]byte) string {
 	return string(out[:])
 }
 
+// appendSign appends hex(HMAC-SHA256(signing key, msg)) to dst. msg may
+// be part of dst.
+func (c *v4KeyCache) appendSign(dst []byte, secret, date, region string, msg []byte) []byte {
+	k := c.entry(secret, date, region)
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(msg)
+	var sum [sha256.Size]byte
+	dst = hex.AppendEncode(dst, m.Sum(sum[:0]))
+	k.macs.Put(m)
+	return dst
+}
+
 // uriEncode appends s percent-encoded as OSS V4 canonicalizes it: every
 // byte but A-Z a-z 0-9 - _ . ~ (and '/' when keepSlash) as %XX, upper case.
 func uriEncode(b []byte, s string, keepSlash bool) []byte {
@@ -140,68 +153,86 @@ type presignV4Input struct {
 // payload. Tests check it against aliyun-oss-go-sdk's SignURL and an
 // independent reference signer.
 func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
-	now := in.now.UTC()
-	date := now.Format("20060102T150405Z")
+	date := in.now.UTC().Format("20060102T150405Z")
 	scopeDate := date[:8]
-	q := [][2]string{
-		{"x-oss-credential", c.ID + "/" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request"},
-		{"x-oss-date", date},
-		{"x-oss-expires", strconv.FormatInt(int64(in.expires/time.Second), 10)},
-	}
-	if c.Token != "" {
-		q = append(q, [2]string{"x-oss-security-token", c.Token})
-	}
-	q = append(q, [2]string{"x-oss-signature-version", v4Algorithm})
-	// The extra parameters (callback, callback-var, partNumber, uploadId)
-	// sort before x-oss-*.
-	q = append(append([][2]string{}, in.params...), q...)
 
+	// One pooled buffer holds, one after the other: the canonical query,
+	// the canonical request, the string to sign and the URL; only the URL
+	// is copied out.
 	bp := getJSONBuf()
 	defer putJSONBuf(bp)
-	query := (*bp)[:0]
-	for i, p := range q {
-		if i > 0 {
-			query = append(query, '&')
+	b := (*bp)[:0]
+	param := func(k, v string) {
+		if len(b) > 0 {
+			b = append(b, '&')
 		}
-		query = uriEncode(query, p[0], false)
-		query = append(query, '=')
-		query = uriEncode(query, p[1], false)
+		b = uriEncode(b, k, false)
+		b = append(b, '=')
+		b = uriEncode(b, v, false)
 	}
-	queryLen := len(query)
+	// The extra parameters (callback, callback-var, partNumber, uploadId)
+	// sort before x-oss-*.
+	for _, p := range in.params {
+		param(p[0], p[1])
+	}
+	if len(b) > 0 {
+		b = append(b, '&')
+	}
+	b = append(b, "x-oss-credential="...)
+	b = uriEncode(b, c.ID, false)
+	b = append(b, "%2F"...)
+	b = append(b, scopeDate...)
+	b = append(b, "%2F"...)
+	b = uriEncode(b, in.region, false)
+	b = append(b, "%2Foss%2Faliyun_v4_request"...)
+	param("x-oss-date", date)
+	b = append(b, "&x-oss-expires="...)
+	b = strconv.AppendInt(b, int64(in.expires/time.Second), 10)
+	if c.Token != "" {
+		param("x-oss-security-token", c.Token)
+	}
+	param("x-oss-signature-version", v4Algorithm)
+	queryLen := len(b)
 
-	creq := query[queryLen:]
-	creq = append(creq, "PUT\n/"...)
-	creq = uriEncode(creq, in.bucket, false)
-	creq = append(creq, '/')
-	creq = uriEncode(creq, in.key, true)
-	creq = append(creq, '\n')
-	creq = append(creq, query[:queryLen]...)
-	creq = append(creq, '\n')
+	creqStart := len(b)
+	b = append(b, "PUT\n/"...)
+	b = uriEncode(b, in.bucket, false)
+	b = append(b, '/')
+	b = uriEncode(b, in.key, true)
+	b = append(b, '\n')
+	b = append(b, b[:queryLen]...)
+	b = append(b, '\n')
 	if ct := strings.TrimSpace(in.contentType); ct != "" {
 		// Signed only when the client will send it: a request without
 		// the header has no content-type line (protocol §2.2).
-		creq = append(creq, "content-type:"...)
-		creq = append(creq, ct...)
-		creq = append(creq, '\n')
+		b = append(b, "content-type:"...)
+		b = append(b, ct...)
+		b = append(b, '\n')
 	}
-	creq = append(creq, "\n\nUNSIGNED-PAYLOAD"...)
-	sum := sha256.Sum256(creq)
+	b = append(b, "\n\nUNSIGNED-PAYLOAD"...)
+	sum := sha256.Sum256(b[creqStart:])
 
-	var hexSum [64]byte
-	hex.Encode(hexSum[:], sum[:])
-	sig := keys.sign(c.Secret, scopeDate, in.region,
-		[]byte(v4Algorithm+"\n"+date+"\n"+scopeDate+"/"+in.region+"/oss/aliyun_v4_request\n"), hexSum[:])
+	stsStart := len(b)
+	b = append(b, v4Algorithm+"\n"...)
+	b = append(b, date...)
+	b = append(b, '\n')
+	b = append(b, scopeDate...)
+	b = append(b, '/')
+	b = append(b, in.region...)
+	b = append(b, "/oss/aliyun_v4_request\n"...)
+	b = hex.AppendEncode(b, sum[:])
+	stsEnd := len(b)
 
-	u := make([]byte, 0, len(in.baseURL)+len(in.key)*3+queryLen+100)
-	u = append(u, in.baseURL...)
-	u = append(u, '/')
-	u = uriEncode(u, in.key, true)
-	u = append(u, '?')
-	u = append(u, query[:queryLen]...)
-	u = append(u, "&x-oss-signature="...)
-	u = append(u, sig...)
-	*bp = query
-	return string(u)
+	urlStart := len(b)
+	b = append(b, in.baseURL...)
+	b = append(b, '/')
+	b = uriEncode(b, in.key, true)
+	b = append(b, '?')
+	b = append(b, b[:queryLen]...)
+	b = append(b, "&x-oss-signature="...)
+	b = keys.appendSign(b, c.Secret, scopeDate, in.region, b[stsStart:stsEnd])
+	*bp = b
+	return string(b[urlStart:])
 }
 
 // maxSTSURLLifetime is the longest lifetime OSS accepts for a V4 presigned
