@@ -2,7 +2,6 @@ package caddyoss
 
 import (
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -50,7 +49,7 @@ func (h *Handler) parseHints(r *http.Request, signsDefault bool) (uploadHints, e
 		}
 	}
 	if hints.contentType != "" {
-		mt, _, err := mime.ParseMediaType(hints.contentType)
+		mt, err := parseMediaType(hints.contentType)
 		if err != nil || !strings.Contains(mt, "/") || len(hints.contentType) > 255 {
 			return hints, fmt.Errorf("type %q is not a valid media type", hints.contentType)
 		}
@@ -80,7 +79,7 @@ func (h *Handler) parseHints(r *http.Request, signsDefault bool) (uploadHints, e
 // "type/subtype", "type/*" or "*/*", compared case-insensitively and
 // ignoring parameters.
 func typeAllowed(patterns []string, contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
+	mt, err := parseMediaType(contentType)
 	if err != nil {
 		return false
 	}
