@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -109,6 +110,14 @@ func (o *jsonObject) plain(k, v string) {
 	o.key(k)
 	o.b = append(o.b, '"')
 	o.b = append(o.b, v...)
+	o.b = append(o.b, '"')
+}
+
+// time writes t in layout, which must need no escaping, as a string.
+func (o *jsonObject) time(k string, t time.Time, layout string) {
+	o.key(k)
+	o.b = append(o.b, '"')
+	o.b = t.AppendFormat(o.b, layout)
 	o.b = append(o.b, '"')
 }
 

@@ -101,7 +101,9 @@ func checkKeyPart(s string) error {
 	if s == "" {
 		return nil
 	}
-	for _, seg := range strings.Split(strings.TrimSuffix(s, "/"), "/") {
+	for rest, more := strings.TrimSuffix(s, "/"), true; more; {
+		var seg string
+		seg, rest, more = strings.Cut(rest, "/")
 		switch seg {
 		case "":
 			return errors.New("contains an empty path segment")

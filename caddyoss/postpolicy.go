@@ -93,14 +93,16 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 		js = append(js, ']')
 	}
 	js = append(js, `{"expiration":`...)
-	js = appendJSONString(js, in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"))
+	js = append(js, '"')
+	js = in.expiration.UTC().AppendFormat(js, "2006-01-02T15:04:05.000Z")
+	js = append(js, '"')
 	js = append(js, `,"conditions":[`...)
 	simple("bucket", in.bucket)
 	var scopeDate string
 	if in.version == sigV4 {
 		now = now.UTC()
-		scopeDate = now.Format("20060102")
 		out.Date = now.Format("20060102T150405Z")
+		scopeDate = out.Date[:8]
 		out.Cred = c.ID + "/" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request"
 		simple("x-oss-signature-version", v4Algorithm)
 		simple("x-oss-credential", out.Cred)
@@ -226,7 +228,7 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	o.plain("policy", pp.Policy)
 	o.plain("signature", pp.Signature)
 	o.int("expire", in.expiration.Unix())
-	o.plain("expiration", in.expiration.UTC().Format(time.RFC3339))
+	o.time("expiration", in.expiration.UTC(), time.RFC3339)
 	if h.SignatureVersion == sigV4 {
 		o.plain("x_oss_signature_version", v4Algorithm)
 		o.str("x_oss_credential", pp.Cred)
