@@ -374,7 +374,7 @@ func TestUppyLimits(t *testing.T) {
 			t.Errorf("%s %s: %d %s", m.method, m.path, status, body)
 		}
 	}
-	for _, p := range []string{"/nope", "/multipart/", "/multipart/x/1/2", "/multipart//1", "/multipart/x/"} {
+	for _, p := range []string{"/nope", "/sts", "/multipart/", "/multipart/x/1/2", "/multipart//1", "/multipart/x/"} {
 		if status, body := env.call(t, "GET", p, "alice", nil, nil); status != http.StatusNotFound {
 			t.Errorf("GET %s: %d %s", p, status, body)
 		}
