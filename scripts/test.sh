@@ -29,6 +29,9 @@ go mod download || exit 1
 echo "== npm ci (e2e)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error) || exit 1
 
+echo "== npm run build:uppy (e2e: the current @uppy packages for the browser tests)"
+(cd e2e && npm run --silent build:uppy) || exit 1
+
 echo "== build caddy and ossemu"
 mkdir -p bin
 go build -o bin/caddy ./cmd/caddy || exit 1

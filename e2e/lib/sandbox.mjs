@@ -19,12 +19,16 @@ export async function freePort() {
 
 export const aliOSSBundle = path.join(repoRoot, 'e2e', 'node_modules', 'ali-oss', 'dist', 'aliyun-oss-sdk.min.js');
 export const uppyDist = path.join(repoRoot, 'e2e', 'node_modules', 'uppy', 'dist');
+// uppyCurrentDist is the bundle of the pinned current @uppy packages that
+// `npm run build:uppy` makes.
+export const uppyCurrentDist = path.join(repoRoot, 'e2e', 'build', 'uppy-current');
 
-export async function startSandbox(flags = {}) {
+// startSandbox's flags are the sandbox's; 'uppy-dist' defaults to uppyDist.
+export async function startSandbox({ 'uppy-dist': dist = uppyDist, ...flags } = {}) {
   const port = await freePort();
   const ossPort = await freePort();
   const args = ['oss-sandbox', '--listen', `127.0.0.1:${port}`, '--oss-listen', `127.0.0.1:${ossPort}`,
-    '--ali-oss-js', aliOSSBundle, '--uppy-dist', uppyDist];
+    '--ali-oss-js', aliOSSBundle, '--uppy-dist', dist];
   for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
   const bin = process.env.CADDY_BIN && path.resolve(process.env.CADDY_BIN);
   const child = bin
