@@ -30,6 +30,13 @@ const hexDigits = "0123456789abcdef"
 // appendJSONString appends s as a JSON string literal.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendJSONStringContent(b, s)
+	return append(b, '"')
+}
+
+// appendJSONStringContent appends s escaped as inside a JSON string
+// literal, without the quotes.
+func appendJSONStringContent(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -78,7 +85,7 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(append(b, s[start:]...), '"')
+	return append(b, s[start:]...)
 }
 
 // jsonObject appends the members of one JSON object.

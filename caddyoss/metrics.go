@@ -71,6 +71,7 @@ type metricSet struct {
 	signRequests      *prometheus.CounterVec
 	signDuration      *prometheus.HistogramVec
 	stsCredentials    *prometheus.CounterVec
+	stsFromCache      prometheus.Counter // stsCredentials{source="cache"}, looked up once
 	assumeRoleErrors  prometheus.Counter
 	callbacks         *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
@@ -118,6 +119,7 @@ func newOSSMetrics() *metricSet {
 	for _, s := range []string{stsSourceCache, stsSourceAssumeRole} {
 		m.stsCredentials.WithLabelValues(s)
 	}
+	m.stsFromCache = m.stsCredentials.WithLabelValues(stsSourceCache)
 	return m
 }
 

@@ -177,7 +177,7 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 		e := el.Value.(*stsEntry)
 		if now.Before(e.creds.Expiration.Add(-refreshBefore)) {
 			b.mu.Unlock()
-			ossMetrics.stsCredentials.WithLabelValues(stsSourceCache).Inc()
+			ossMetrics.stsFromCache.Inc()
 			c := e.creds
 			c.source = stsSourceCache
 			return c, nil
@@ -199,7 +199,7 @@ func (b *stsBroker) get(ctx context.Context, session, policy string) (stsCredent
 	// Refresh-ahead: a still-valid credential is served at once while the
 	// refresh runs.
 	if cached != nil {
-		ossMetrics.stsCredentials.WithLabelValues(stsSourceCache).Inc()
+		ossMetrics.stsFromCache.Inc()
 		return *cached, nil
 	}
 	select {
@@ -345,9 +345,12 @@ func redactURL(raw string) string {
 func uploadPolicy(bucket, prefix string) (string, error) {
 	// The document json.Marshal would write for it (keys sorted), written
 	// directly: this runs on every STS request, cache hits included.
-	b := make([]byte, 0, len(uploadPolicyHead)+len(bucket)+len(prefix)+len(uploadPolicyTail)+16)
-	b = append(b, uploadPolicyHead...)
-	b = appendJSONString(b, "acs:oss:*:*:"+bucket+"/"+prefix+"*")
+	var buf [512]byte
+	b := append(buf[:0], uploadPolicyHead...)
+	b = append(b, `"acs:oss:*:*:`...)
+	b = appendJSONStringContent(b, bucket+"/") // a bucket name needs no escaping; checked at load
+	b = appendJSONStringContent(b, prefix)
+	b = append(b, `*"`...)
 	b = append(b, uploadPolicyTail...)
 	if len(b) > 2048 {
 		return "", fmt.Errorf("the STS session policy for prefix %q is longer than 2048 bytes", prefix)

@@ -66,7 +66,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	o.str("AccessKeyId", c.AccessKeyID)
 	o.str("AccessKeySecret", c.AccessKeySecret)
 	o.str("SecurityToken", c.SecurityToken)
-	o.str("Expiration", c.Expiration.UTC().Format(time.RFC3339))
+	o.time("Expiration", c.Expiration.UTC(), time.RFC3339)
 	o.str("Bucket", h.Bucket)
 	o.str("Region", h.Region)
 	o.str("Endpoint", h.uploadURL)
@@ -78,13 +78,15 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	}
 	o.close()
 	*bp = o.b
-	w.Header().Set("Cache-Control", "no-store")
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return writeJSONBytes(w, http.StatusOK, o.b) // Cache-Control: no-store
 }
 
 // sanitizeSessionName maps a session name onto what STS accepts: 2–64
 // characters of [A-Za-z0-9.@_-].
 func sanitizeSessionName(s string) string {
+	if validSessionName(s) {
+		return s
+	}
 	b := []byte(s)
 	out := b[:0]
 	for _, c := range b {
@@ -104,4 +106,20 @@ func sanitizeSessionName(s string) string {
 		s += "_"
 	}
 	return s
+}
+
+// validSessionName reports whether s is already what STS accepts.
+func validSessionName(s string) bool {
+	if len(s) < 2 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '.', c == '@', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
