@@ -162,6 +162,24 @@ func writeJSONObject(w http.ResponseWriter, fill func(o *jsonObject)) error {
 	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
+// contentLengths holds the Content-Length values of the answer sizes seen
+// so far (below maxSharedLength), shared like the values below.
+var contentLengths sync.Map // int → []string
+
+const maxSharedLength = 8 << 10
+
+// contentLength is the Content-Length header value for n bytes.
+func contentLength(n int) []string {
+	if n >= maxSharedLength {
+		return []string{strconv.Itoa(n)}
+	}
+	if v, ok := contentLengths.Load(n); ok {
+		return v.([]string)
+	}
+	v, _ := contentLengths.LoadOrStore(n, []string{strconv.Itoa(n)})
+	return v.([]string)
+}
+
 var (
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}
@@ -177,7 +195,7 @@ func writeJSONBytes(w http.ResponseWriter, status int, body []byte) error {
 	if h.Get("Cache-Control") == "" {
 		h["Cache-Control"] = noStore
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = contentLength(len(body))
 	w.WriteHeader(status)
 	_, err := w.Write(body)
 	return err
