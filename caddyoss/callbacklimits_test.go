@@ -112,19 +112,7 @@ func checkLimitOutcome(t *testing.T, env *secEnv, c limitCase, key string, uploa
 // it sends with the issued parameters holds what OSS stored to the limits.
 func TestCallbackLimitsSTS(t *testing.T) {
 	env := newSecEnv(t, fmt.Sprintf("min_size %d", limMin))
-	_, c, body := env.get(t, "/oss/sts", "bob")
-	if c["AccessKeyId"] == nil {
-		t.Fatalf("sts: %s", body)
-	}
-	client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
-		oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region("cn-hangzhou"),
-		oss.AuthVersion(oss.AuthV4), oss.HTTPClient(env.toOSS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := client.Bucket(secBucket)
-	headers := c["CallbackHeaders"].(map[string]any)
-	param, vars := headers["x-oss-callback"].(string), headers["x-oss-callback-var"].(string)
+	b, param, vars := env.stsUploader(t, "bob")
 	cases := limitCases()
 	refused := 0
 	for i, lc := range cases {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
@@ -23,26 +24,8 @@ import (
 // same callback without it fails the handshake and the uploader gets 203,
 // as on OSS.
 func TestCallbackOverHTTPS(t *testing.T) {
-	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
 	app := newSecApp(t)
-	tester := newTester(t)
-	tester.InitServer(testGlobal(t)+`
-localhost:9443 {
-	tls internal
-	oss_upload {
-		bucket tls-bucket
-		region cn-hangzhou
-		endpoint `+emu.Endpoint()+`
-		upload_url `+emu.BucketURL("tls-bucket")+`
-		access_key_id tls-ak
-		access_key_secret tls-secret
-		callback {
-			url https://localhost:9443/oss/callback
-			trusted_key `+keyFile+`
-		}
-	}
-	reverse_proxy `+strings.TrimPrefix(app.URL, "http://")+`
-}`, "caddyfile")
+	emu, tester := startTLSSite(t, strings.TrimPrefix(app.URL, "http://"), "")
 
 	resp := getWhenReady(t, tester.Client, "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain")
 	var p struct{ URL string }
@@ -101,28 +84,9 @@ localhost:9443 {
 // A queued callback of an https site is retried through that site's
 // server as well (the retry carries no TLS state of its own).
 func TestDeliveryOverHTTPS(t *testing.T) {
-	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
 	app := newFlakyApp(t)
 	app.setMode("down")
-	tester := newTester(t)
-	tester.InitServer(testGlobal(t)+`
-localhost:9443 {
-	tls internal
-	oss_upload {
-		bucket tls-bucket
-		region cn-hangzhou
-		endpoint `+emu.Endpoint()+`
-		upload_url `+emu.BucketURL("tls-bucket")+`
-		access_key_id tls-ak
-		access_key_secret tls-secret
-		callback {
-			url https://localhost:9443/oss/callback
-			trusted_key `+keyFile+`
-			answer_within 500ms
-		}
-	}
-	reverse_proxy `+app.addr+`
-}`, "caddyfile")
+	emu, tester := startTLSSite(t, app.addr, "answer_within 500ms")
 	resp := getWhenReady(t, tester.Client, "https://localhost:9443/oss/presign?filename=a.txt&type=text/plain")
 	var p struct{ URL string }
 	_ = json.NewDecoder(resp.Body).Decode(&p)
@@ -150,4 +114,32 @@ localhost:9443 {
 			t.Fatal("the queued callback was not delivered")
 		}
 	}
+}
+
+// startTLSSite runs ossemu and Caddy serving oss_upload over https on
+// localhost:9443 with an https callback URL, in front of upstream;
+// callbackExtra goes into the callback block.
+func startTLSSite(t *testing.T, upstream, callbackExtra string) (*ossemu.Emulator, *caddytest.Tester) {
+	t.Helper()
+	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"tls-bucket"}, AccessKeys: map[string]string{"tls-ak": "tls-secret"}})
+	tester := newTester(t)
+	tester.InitServer(testGlobal(t)+`
+localhost:9443 {
+	tls internal
+	oss_upload {
+		bucket tls-bucket
+		region cn-hangzhou
+		endpoint `+emu.Endpoint()+`
+		upload_url `+emu.BucketURL("tls-bucket")+`
+		access_key_id tls-ak
+		access_key_secret tls-secret
+		callback {
+			url https://localhost:9443/oss/callback
+			trusted_key `+keyFile+`
+			`+callbackExtra+`
+		}
+	}
+	reverse_proxy `+upstream+`
+}`, "caddyfile")
+	return emu, tester
 }

@@ -152,6 +152,27 @@ func (e *secEnv) get(t *testing.T, path, user string) (int, map[string]any, stri
 	return resp.StatusCode, out, string(b)
 }
 
+// stsUploader is an SDK client with the STS route's credentials for user,
+// and the callback headers the route issued with them.
+func (e *secEnv) stsUploader(t *testing.T, user string) (b *oss.Bucket, callbackParam, callbackVars string) {
+	t.Helper()
+	_, c, body := e.get(t, "/oss/sts", user)
+	if c["AccessKeyId"] == nil {
+		t.Fatalf("sts: %s", body)
+	}
+	client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
+		oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region("cn-hangzhou"),
+		oss.AuthVersion(oss.AuthV4), oss.HTTPClient(e.toOSS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = client.Bucket(secBucket); err != nil {
+		t.Fatal(err)
+	}
+	headers := c["CallbackHeaders"].(map[string]any)
+	return b, headers["x-oss-callback"].(string), headers["x-oss-callback-var"].(string)
+}
+
 // postForm sends form fields in the order given, then the file, to url.
 func (e *secEnv) postForm(t *testing.T, target string, fields [][2]string, fileType string, data []byte) (int, string) {
 	t.Helper()
@@ -443,17 +464,7 @@ func TestSecurityReplays(t *testing.T) {
 // variables the site issued.
 func TestSecuritySTSUploaderCallbacks(t *testing.T) {
 	env := newSecEnv(t, "")
-	_, c, _ := env.get(t, "/oss/sts", "bob")
-	client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
-		oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region("cn-hangzhou"),
-		oss.AuthVersion(oss.AuthV4), oss.HTTPClient(env.toOSS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := client.Bucket(secBucket)
-	headers := c["CallbackHeaders"].(map[string]any)
-	issuedParam := headers["x-oss-callback"].(string)
-	issuedVars := headers["x-oss-callback-var"].(string)
+	b, issuedParam, issuedVars := env.stsUploader(t, "bob")
 	raw, _ := base64.StdEncoding.DecodeString(issuedParam)
 	var param map[string]string
 	_ = json.Unmarshal(raw, &param)
@@ -540,37 +551,45 @@ func TestSecurityPostObjectExtraFields(t *testing.T) {
 		{"Content-Disposition", "inline"}, {"Content-Encoding", "gzip"}, {"Expires", "0"},
 		{"success_action_redirect", "http://127.0.0.1:9/"}, {"x-oss-security-token", "forged"},
 	}
-	for _, extra := range extras {
-		for _, before := range []bool{true, false} {
-			name := fmt.Sprintf("%s=%s before=%v", extra[0], extra[1], before)
-			_, p, _ := env.get(t, "/oss/post-policy?filename=a.png&type=image/png&size=4", "alice")
-			issued := p["fields"].(map[string]any)
-			var fields [][2]string
-			order := []string{"key", "policy", "x-oss-signature-version", "x-oss-credential", "x-oss-date", "x-oss-signature",
-				"success_action_status", "Content-Type", "x-oss-content-type", "x-oss-object-acl", "x-oss-storage-class",
-				"callback", "x:oss_binding", "x:user"}
-			if before {
-				fields = append(fields, extra)
-			}
-			for _, k := range order {
-				if v, ok := issued[k]; ok {
-					fields = append(fields, [2]string{k, v.(string)})
+	// The post-policy route and Uppy's params route sign the same policy;
+	// each answers its own shape.
+	sources := []struct{ name, path string }{
+		{"post-policy", "/oss/post-policy?filename=a.png&type=image/png&size=4"},
+		{"uppy params", "/oss/uppy/s3/params?filename=a.png&type=image/png&metadata%5Bname%5D=a.png"},
+	}
+	for _, src := range sources {
+		for _, extra := range extras {
+			for _, before := range []bool{true, false} {
+				name := fmt.Sprintf("%s: %s=%s before=%v", src.name, extra[0], extra[1], before)
+				_, p, _ := env.get(t, src.path, "alice")
+				issued := p["fields"].(map[string]any)
+				var fields [][2]string
+				order := []string{"key", "policy", "x-oss-signature-version", "x-oss-credential", "x-oss-date", "x-oss-signature",
+					"success_action_status", "Content-Type", "x-oss-content-type", "x-oss-object-acl", "x-oss-storage-class",
+					"callback", "x:oss_binding", "x:user"}
+				if before {
+					fields = append(fields, extra)
 				}
-			}
-			if len(fields) != len(issued)+map[bool]int{true: 1}[before] {
-				t.Fatalf("issued fields changed: %v", issued)
-			}
-			if !before {
-				fields = append(fields, extra)
-			}
-			status, body := env.postForm(t, p["url"].(string), fields, "image/png", []byte("png!"))
-			key := p["key"].(string)
-			obj, stored := env.emu.Object(secBucket, key)
-			if stored && (obj.ContentType != "image/png" || obj.ACL != "default" || obj.StorageClass != "Standard") {
-				t.Errorf("%s: stored as %s, ACL %s, class %s (%d %s)", name, obj.ContentType, obj.ACL, obj.StorageClass, status, body)
-			}
-			if !stored && status < 400 {
-				t.Errorf("%s: %d %s but nothing stored at the issued key", name, status, body)
+				for _, k := range order {
+					if v, ok := issued[k]; ok {
+						fields = append(fields, [2]string{k, v.(string)})
+					}
+				}
+				if len(fields) != len(issued)+map[bool]int{true: 1}[before] {
+					t.Fatalf("issued fields changed: %v", issued)
+				}
+				if !before {
+					fields = append(fields, extra)
+				}
+				status, body := env.postForm(t, p["url"].(string), fields, "image/png", []byte("png!"))
+				key := issued["key"].(string)
+				obj, stored := env.emu.Object(secBucket, key)
+				if stored && (obj.ContentType != "image/png" || obj.ACL != "default" || obj.StorageClass != "Standard") {
+					t.Errorf("%s: stored as %s, ACL %s, class %s (%d %s)", name, obj.ContentType, obj.ACL, obj.StorageClass, status, body)
+				}
+				if !stored && status < 400 {
+					t.Errorf("%s: %d %s but nothing stored at the issued key", name, status, body)
+				}
 			}
 		}
 	}
@@ -603,6 +622,39 @@ func TestSecurityPostObjectExtraFields(t *testing.T) {
 		if _, stored := env.emu.Object(secBucket, p["key"].(string)); resp.StatusCode != 403 || stored {
 			t.Errorf("presign with %s: %d, stored %v", extra[0], resp.StatusCode, stored)
 		}
+	}
+	// Uppy's part URLs sign no header: any the uploader adds is refused,
+	// and the upload gets no part.
+	req, _ := http.NewRequest("POST", "http://localhost:9080/oss/uppy/s3/multipart", strings.NewReader(`{"filename":"a.png","type":"image/png"}`))
+	req.Header.Set("X-User", "alice")
+	resp, err := env.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct{ Key, UploadID string }
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("uppy create: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	for _, extra := range [][2]string{{"x-oss-object-acl", "public-read"}, {"x-oss-storage-class", "IA"},
+		{"x-oss-callback", attackerCb}, {"Content-Type", "text/html"}, {"x-oss-forbid-overwrite", "true"},
+		{"x-oss-server-side-encryption", "AES256"}} {
+		_, p, _ := env.get(t, "/oss/uppy/s3/multipart/"+url.PathEscape(up.UploadID)+"/1?key="+url.QueryEscape(up.Key), "alice")
+		req, _ := http.NewRequest("PUT", p["url"].(string), strings.NewReader("part"))
+		req.Header.Set(extra[0], extra[1])
+		resp, err := env.toOSS.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("uppy part with %s: %d", extra[0], resp.StatusCode)
+		}
+	}
+	var parts []map[string]any
+	if status, _, body := env.get(t, "/oss/uppy/s3/multipart/"+url.PathEscape(up.UploadID)+"?key="+url.QueryEscape(up.Key), "alice"); status != 200 ||
+		json.Unmarshal([]byte(body), &parts) != nil || len(parts) != 0 {
+		t.Errorf("the upload got parts: %d %s", status, body)
 	}
 }
 
