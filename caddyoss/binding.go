@@ -149,6 +149,16 @@ type bindingKeySource struct {
 	key []byte
 }
 
+// newBindingKeySource is the key source of the config: callback
+// binding_key when set, else the key kept in Caddy's storage.
+func (h *Handler) newBindingKeySource() *bindingKeySource {
+	s := &bindingKeySource{storage: h.storage}
+	if c := h.Callback; c != nil && c.BindingKey != "" {
+		s.static = []byte(c.BindingKey)
+	}
+	return s
+}
+
 func (s *bindingKeySource) get(ctx context.Context) ([]byte, error) {
 	if s.static != nil {
 		return s.static, nil

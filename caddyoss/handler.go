@@ -156,10 +156,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		c.renderedBody, h.bodyTpl = body, tpl
 		if !c.VerifyOnly {
-			h.bindingKeys = &bindingKeySource{storage: h.storage}
-			if c.BindingKey != "" {
-				h.bindingKeys.static = []byte(c.BindingKey)
-			}
+			h.bindingKeys = h.newBindingKeySource()
 		}
 		if c.URL != "" {
 			if h.callbackB64, err = c.callbackParam(); err != nil {

@@ -1,6 +1,7 @@
 package caddyoss
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -56,10 +57,7 @@ func (h *Handler) provisionUppy() error {
 	h.uppyBucket = b
 	h.uppyKeys = h.bindingKeys
 	if h.uppyKeys == nil {
-		h.uppyKeys = &bindingKeySource{storage: h.storage}
-		if c := h.Callback; c != nil && c.BindingKey != "" {
-			h.uppyKeys.static = []byte(c.BindingKey)
-		}
+		h.uppyKeys = h.newBindingKeySource()
 	}
 	return nil
 }
@@ -172,7 +170,8 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 
 // ossErrorCode is the OSS error code of err, or "".
 func ossErrorCode(err error) (string, int) {
-	if se, ok := err.(oss.ServiceError); ok {
+	var se oss.ServiceError
+	if errors.As(err, &se) {
 		return se.Code, se.StatusCode
 	}
 	return "", 0

@@ -5,6 +5,7 @@ package caddyoss
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
@@ -613,5 +615,28 @@ func TestUppyPathConfig(t *testing.T) {
 		if tc.ours && rec.Code != http.StatusMethodNotAllowed && rec.Code != http.StatusNotFound {
 			t.Errorf("uppy_path %q, POST %s: %d %s", tc.uppyPath, tc.path, rec.Code, rec.Body)
 		}
+	}
+}
+
+// Instances sharing Caddy's storage open each other's upload ids; one with
+// other storage does not.
+func TestUppySealSharedByStorage(t *testing.T) {
+	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	a := testHandler(t, func(h *Handler) { h.storage = shared })
+	b := testHandler(t, func(h *Handler) { h.storage = shared })
+	other := testHandler(t, nil)
+	ctx := context.Background()
+	sealed, err := a.sealUploadID(ctx, "u/k.bin", "0004B9894A22E5B1888A1E29F8236E2D")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := b.openUploadID(ctx, "u/k.bin", sealed); err != nil || id != "0004B9894A22E5B1888A1E29F8236E2D" {
+		t.Errorf("the other instance opened %q, %v", id, err)
+	}
+	if _, err := b.openUploadID(ctx, "u/other.bin", sealed); err == nil {
+		t.Error("an id sealed for one key opened for another")
+	}
+	if _, err := other.openUploadID(ctx, "u/k.bin", sealed); err == nil {
+		t.Error("an instance with other storage opened the id")
 	}
 }
