@@ -57,6 +57,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	// key_prefix keeps request placeholders; only global ones expand here.
 	h.KeyPrefix = repl.ReplaceKnown(h.KeyPrefix, "")
+	h.keyPrefixTpl = newRequestTemplate(h.KeyPrefix)
 
 	h.SignatureVersion = strings.ToLower(h.SignatureVersion)
 	if h.SignatureVersion == "" {

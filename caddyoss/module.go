@@ -133,8 +133,9 @@ type Handler struct {
 	uppyPrefix    string      // UppyPath + "/s3/", "" when off
 	uppyKeys      *bindingKeySource
 	v4Keys        *v4KeyCache
-	uploadURL     string // UploadURL with defaults applied, no trailing '/'
-	callbackB64   string // the callback parameter, "" when not configured
+	uploadURL     string          // UploadURL with defaults applied, no trailing '/'
+	keyPrefixTpl  requestTemplate // KeyPrefix split at provision
+	callbackB64   string          // the callback parameter, "" when not configured
 	now           func() time.Time
 	sts           *stsBroker
 	verifier      *callbackVerifier

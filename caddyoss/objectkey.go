@@ -169,10 +169,17 @@ func (h *Handler) keyPrefix(repl *caddy.Replacer) (string, error) {
 	if !strings.Contains(h.KeyPrefix, "{") {
 		return h.KeyPrefix, nil
 	}
-	p, err := repl.ReplaceOrErr(h.KeyPrefix, true, true)
+	tpl := &h.keyPrefixTpl
+	if tpl.raw != h.KeyPrefix { // not provisioned, or changed since
+		t := newRequestTemplate(h.KeyPrefix)
+		tpl = &t
+	}
+	var buf [256]byte
+	b, err := tpl.appendExpanded(buf[:0], repl)
 	if err != nil {
 		return "", fmt.Errorf("key_prefix: %v", err)
 	}
+	p := string(b)
 	if err := checkKeyPart(p); err != nil {
 		return "", fmt.Errorf("key_prefix expands to an invalid key prefix: %v", err)
 	}
