@@ -1,6 +1,7 @@
 package caddyoss
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -26,6 +28,35 @@ type stsCredentials struct {
 	// source is where get found them: stsSourceCache or
 	// stsSourceAssumeRole.
 	source string
+	// answer is the STS route's answer for these credentials, once a
+	// request has built it; nil outside the broker's cache.
+	answer *stsAnswer
+}
+
+// stsAnswer keeps the STS route's answer for one set of cached
+// credentials. Without a callback the answer depends only on the
+// credentials and the prefix, which the cache key (the session policy)
+// fixes, so the first request to hand them out builds it and the next ones
+// send the same bytes.
+type stsAnswer struct{ body atomic.Pointer[[]byte] }
+
+// get returns the kept answer, or nil.
+func (a *stsAnswer) get() []byte {
+	if a == nil {
+		return nil
+	}
+	if b := a.body.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+// keep keeps a copy of body.
+func (a *stsAnswer) keep(body []byte) {
+	if a != nil {
+		b := bytes.Clone(body)
+		a.body.Store(&b)
+	}
 }
 
 // errSTSUnavailable is returned (wrapped) when STS failed and nothing valid
@@ -228,6 +259,7 @@ func (b *stsBroker) fetch(k stsKey, call *stsCall) {
 	}
 
 	if err == nil {
+		creds.answer = new(stsAnswer)
 		ossMetrics.stsCredentials.WithLabelValues(stsSourceAssumeRole).Inc()
 	} else {
 		ossMetrics.assumeRoleErrors.Inc()

@@ -444,3 +444,80 @@ func benchSTSHandler(b *testing.B) *Handler {
 	})
 	return h
 }
+
+// TestSTSRouteKeptAnswers checks the answers the STS route keeps with its
+// cached credentials: users interleaved each get their own prefix and
+// credentials, the same bytes while those are cached, and the new
+// credentials as soon as a refresh replaces them.
+func TestSTSRouteKeptAnswers(t *testing.T) {
+	f := newFakeSTS(t)
+	h := testHandler(t, func(h *Handler) {
+		h.KeyPrefix = "u/{http.request.header.X-User}/"
+		h.STS = &STSConfig{RoleARN: "acs:ram::123:role/up", Endpoint: f.srv.URL,
+			Duration: caddy.Duration(time.Hour), RefreshBefore: caddy.Duration(5 * time.Minute)}
+	})
+	clock := &testClock{t: time.Now()}
+	h.sts.now = clock.now
+	f.set(func(f *fakeSTS) { f.expiration = clock.now().Add(time.Hour) })
+	call := func(user string) (string, map[string]string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/oss/sts", nil)
+		req.Header.Set("X-User", user)
+		if err := h.ServeHTTP(rec, withReplacer(req), nextMustNotRun(t)); err != nil || rec.Code != 200 {
+			t.Fatalf("%s: %d %v %s", user, rec.Code, err, rec.Body)
+		}
+		if rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s: headers %v", user, rec.Header())
+		}
+		var body map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s: %v %s", user, err, rec.Body)
+		}
+		return rec.Body.String(), body
+	}
+	users := []string{"alice", "bob", "carol"}
+	first := map[string]string{}
+	keyOf := map[string]string{}
+	for round := range 4 {
+		for _, u := range users {
+			raw, body := call(u)
+			if body["Prefix"] != "u/"+u+"/" {
+				t.Fatalf("round %d, %s: prefix %q", round, u, body["Prefix"])
+			}
+			if round == 0 {
+				first[u], keyOf[u] = raw, body["AccessKeyId"]
+				continue
+			}
+			if raw != first[u] {
+				t.Errorf("round %d, %s: answer changed while cached:\n%s\n%s", round, u, raw, first[u])
+			}
+		}
+	}
+	if keyOf["alice"] == keyOf["bob"] || keyOf["bob"] == keyOf["carol"] || f.calls.Load() != 3 {
+		t.Fatalf("credentials %v after %d AssumeRole calls", keyOf, f.calls.Load())
+	}
+
+	// Into alice's refresh window: her cached answer is still served while
+	// the refresh runs, then the new credentials are.
+	clock.add(56 * time.Minute)
+	f.set(func(f *fakeSTS) { f.expiration = clock.now().Add(time.Hour) })
+	if raw, _ := call("alice"); raw != first["alice"] {
+		t.Errorf("refresh window: %s", raw)
+	}
+	waitFor(t, func() bool {
+		h.sts.mu.Lock()
+		defer h.sts.mu.Unlock()
+		return len(h.sts.inflight) == 0 && f.calls.Load() == 4
+	})
+	for range 2 {
+		_, body := call("alice")
+		if body["AccessKeyId"] != "STS.key4" || body["SecurityToken"] != "CAIStoken4" || body["AccessKeySecret"] != "secret4" ||
+			body["Prefix"] != "u/alice/" {
+			t.Fatalf("after refresh: %v", body)
+		}
+	}
+	if _, body := call("bob"); body["AccessKeyId"] != keyOf["bob"] {
+		t.Errorf("bob after alice's refresh: %v", body)
+	}
+}

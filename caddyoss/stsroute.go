@@ -49,6 +49,11 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		ce.Write(zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
 			zapExpires(c.Expiration), zapRemote(r))
 	}
+	if h.callbackB64 == "" {
+		if body := c.answer.get(); body != nil {
+			return writeJSONBytes(w, http.StatusOK, body)
+		}
+	}
 	var vars map[string]string
 	if h.callbackB64 != "" {
 		custom, err := h.Callback.callbackVars(repl)
@@ -78,6 +83,9 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	}
 	o.close()
 	*bp = o.b
+	if h.callbackB64 == "" {
+		c.answer.keep(o.b)
+	}
 	return writeJSONBytes(w, http.StatusOK, o.b) // Cache-Control: no-store
 }
 
