@@ -102,7 +102,7 @@ func refV1(secret, stringToSign string) string {
 func refV1PresignString(method, contentType, bucket, key string, q url.Values) string {
 	sub := []string{}
 	// Sorted by name (byte order).
-	for _, name := range []string{"callback", "callback-var", "response-content-disposition", "security-token", "versionId"} {
+	for _, name := range []string{"callback", "callback-var", "partNumber", "response-content-disposition", "security-token", "uploadId", "versionId"} {
 		if v, ok := q[name]; ok {
 			if v[0] == "" {
 				sub = append(sub, name)
