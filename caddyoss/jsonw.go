@@ -34,17 +34,35 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// jsonPlain marks the ASCII bytes a JSON string holds as they are.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// jsonPlainBytes reports whether b needs no escaping in a JSON string.
+func jsonPlainBytes(b []byte) bool {
+	for _, c := range b {
+		if !jsonPlain[c] {
+			return false
+		}
+	}
+	return true
+}
+
 // appendJSONStringContent appends s escaped as inside a JSON string
 // literal, without the quotes.
 func appendJSONStringContent(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

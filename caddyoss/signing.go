@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +49,9 @@ func v4SigningKey(secret, date, region string) []byte {
 // v4KeyCache caches V4 signing keys per (secret, date, region): a key
 // changes once a day, so signing a policy costs one HMAC instead of five.
 // Each key keeps a pool of keyed HMACs, so a signature allocates nothing
-// for the hash.
+// for the hash. The key used last is found without the lock.
 type v4KeyCache struct {
+	last atomic.Pointer[v4Key]
 	mu   sync.RWMutex
 	keys map[v4KeyID]*v4Key
 }
@@ -57,6 +59,7 @@ type v4KeyCache struct {
 type v4KeyID struct{ secret, date, region string }
 
 type v4Key struct {
+	id   v4KeyID
 	key  []byte
 	macs sync.Pool // hash.Hash keyed with key
 }
@@ -65,23 +68,40 @@ type v4Key struct {
 // add a key per secret, and old dates are useless after a day.
 const maxCachedV4Keys = 64
 
+// lastFor returns the key used last when it is the one asked for.
+func (c *v4KeyCache) lastFor(secret string, date []byte, region string) *v4Key {
+	if k := c.last.Load(); k != nil && k.id.secret == secret && k.id.region == region && k.id.date == string(date) {
+		return k
+	}
+	return nil
+}
+
 func (c *v4KeyCache) entry(secret, date, region string) *v4Key {
 	id := v4KeyID{secret, date, region}
 	c.mu.RLock()
 	k, ok := c.keys[id]
 	c.mu.RUnlock()
-	if ok {
+	if !ok {
+		k = &v4Key{id: id, key: v4SigningKey(secret, date, region)}
+		k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+		c.mu.Lock()
+		if c.keys == nil || len(c.keys) >= maxCachedV4Keys {
+			c.keys = make(map[v4KeyID]*v4Key)
+		}
+		c.keys[id] = k
+		c.mu.Unlock()
+	}
+	c.last.Store(k)
+	return k
+}
+
+// entryFor is entry for a date held in bytes: the key used last is found
+// without converting it.
+func (c *v4KeyCache) entryFor(secret string, date []byte, region string) *v4Key {
+	if k := c.lastFor(secret, date, region); k != nil {
 		return k
 	}
-	k = &v4Key{key: v4SigningKey(secret, date, region)}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
-	c.mu.Lock()
-	if c.keys == nil || len(c.keys) >= maxCachedV4Keys {
-		c.keys = make(map[v4KeyID]*v4Key)
-	}
-	c.keys[id] = k
-	c.mu.Unlock()
-	return k
+	return c.entry(secret, string(date), region)
 }
 
 // get returns the signing key.
@@ -91,7 +111,10 @@ func (c *v4KeyCache) get(secret, date, region string) []byte {
 
 // sign returns hex(HMAC-SHA256(signing key, parts...)).
 func (c *v4KeyCache) sign(secret, date, region string, parts ...[]byte) string {
-	k := c.entry(secret, date, region)
+	k := c.last.Load()
+	if k == nil || k.id != (v4KeyID{secret, date, region}) {
+		k = c.entry(secret, date, region)
+	}
 	m := k.macs.Get().(hash.Hash)
 	m.Reset()
 	for _, p := range parts {
@@ -106,8 +129,8 @@ func (c *v4KeyCache) sign(secret, date, region string, parts ...[]byte) string {
 
 // appendSign appends hex(HMAC-SHA256(signing key, msg)) to dst. msg may
 // be part of dst.
-func (c *v4KeyCache) appendSign(dst []byte, secret, date, region string, msg []byte) []byte {
-	k := c.entry(secret, date, region)
+func (c *v4KeyCache) appendSign(dst []byte, secret string, date []byte, region string, msg []byte) []byte {
+	k := c.entryFor(secret, date, region)
 	m := k.macs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(msg)
@@ -117,20 +140,31 @@ func (c *v4KeyCache) appendSign(dst []byte, secret, date, region string, msg []b
 	return dst
 }
 
+// uriUnreserved marks the bytes V4 canonicalization leaves as they are:
+// A-Z a-z 0-9 - _ . ~
+var uriUnreserved = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
+
 // uriEncode appends s percent-encoded as OSS V4 canonicalizes it: every
 // byte but A-Z a-z 0-9 - _ . ~ (and '/' when keepSlash) as %XX, upper case.
 func uriEncode(b []byte, s string, keepSlash bool) []byte {
 	const upperHex = "0123456789ABCDEF"
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~' || (keepSlash && c == '/') {
-			b = append(b, c)
-		} else {
-			b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		if uriUnreserved[c] || (keepSlash && c == '/') {
+			continue
 		}
+		b = append(b, s[start:i]...)
+		b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		start = i + 1
 	}
-	return b
+	return append(b, s[start:]...)
 }
 
 // presignV4Input is one V4 presigned PUT URL to sign.
@@ -153,17 +187,25 @@ type presignV4Input struct {
 // payload. Tests check it against aliyun-oss-go-sdk's SignURL and an
 // independent reference signer.
 func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
-	date := in.now.UTC().Format("20060102T150405Z")
-	scopeDate := date[:8]
-
-	// One pooled buffer holds, one after the other: the canonical query,
-	// the canonical request, the string to sign and the URL; only the URL
-	// is copied out.
 	bp := getJSONBuf()
 	defer putJSONBuf(bp)
-	b := (*bp)[:0]
+	*bp = appendPresignV4((*bp)[:0], in, c, keys)
+	return string(*bp)
+}
+
+// appendPresignV4 appends the URL presignV4 signs to dst. The canonical
+// query, the canonical request and the string to sign are built in dst's
+// spare capacity, one after the other, and the URL is then moved down to
+// where it belongs.
+func appendPresignV4(dst []byte, in presignV4Input, c creds, keys *v4KeyCache) []byte {
+	base := len(dst)
+	b := dst
+	var dateBuf [16]byte
+	date := appendUTCBasic(dateBuf[:0], in.now)
+	scopeDate := date[:8]
+
 	param := func(k, v string) {
-		if len(b) > 0 {
+		if len(b) > base {
 			b = append(b, '&')
 		}
 		b = uriEncode(b, k, false)
@@ -175,7 +217,7 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	for _, p := range in.params {
 		param(p[0], p[1])
 	}
-	if len(b) > 0 {
+	if len(b) > base {
 		b = append(b, '&')
 	}
 	b = append(b, "x-oss-credential="...)
@@ -184,15 +226,15 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	b = append(b, scopeDate...)
 	b = append(b, "%2F"...)
 	b = uriEncode(b, in.region, false)
-	b = append(b, "%2Foss%2Faliyun_v4_request"...)
-	param("x-oss-date", date)
+	b = append(b, "%2Foss%2Faliyun_v4_request&x-oss-date="...)
+	b = append(b, date...) // digits and letters: nothing to encode
 	b = append(b, "&x-oss-expires="...)
 	b = strconv.AppendInt(b, int64(in.expires/time.Second), 10)
 	if c.Token != "" {
 		param("x-oss-security-token", c.Token)
 	}
 	param("x-oss-signature-version", v4Algorithm)
-	queryLen := len(b)
+	queryEnd := len(b)
 
 	creqStart := len(b)
 	b = append(b, "PUT\n/"...)
@@ -200,7 +242,7 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	b = append(b, '/')
 	b = uriEncode(b, in.key, true)
 	b = append(b, '\n')
-	b = append(b, b[:queryLen]...)
+	b = append(b, b[base:queryEnd]...)
 	b = append(b, '\n')
 	if ct := strings.TrimSpace(in.contentType); ct != "" {
 		// Signed only when the client will send it: a request without
@@ -228,11 +270,11 @@ func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
 	b = append(b, '/')
 	b = uriEncode(b, in.key, true)
 	b = append(b, '?')
-	b = append(b, b[:queryLen]...)
+	b = append(b, b[base:queryEnd]...)
 	b = append(b, "&x-oss-signature="...)
 	b = keys.appendSign(b, c.Secret, scopeDate, in.region, b[stsStart:stsEnd])
-	*bp = b
-	return string(b[urlStart:])
+	n := copy(b[base:], b[urlStart:])
+	return b[:base+n]
 }
 
 // maxSTSURLLifetime is the longest lifetime OSS accepts for a V4 presigned
