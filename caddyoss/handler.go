@@ -165,13 +165,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
-	if h.PresignPath != routeOff || h.UppyPath != routeOff {
-		b, err := h.newPresignBucket()
-		if err != nil {
-			return err
-		}
-		h.presignBucket = b
-	}
 	if boundCallbacks {
 		b, err := h.newOSSBucket()
 		if err != nil {

@@ -127,7 +127,6 @@ type Handler struct {
 
 	logger        *zap.Logger
 	creds         *credentialSource
-	presignBucket *oss.Bucket
 	ossBucket     *oss.Bucket // server-side calls (HeadObject, DeleteObject)
 	uppyBucket    *oss.Bucket // the Uppy routes' multipart calls
 	uppyPrefix    string      // UppyPath + "/s3/", "" when off

@@ -12,7 +12,7 @@ import (
 // once, at provision.
 func (h *Handler) newServerBucket(connectSec, readSec int64) (*oss.Bucket, error) {
 	opts := []oss.ClientOption{
-		oss.SetCredentialsProvider(presignCredentials{h.creds}),
+		oss.SetCredentialsProvider(sdkCredentials{h.creds}),
 		oss.Region(h.Region),
 		oss.Timeout(connectSec, readSec),
 	}
@@ -24,4 +24,18 @@ func (h *Handler) newServerBucket(connectSec, readSec int64) (*oss.Bucket, error
 		return nil, fmt.Errorf("oss client: %w", err)
 	}
 	return client.Bucket(h.Bucket)
+}
+
+// sdkCredentials hands the server's current credentials to the SDK on
+// every call, so rotated credentials take effect without a new client.
+type sdkCredentials struct{ src *credentialSource }
+
+func (p sdkCredentials) GetCredentials() oss.Credentials {
+	c, _ := p.src.get()
+	return ossCreds(c)
+}
+
+func (p sdkCredentials) GetCredentialsE() (oss.Credentials, error) {
+	c, err := p.src.get()
+	return ossCreds(c), err
 }

@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"time"
 
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -83,41 +81,6 @@ func checkPresignFormat(f string) error {
 	return nil
 }
 
-// newPresignBucket builds the one OSS client the presign route uses. It
-// points at the upload URL in CNAME mode, so URLs are <upload_url>/<key>
-// while the signature covers /<bucket>/<key> as OSS requires.
-func (h *Handler) newPresignBucket() (*oss.Bucket, error) {
-	opts := []oss.ClientOption{
-		oss.UseCname(true),
-		oss.SetCredentialsProvider(presignCredentials{h.creds}),
-		oss.Region(h.Region),
-	}
-	if h.SignatureVersion == sigV4 {
-		opts = append(opts, oss.AuthVersion(oss.AuthV4))
-	} else {
-		opts = append(opts, oss.AuthVersion(oss.AuthV1))
-	}
-	client, err := oss.New(h.uploadURL, "", "", opts...)
-	if err != nil {
-		return nil, fmt.Errorf("presign client: %w", err)
-	}
-	return client.Bucket(h.Bucket)
-}
-
-// presignCredentials hands the server's current credentials to the SDK on
-// every signature, so rotated credentials take effect without a new client.
-type presignCredentials struct{ src *credentialSource }
-
-func (p presignCredentials) GetCredentials() oss.Credentials {
-	c, _ := p.src.get()
-	return ossCreds(c)
-}
-
-func (p presignCredentials) GetCredentialsE() (oss.Credentials, error) {
-	c, err := p.src.get()
-	return ossCreds(c), err
-}
-
 // servePresign answers GET <presign_path>?filename=&type= with a presigned
 // PUT URL, or just the URL for clients that accept only text/plain.
 func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
@@ -140,46 +103,60 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 			params = append(params, [2]string{"callback-var", v})
 		}
 	}
-	var signed string
+	// The URL is signed straight into the answer's buffer.
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	b := append((*bp)[:0], `{"url":"`...)
+	urlStart := len(b)
+	now := h.now()
 	if h.SignatureVersion == sigV4 {
-		signed = presignV4(presignV4Input{
+		b = appendPresignV4(b, presignV4Input{
 			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: up.key,
-			contentType: contentType, expires: expires, now: h.now(), params: params,
+			contentType: contentType, expires: expires, now: now, params: params,
 		}, up.creds, h.v4Keys)
 	} else {
-		opts := []oss.Option{oss.ContentType(contentType)}
-		for _, p := range params {
-			opts = append(opts, oss.AddParam(p[0], p[1]))
-		}
-		if signed, err = h.presignBucket.SignURL(up.key, oss.HTTPPut, int64(expires/time.Second), opts...); err != nil {
-			return h.internalError(r, "signing the URL", err)
-		}
+		b = appendPresignV1(b, presignV1Input{
+			baseURL: h.uploadURL, bucket: h.Bucket, key: up.key,
+			contentType: contentType, expires: now.Add(expires), params: params,
+		}, up.creds)
 	}
-	expiration := h.now().Add(expires)
+	*bp = b
+	expiration := now.Add(expires)
 	if ce := h.logger.Check(zapcore.DebugLevel, "presigned URL signed"); ce != nil { // the fields are built only when debug is on
 		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
 	}
 
-	w.Header().Add("Vary", "Accept") // the answer's form depends on it
+	hd := w.Header()
+	if v, ok := hd["Vary"]; ok { // the answer's form depends on Accept
+		hd["Vary"] = append(v[:len(v):len(v)], "Accept")
+	} else {
+		hd["Vary"] = varyAccept
+	}
 	if h.answersBareURL(r) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		_, err := w.Write([]byte(signed))
+		hd["Content-Type"] = plainTextUTF8
+		hd["Cache-Control"] = noStore
+		_, err := w.Write(b[urlStart:])
 		return err
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("url", signed)
-	o.str("method", "PUT")
-	o.object("headers", func(hd *jsonObject) { hd.str("Content-Type", contentType) })
-	o.str("key", up.key)
-	o.str("expires", expiration.UTC().Format(time.RFC3339))
-	o.close()
-	*bp = o.b
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	if !jsonPlainBytes(b[urlStart:]) { // an upload_url with '"' or '\\'
+		signed := string(b[urlStart:])
+		b = appendJSONStringContent(b[:urlStart], signed)
+	}
+	b = append(b, `","method":"PUT","headers":{"Content-Type":`...)
+	b = appendJSONString(b, contentType)
+	b = append(b, `},"key":`...)
+	b = appendJSONString(b, up.key)
+	b = append(b, `,"expires":"`...)
+	b = appendUTCRFC3339(b, expiration)
+	b = append(b, `"}`...)
+	*bp = b
+	return writeJSONBytes(w, http.StatusOK, b)
 }
+
+var (
+	varyAccept    = []string{"Accept"}
+	plainTextUTF8 = []string{"text/plain; charset=utf-8"}
+)
 
 // answersBareURL reports whether the presign route answers r with the bare
 // URL: with presign_format url unless the client asks for JSON and not for

@@ -252,12 +252,10 @@ func (h *Handler) signPartURL(r *http.Request, imur oss.InitiateMultipartUploadR
 			params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
 		}, c, h.v4Keys), nil
 	}
-	u, err := h.presignBucket.SignURL(imur.Key, oss.HTTPPut, int64(expires/time.Second),
-		oss.AddParam("partNumber", part), oss.AddParam("uploadId", imur.UploadID))
-	if err != nil {
-		return "", h.internalError(r, "signing the part URL", err)
-	}
-	return u, nil
+	return string(appendPresignV1(nil, presignV1Input{
+		baseURL: h.uploadURL, bucket: h.Bucket, key: imur.Key, expires: h.now().Add(expires),
+		params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
+	}, c)), nil
 }
 
 // serveUppySignPart answers GET <uppy_path>/s3/multipart/:uploadId/:partNumber?key=
