@@ -1,6 +1,7 @@
 package caddyoss
 
 import (
+	"crypto/sha1"
 	"encoding/base64"
 	"net/http"
 	"sort"
@@ -47,17 +48,36 @@ type postPolicy struct {
 
 type formField struct{ Name, Value string }
 
-// appendFormFields writes form fields as members of f, in order. The values
+// appendFormFields appends form fields as members of a JSON object that
+// already has one, in order: `,"name":"value"` each. The names and values
 // this package made (base64, hex, dates) are written without scanning.
-func appendFormFields(f *jsonObject, fields []formField) {
+func appendFormFields(b []byte, fields []formField) []byte {
 	for _, kv := range fields {
 		switch kv.Name {
 		case "policy", "Signature", "x-oss-signature", "x-oss-signature-version", "x-oss-date", "callback":
-			f.plain(kv.Name, kv.Value)
+			b = append(b, `,"`...)
+			b = append(b, kv.Name...)
+			b = append(b, `":"`...)
+			b = append(b, kv.Value...)
+			b = append(b, '"')
 		default:
-			f.str(kv.Name, kv.Value)
+			b = append(b, ',')
+			b = appendJSONString(b, kv.Name)
+			b = append(b, ':')
+			b = appendJSONString(b, kv.Value)
 		}
 	}
+	return b
+}
+
+// appendFieldsObject appends "fields": the object key first, then the form
+// fields in the order to send them, so that clients that iterate it
+// append them in this order.
+func appendFieldsObject(b []byte, key string, fields []formField) []byte {
+	b = append(b, `"fields":{"key":`...)
+	b = appendJSONString(b, key)
+	b = appendFormFields(b, fields)
+	return append(b, '}')
 }
 
 // buildPostPolicy writes the policy JSON, encodes it and signs the base64
@@ -67,86 +87,67 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	bp := getJSONBuf()
 	defer putJSONBuf(bp)
 	js := *bp
-	n := 0
-	cond := func() {
-		if n > 0 {
-			js = append(js, ',')
-		}
-		n++
-	}
-	simple := func(field, value string) { // {"field":"value"}
-		cond()
-		js = append(js, '{')
-		js = appendJSONString(js, field)
-		js = append(js, ':')
+	// member appends head (punctuation and names, written as they are),
+	// value as a JSON string, and the closing tail.
+	member := func(head, value string, tail byte) {
+		js = append(js, head...)
 		js = appendJSONString(js, value)
-		js = append(js, '}')
+		js = append(js, tail)
 	}
-	triple := func(op, field, value string) { // ["op","$field","value"]
-		cond()
-		js = append(js, '[')
-		js = appendJSONString(js, op)
-		js = append(js, ',')
-		js = appendJSONString(js, field)
-		js = append(js, ',')
-		js = appendJSONString(js, value)
-		js = append(js, ']')
-	}
-	js = append(js, `{"expiration":`...)
+	js = append(js, `{"expiration":"`...)
+	js = appendUTCMillis(js, in.expiration)
 	js = append(js, '"')
-	js = in.expiration.UTC().AppendFormat(js, "2006-01-02T15:04:05.000Z")
-	js = append(js, '"')
-	js = append(js, `,"conditions":[`...)
-	simple("bucket", in.bucket)
+	member(`,"conditions":[{"bucket":`, in.bucket, '}')
 	var scopeDate string
 	if in.version == sigV4 {
-		now = now.UTC()
-		out.Date = now.Format("20060102T150405Z")
+		var dateBuf [16]byte
+		out.Date = string(appendUTCBasic(dateBuf[:0], now))
 		scopeDate = out.Date[:8]
 		out.Cred = c.ID + "/" + scopeDate + "/" + in.region + "/oss/aliyun_v4_request"
-		simple("x-oss-signature-version", v4Algorithm)
-		simple("x-oss-credential", out.Cred)
+		js = append(js, `,{"x-oss-signature-version":"`+v4Algorithm+`"}`...)
+		member(`,{"x-oss-credential":`, out.Cred, '}')
 		if c.Token != "" {
-			simple("x-oss-security-token", c.Token)
+			member(`,{"x-oss-security-token":`, c.Token, '}')
 		}
-		simple("x-oss-date", out.Date)
+		js = append(js, `,{"x-oss-date":"`...)
+		js = append(js, out.Date...) // digits and letters
+		js = append(js, `"}`...)
 	} else if c.Token != "" {
-		simple("x-oss-security-token", c.Token)
+		member(`,{"x-oss-security-token":`, c.Token, '}')
 	}
 	if in.maxSize > 0 || in.minSize > 0 {
 		maxSize := in.maxSize
 		if maxSize == 0 {
 			maxSize = maxObjectSize
 		}
-		cond()
-		js = append(js, `["content-length-range",`...)
+		js = append(js, `,["content-length-range",`...)
 		js = strconv.AppendInt(js, in.minSize, 10)
 		js = append(js, ',')
 		js = strconv.AppendInt(js, maxSize, 10)
 		js = append(js, ']')
 	}
 	if in.status != "" {
-		triple("eq", "$success_action_status", in.status)
+		member(`,["eq","$success_action_status",`, in.status, ']')
 	}
 	if in.key != "" {
-		triple("eq", "$key", in.key)
+		member(`,["eq","$key",`, in.key, ']')
 	} else {
-		triple("starts-with", "$key", in.prefix)
+		member(`,["starts-with","$key",`, in.prefix, ']')
 	}
 	if in.contentType != "" {
 		// x-oss-content-type wins over Content-Type in OSS, so both are
 		// pinned: an extra x-oss-content-type field cannot change the type.
-		triple("eq", "$content-type", in.contentType)
-		triple("eq", "$x-oss-content-type", in.contentType)
+		member(`,["eq","$content-type",`, in.contentType, ']')
+		member(`,["eq","$x-oss-content-type",`, in.contentType, ']')
 	}
 	if in.acl != "" {
-		triple("eq", "$x-oss-object-acl", in.acl)
+		member(`,["eq","$x-oss-object-acl",`, in.acl, ']')
 	}
 	if in.storageClass != "" {
-		triple("eq", "$x-oss-storage-class", in.storageClass)
+		member(`,["eq","$x-oss-storage-class",`, in.storageClass, ']')
 	}
 	if in.callback != "" {
-		triple("eq", "$callback", in.callback)
+		member(`,["eq","$callback",`, in.callback, ']')
 	}
 	varNames := make([]string, 0, len(in.vars))
 	for k := range in.vars {
@@ -154,17 +155,27 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	}
 	sort.Strings(varNames)
 	for _, k := range varNames {
-		triple("eq", "$"+k, in.vars[k])
+		js = append(js, `,["eq",`...)
+		js = appendJSONString(js, "$"+k)
+		member(",", in.vars[k], ']')
 	}
 	js = append(js, "]}"...)
-	*bp = js
-	out.Policy = base64.StdEncoding.EncodeToString(js)
-
+	// The policy's base64 goes after its JSON in the same buffer, and the
+	// signature after that: one string is made of each.
+	b64 := len(js)
+	js = base64.StdEncoding.AppendEncode(js, js[:b64])
+	sig := len(js)
 	if in.version == sigV4 {
-		out.Signature = keys.sign(c.Secret, scopeDate, in.region, []byte(out.Policy))
+		js = keys.appendSign(js, c.Secret, []byte(scopeDate), in.region, js[b64:sig])
 	} else {
-		out.Signature = signV1(c.Secret, out.Policy)
+		sum := len(js)
+		js = v1MACs.appendSum(js, c.Secret, js[b64:sig])
+		js = base64.StdEncoding.AppendEncode(js, js[sum:])
+		js = append(js[:sig], js[sum+sha1.Size:]...)
 	}
+	*bp = js
+	out.Policy = string(js[b64:sig])
+	out.Signature = string(js[sig:])
 
 	f := make([]formField, 1, 12+len(varNames))
 	f[0] = formField{"policy", out.Policy}
@@ -218,44 +229,55 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	}
 	bp := getJSONBuf()
 	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("method", "POST")
-	o.str("url", h.uploadURL)
-	o.str("host", h.uploadURL)
-	o.str("key", up.key)
-	o.str("dir", up.prefix)
-	o.plain("policy", pp.Policy)
-	o.plain("signature", pp.Signature)
-	o.int("expire", in.expiration.Unix())
-	o.time("expiration", in.expiration.UTC(), time.RFC3339)
+	// Written member by member, the names as they are: the answer's shape
+	// is fixed.
+	b := append((*bp)[:0], `{"method":"POST","url":`...)
+	b = appendJSONString(b, h.uploadURL)
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, h.uploadURL)
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, up.key)
+	b = append(b, `,"dir":`...)
+	b = appendJSONString(b, up.prefix)
+	b = append(b, `,"policy":"`...)
+	b = append(b, pp.Policy...)
+	b = append(b, `","signature":"`...)
+	b = append(b, pp.Signature...)
+	b = append(b, `","expire":`...)
+	b = strconv.AppendInt(b, in.expiration.Unix(), 10)
+	b = append(b, `,"expiration":"`...)
+	b = appendUTCRFC3339(b, in.expiration)
+	b = append(b, '"')
 	if h.SignatureVersion == sigV4 {
-		o.plain("x_oss_signature_version", v4Algorithm)
-		o.str("x_oss_credential", pp.Cred)
-		o.plain("x_oss_date", pp.Date)
+		b = append(b, `,"x_oss_signature_version":"`+v4Algorithm+`","x_oss_credential":`...)
+		b = appendJSONString(b, pp.Cred)
+		b = append(b, `,"x_oss_date":"`...)
+		b = append(b, pp.Date...)
+		b = append(b, '"')
 	} else {
-		o.str("ossAccessKeyId", up.creds.ID)
-		o.str("accessid", up.creds.ID)
+		b = append(b, `,"ossAccessKeyId":`...)
+		b = appendJSONString(b, up.creds.ID)
+		b = append(b, `,"accessid":`...)
+		b = appendJSONString(b, up.creds.ID)
 	}
 	if up.creds.Token != "" {
-		o.str("security_token", up.creds.Token)
+		b = append(b, `,"security_token":`...)
+		b = appendJSONString(b, up.creds.Token)
 	}
 	if h.callbackB64 != "" {
-		o.plain("callback", h.callbackB64)
+		b = append(b, `,"callback":"`...)
+		b = append(b, h.callbackB64...)
+		b = append(b, '"')
 	}
-	// The form fields in the order to send them, as one object: clients
-	// that iterate it append them in this order.
-	o.object("fields", func(f *jsonObject) {
-		f.str("key", up.key)
-		appendFormFields(f, pp.Fields)
-	})
-	o.close()
-	*bp = o.b
+	b = append(b, ',')
+	b = appendFieldsObject(b, up.key, pp.Fields)
+	b = append(b, '}')
+	*bp = b
 	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil { // the fields are built only when debug is on
 		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion),
 			zapExpires(in.expiration), zapRemote(r))
 	}
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return writeJSONBytes(w, http.StatusOK, b)
 }
 
 // signPostObject signs the PostObject policy of an upload: the exact key

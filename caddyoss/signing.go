@@ -2,7 +2,6 @@ package caddyoss
 
 import (
 	"crypto/hmac"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -26,9 +25,7 @@ const (
 // signV1 returns base64(HMAC-SHA1(secret, msg)), the V1 signature of a POST
 // policy (protocol §1.5).
 func signV1(secret, msg string) string {
-	m := hmac.New(sha1.New, []byte(secret))
-	m.Write([]byte(msg))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return base64.StdEncoding.EncodeToString(v1MACs.appendSum(nil, secret, []byte(msg)))
 }
 
 func hmacSHA256(key []byte, msg string) []byte {

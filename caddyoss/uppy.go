@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,17 +156,19 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSONObject(w, func(o *jsonObject) {
-		o.str("method", "POST")
-		// With the trailing '/', as Companion answers it: Uppy reports the
-		// object's location as url + key.
-		o.str("url", h.uploadURL+"/")
-		o.object("fields", func(f *jsonObject) {
-			f.str("key", up.key)
-			appendFormFields(f, pp.Fields)
-		})
-		o.int("expires", int64(time.Duration(h.Expires)/time.Second))
-	})
+	bp := getJSONBuf()
+	defer putJSONBuf(bp)
+	b := append((*bp)[:0], `{"method":"POST","url":"`...)
+	// With the trailing '/', as Companion answers it: Uppy reports the
+	// object's location as url + key.
+	b = appendJSONStringContent(b, h.uploadURL)
+	b = append(b, `/",`...)
+	b = appendFieldsObject(b, up.key, pp.Fields)
+	b = append(b, `,"expires":`...)
+	b = strconv.AppendInt(b, int64(time.Duration(h.Expires)/time.Second), 10)
+	b = append(b, '}')
+	*bp = b
+	return writeJSONBytes(w, http.StatusOK, b)
 }
 
 // ossErrorCode is the OSS error code of err, or "".
