@@ -42,6 +42,27 @@ var jsonPlain = func() (t [256]bool) {
 	return t
 }()
 
+// jsonPlainRun returns how many of s's leading bytes need no escaping in
+// a JSON string, looking at eight at a time; it may stop early (at most
+// eight bytes before an escape), never late.
+func jsonPlainRun(s string) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q := x ^ (lo * '"')
+		bs := x ^ (lo * '\\')
+		// A byte below 0x20, a quote, a backslash or a non-ASCII byte
+		// sets its high bit here (the usual has-zero-byte test, which
+		// has no false positives in a word without a true one).
+		if ((x-lo*0x20)&^x|(q-lo)&^q|(bs-lo)&^bs|x)&hi != 0 {
+			break
+		}
+	}
+	return i
+}
+
 // jsonPlainBytes reports whether b needs no escaping in a JSON string.
 func jsonPlainBytes(b []byte) bool {
 	for _, c := range b {
@@ -60,6 +81,7 @@ func appendJSONStringContent(b []byte, s string) []byte {
 		c := s[i]
 		if jsonPlain[c] {
 			i++
+			i += jsonPlainRun(s[i:])
 			continue
 		}
 		if c < utf8.RuneSelf {

@@ -12,6 +12,13 @@ func TestAppendJSONStringMatchesEncoder(t *testing.T) {
 		"héllo 世界", "\u2028\u2029", "bad \xff utf8 \xc3", "emoji 🚀", "$key ${filename}", strings.Repeat("a\"", 100)}
 	for i := range 256 {
 		cases = append(cases, string(rune(i)), string([]byte{byte(i)}))
+		// Each byte at each place of a run long enough to be read eight
+		// bytes at a time, alone and next to another.
+		for p := range 19 {
+			b := []byte("uploads/alice/0123")
+			b = append(b[:p:p], append([]byte{byte(i)}, b[p:]...)...)
+			cases = append(cases, string(b), string(b)+"\x00tail", string(b)+string(b))
+		}
 	}
 	for _, c := range cases {
 		want, _ := marshalJSON(c)
