@@ -468,42 +468,31 @@ func validBucketName(b string) bool {
 // request to the next handler untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripVerifiedHeader(r.Header)
-	var route func(http.ResponseWriter, *http.Request) error
-	var name string // the route's metrics label
 	switch p := r.URL.Path; {
 	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):
-		start := time.Now()
-		err := h.serveUppy(w, r, p[len(h.uppyPrefix):])
-		observeSign(signRouteUppy, start, err)
-		if err != nil {
-			return renderError(w, r, err)
-		}
-		return nil
+		return h.serveUppyRoute(w, r, p[len(h.uppyPrefix):])
 	case p == h.PolicyPath:
-		route, name = h.servePostPolicy, signRoutePostPolicy
+		return h.serveSigning(w, r, h.servePostPolicy, signRoutePostPolicy)
 	case p == h.PresignPath:
-		route, name = h.servePresign, signRoutePresign
+		return h.serveSigning(w, r, h.servePresign, signRoutePresign)
 	case p == h.STSPath:
-		route, name = h.serveSTS, signRouteSTS
+		return h.serveSigning(w, r, h.serveSTS, signRouteSTS)
 	case h.isCallbackRequest(r):
-		var nextCalled bool
-		err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			nextCalled = true
-			return next.ServeHTTP(w, r)
-		}))
-		if err != nil && !nextCalled {
-			return renderError(w, r, err)
-		}
-		return err
+		return h.serveCallbackRoute(w, r, next)
 	default:
 		return next.ServeHTTP(w, r)
 	}
+}
+
+// serveSigning runs one of the GET signing routes, counts it under name
+// and renders its error. The routes are separate functions, each with only
+// its own locals on the stack: a request's stack then stays within the
+// size the connection's goroutine already has.
+func (h *Handler) serveSigning(w http.ResponseWriter, r *http.Request, route func(http.ResponseWriter, *http.Request) error, name string) error {
 	start := time.Now()
 	var err error
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		err = caddyhttp.Error(http.StatusMethodNotAllowed,
-			fmt.Errorf("method %s is not allowed; use GET", r.Method))
+		err = methodNotAllowed(w, r)
 	} else {
 		err = route(w, r)
 	}
@@ -512,6 +501,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return renderError(w, r, err)
 	}
 	return nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Allow", "GET, HEAD")
+	return caddyhttp.Error(http.StatusMethodNotAllowed,
+		fmt.Errorf("method %s is not allowed; use GET", r.Method))
+}
+
+func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest string) error {
+	start := time.Now()
+	err := h.serveUppy(w, r, rest)
+	observeSign(signRouteUppy, start, err)
+	if err != nil {
+		return renderError(w, r, err)
+	}
+	return nil
+}
+
+func (h *Handler) serveCallbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var nextCalled bool
+	err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		nextCalled = true
+		return next.ServeHTTP(w, r)
+	}))
+	if err != nil && !nextCalled {
+		return renderError(w, r, err)
+	}
+	return err
 }
 
 // upload is what every signing route decides before it signs.
@@ -524,30 +541,28 @@ type upload struct {
 }
 
 // prepareUpload checks the client's hints, decides the object key and gets
-// the signing credentials. w is only for the Retry-After of a 503.
-func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request) (upload, error) {
-	var up upload
-	hints, err := h.parseHints(r, r.URL.Path == h.PresignPath)
-	if err != nil {
-		return up, caddyhttp.Error(http.StatusBadRequest, err)
+// the signing credentials, into up. w is only for the Retry-After of a 503.
+func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request, up *upload) error {
+	var err error
+	if up.hints, err = h.parseHints(r, r.URL.Path == h.PresignPath); err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	up.hints = hints
 	repl := replacer(r)
 	if up.prefix, err = h.keyPrefix(repl); err != nil {
-		return up, h.forbidden(r, err)
+		return h.forbidden(r, err)
 	}
-	if up.key, err = h.objectKey(repl, up.prefix, hints.filename); err != nil {
-		return up, caddyhttp.Error(http.StatusBadRequest, err)
+	if up.key, err = h.objectKey(repl, up.prefix, up.hints.filename); err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
 	if h.callbackB64 != "" {
 		if up.custom, err = h.Callback.callbackVars(repl); err != nil {
-			return up, h.forbidden(r, err)
+			return h.forbidden(r, err)
 		}
 	}
 	if up.creds, err = h.creds.get(); err != nil {
-		return up, h.credentialsUnavailable(w, r, err)
+		return h.credentialsUnavailable(w, r, err)
 	}
-	return up, nil
+	return nil
 }
 
 // Interface guards.

@@ -151,15 +151,6 @@ func (o *jsonObject) str(k, v string) {
 	o.b = appendJSONString(o.b, v)
 }
 
-// plain writes v, which the handler made and which needs no escaping
-// (base64, hex digits, dates), between quotes without scanning it.
-func (o *jsonObject) plain(k, v string) {
-	o.key(k)
-	o.b = append(o.b, '"')
-	o.b = append(o.b, v...)
-	o.b = append(o.b, '"')
-}
-
 // time writes t in layout, which must need no escaping, as a string.
 func (o *jsonObject) time(k string, t time.Time, layout string) {
 	o.key(k)

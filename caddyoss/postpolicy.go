@@ -219,8 +219,8 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 // servePostPolicy answers GET <policy_path>?filename=&type=&size= with a
 // signed PostObject policy and the form fields to send.
 func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.prepareUpload(w, r)
-	if err != nil {
+	var up upload
+	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
 	in, pp, err := h.signPostObject(r, up, "200")
@@ -273,9 +273,8 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	b = appendFieldsObject(b, up.key, pp.Fields)
 	b = append(b, '}')
 	*bp = b
-	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil { // the fields are built only when debug is on
-		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion),
-			zapExpires(in.expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil {
+		h.logSigned(ce, r, up.key, in.expiration)
 	}
 	return writeJSONBytes(w, http.StatusOK, b)
 }

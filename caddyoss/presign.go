@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -84,24 +85,14 @@ func checkPresignFormat(f string) error {
 // servePresign answers GET <presign_path>?filename=&type= with a presigned
 // PUT URL, or just the URL for clients that accept only text/plain.
 func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.prepareUpload(w, r)
-	if err != nil {
+	var up upload
+	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	contentType := up.hints.contentType // presignDefaultType's when none was named
 	expires := h.urlLifetime(up.creds)
-	var params [][2]string // signed query parameters besides the signature's own
-	if h.callbackB64 != "" {
-		params = append(params, [2]string{"callback", h.callbackB64})
-		vars, err := h.issueVars(r.Context(), up.custom, bindingExactKey, up.key, h.now().Add(expires))
-		if err != nil {
-			return h.unavailable(r, "signing the callback binding", err)
-		}
-		if v, err := callbackVarParam(vars); err != nil {
-			return h.internalError(r, "encoding callback variables", err)
-		} else if v != "" {
-			params = append(params, [2]string{"callback-var", v})
-		}
+	params, err := h.presignParams(r, &up, expires)
+	if err != nil {
+		return err
 	}
 	// The URL is signed straight into the answer's buffer.
 	bp := getJSONBuf()
@@ -109,21 +100,11 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	b := append((*bp)[:0], `{"url":"`...)
 	urlStart := len(b)
 	now := h.now()
-	if h.SignatureVersion == sigV4 {
-		b = appendPresignV4(b, presignV4Input{
-			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: up.key,
-			contentType: contentType, expires: expires, now: now, params: params,
-		}, up.creds, h.v4Keys)
-	} else {
-		b = appendPresignV1(b, presignV1Input{
-			baseURL: h.uploadURL, bucket: h.Bucket, key: up.key,
-			contentType: contentType, expires: now.Add(expires), params: params,
-		}, up.creds)
-	}
+	b = h.appendPresignedURL(b, &up, expires, now, params)
 	*bp = b
 	expiration := now.Add(expires)
-	if ce := h.logger.Check(zapcore.DebugLevel, "presigned URL signed"); ce != nil { // the fields are built only when debug is on
-		ce.Write(zapKey(up.key), zapVersion(h.SignatureVersion), zapExpires(expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "presigned URL signed"); ce != nil {
+		h.logSigned(ce, r, up.key, expiration)
 	}
 
 	hd := w.Header()
@@ -143,7 +124,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		b = appendJSONStringContent(b[:urlStart], signed)
 	}
 	b = append(b, `","method":"PUT","headers":{"Content-Type":`...)
-	b = appendJSONString(b, contentType)
+	b = appendJSONString(b, up.hints.contentType)
 	b = append(b, `},"key":`...)
 	b = appendJSONString(b, up.key)
 	b = append(b, `,"expires":"`...)
@@ -151,6 +132,43 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	b = append(b, `"}`...)
 	*bp = b
 	return writeJSONBytes(w, http.StatusOK, b)
+}
+
+// presignParams returns the signed query parameters besides the
+// signature's own: the callback and its variables, when configured.
+func (h *Handler) presignParams(r *http.Request, up *upload, expires time.Duration) ([][2]string, error) {
+	if h.callbackB64 == "" {
+		return nil, nil
+	}
+	params := [][2]string{{"callback", h.callbackB64}}
+	vars, err := h.issueVars(r.Context(), up.custom, bindingExactKey, up.key, h.now().Add(expires))
+	if err != nil {
+		return nil, h.unavailable(r, "signing the callback binding", err)
+	}
+	if v, err := callbackVarParam(vars); err != nil {
+		return nil, h.internalError(r, "encoding callback variables", err)
+	} else if v != "" {
+		params = append(params, [2]string{"callback-var", v})
+	}
+	return params, nil
+}
+
+// appendPresignedURL appends the presigned PUT URL of up, for its
+// Content-Type (presignDefaultType's when none was named). Not inlined, so
+// that its inputs take stack room only while it runs.
+//
+//go:noinline
+func (h *Handler) appendPresignedURL(b []byte, up *upload, expires time.Duration, now time.Time, params [][2]string) []byte {
+	if h.SignatureVersion == sigV4 {
+		return appendPresignV4(b, presignV4Input{
+			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: up.key,
+			contentType: up.hints.contentType, expires: expires, now: now, params: params,
+		}, up.creds, h.v4Keys)
+	}
+	return appendPresignV1(b, presignV1Input{
+		baseURL: h.uploadURL, bucket: h.Bucket, key: up.key,
+		contentType: up.hints.contentType, expires: now.Add(expires), params: params,
+	}, up.creds)
 }
 
 var (

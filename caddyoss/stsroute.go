@@ -45,9 +45,8 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.internalError(r, "getting temporary credentials", err)
 	}
-	if ce := h.logger.Check(zapcore.DebugLevel, "STS credentials issued"); ce != nil { // the fields are built only when debug is on
-		ce.Write(zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
-			zapExpires(c.Expiration), zapRemote(r))
+	if ce := h.logger.Check(zapcore.DebugLevel, "STS credentials issued"); ce != nil {
+		logIssued(ce, r, c, session, prefix)
 	}
 	if h.callbackB64 == "" {
 		if body := c.answer.get(); body != nil {
@@ -130,4 +129,13 @@ func validSessionName(s string) bool {
 		}
 	}
 	return true
+}
+
+// logIssued writes the debug line of an STS answer. It is not inlined: its
+// fields would otherwise take room on every request's stack.
+//
+//go:noinline
+func logIssued(ce *zapcore.CheckedEntry, r *http.Request, c stsCredentials, session, prefix string) {
+	ce.Write(zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
+		zapExpires(c.Expiration), zapRemote(r))
 }

@@ -148,8 +148,8 @@ func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) err
 // the PostObject form Uppy sends for a single upload: the same policy as
 // the post-policy route (exact key, limits, type, callback).
 func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.prepareUpload(w, r)
-	if err != nil {
+	var up upload
+	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
 	_, pp, err := h.signPostObject(r, up, "201")

@@ -146,8 +146,8 @@ func (h *Handler) serveUppyCreate(w http.ResponseWriter, r *http.Request) error 
 	u := *r.URL
 	u.RawQuery = q.Encode()
 	hr.URL = &u
-	up, err := h.prepareUpload(w, hr)
-	if err != nil {
+	var up upload
+	if err := h.prepareUpload(w, hr, &up); err != nil {
 		return err
 	}
 	opts := []oss.Option{
