@@ -89,6 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.uploadURL = u.Scheme + "://" + h.Bucket + "." + u.Host
 	}
+	h.uploadURLPlain = jsonPlainBytes([]byte(h.uploadURL))
 
 	if h.STS != nil {
 		s := h.STS

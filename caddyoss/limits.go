@@ -19,6 +19,9 @@ type uploadHints struct {
 	size        int64 // -1 when not given
 }
 
+// hintNames are the query parameters parseHints reads.
+var hintNames = [3]string{"filename", "type", "size"}
+
 // parseHints reads filename, type and size from the query and checks them
 // against the configured limits. The error message names the limit. With
 // signsDefault (the presign route, whose signature must name a
@@ -27,7 +30,8 @@ type uploadHints struct {
 // no type unless one is named, so that forms that send no Content-Type
 // field keep working.
 func (h *Handler) parseHints(r *http.Request, signsDefault bool) (uploadHints, error) {
-	q := queryValues(r.URL.RawQuery, "filename", "type", "size")
+	var q [3]string
+	queryValuesInto(q[:], r.URL.RawQuery, hintNames[:])
 	hints := uploadHints{filename: q[0], contentType: q[1], size: -1}
 	if len(hints.filename) > 4096 {
 		return hints, fmt.Errorf("filename is longer than 4096 bytes")
@@ -121,7 +125,14 @@ func validTypePattern(p string) error {
 // the signing routes read three parameters of every request.
 func queryValues(raw string, names ...string) []string {
 	out := make([]string, len(names))
-	found := make([]bool, len(names))
+	queryValuesInto(out, raw, names)
+	return out
+}
+
+// queryValuesInto is queryValues writing into out (len(out) ==
+// len(names) <= 64).
+func queryValuesInto(out []string, raw string, names []string) {
+	var found uint64
 	for raw != "" {
 		var kv string
 		kv, raw, _ = strings.Cut(raw, "&")
@@ -134,12 +145,12 @@ func queryValues(raw string, names ...string) []string {
 			continue
 		}
 		for i, n := range names {
-			if key == n && !found[i] {
+			if key == n && found&(1<<i) == 0 {
 				if val, err := url.QueryUnescape(v); err == nil {
-					out[i], found[i] = val, true
+					out[i] = val
+					found |= 1 << i
 				}
 			}
 		}
 	}
-	return out
 }

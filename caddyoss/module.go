@@ -134,6 +134,8 @@ type Handler struct {
 	v4Keys        *v4KeyCache
 	uploadURL     string          // UploadURL with defaults applied, no trailing '/'
 	keyPrefixTpl  requestTemplate // KeyPrefix split at provision
+	// uploadURLPlain: uploadURL needs no escaping in a JSON string.
+	uploadURLPlain bool
 	callbackB64   string          // the callback parameter, "" when not configured
 	now           func() time.Time
 	sts           *stsBroker

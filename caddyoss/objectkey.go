@@ -25,9 +25,15 @@ const maxNameBytes = 200
 
 // newObjectID returns 128 random bits as 32 hex characters.
 func newObjectID() string {
+	var b [32]byte
+	return string(appendObjectID(b[:0]))
+}
+
+// appendObjectID appends 128 random bits as 32 hex characters.
+func appendObjectID(dst []byte) []byte {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // sanitizeFilename reduces a client-supplied filename to a safe single
@@ -67,16 +73,24 @@ func sanitizeExt(name string) string {
 	if i <= 0 {
 		return ""
 	}
-	ext := strings.ToLower(name[i+1:])
+	ext := name[i+1:]
 	if ext == "" || len(ext) > 16 {
 		return ""
 	}
-	for _, c := range ext {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+	lower := true
+	for j := 0; j < len(ext); j++ {
+		switch c := ext[j]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c >= 'A' && c <= 'Z':
+			lower = false
+		default:
 			return ""
 		}
 	}
-	return "." + ext
+	if lower {
+		return name[i:] // already ".ext"
+	}
+	return "." + strings.ToLower(ext)
 }
 
 // checkKeyPart rejects values that could escape a prefix or break OSS key
@@ -201,7 +215,21 @@ func (h *Handler) objectKey(repl *caddy.Replacer, prefix, filename string) (stri
 	}
 	var name string
 	if tpl == defaultKeyTemplate {
-		name = newObjectID() + sanitizeExt(filename) // the common case, without a replacer
+		// The common case: prefix, random id and extension written into
+		// one buffer, without a replacer.
+		var buf [128]byte
+		b := append(buf[:0], prefix...)
+		b = appendObjectID(b)
+		if ext := sanitizeExt(filename); ext != "" {
+			b = append(b, ext...)
+		}
+		if len(b) > maxKeyBytes {
+			return "", fmt.Errorf("object key longer than %d bytes", maxKeyBytes)
+		}
+		// keyPrefix checked the prefix (Validate a static one), and hex
+		// digits and a sanitized extension add no segment, control
+		// character or '$': only the length can fail.
+		return string(b), nil
 	} else {
 		// Configured placeholders first, so nothing from the client is
 		// ever interpreted as a placeholder.
@@ -220,13 +248,18 @@ func (h *Handler) objectKey(repl *caddy.Replacer, prefix, filename string) (stri
 	if name == "" || strings.HasSuffix(key, "/") {
 		return "", errors.New("key_template produced an empty object name")
 	}
+	return key, checkObjectKey(key)
+}
+
+// checkObjectKey checks a generated object key.
+func checkObjectKey(key string) error {
 	if err := checkKeyPart(key); err != nil {
-		return "", fmt.Errorf("object key %v", err)
+		return fmt.Errorf("object key %v", err)
 	}
 	// OSS substitutes ${filename} in a PostObject key after the policy
 	// check, so a '$' could move the object elsewhere.
 	if strings.Contains(key, "$") {
-		return "", errors.New("object key contains '$'")
+		return errors.New("object key contains '$'")
 	}
-	return key, nil
+	return nil
 }

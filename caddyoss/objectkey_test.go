@@ -1,6 +1,7 @@
 package caddyoss
 
 import (
+	"math/rand/v2"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -98,5 +99,75 @@ func TestObjectKeyTemplateCheck(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("checkKeyTemplate(%q) = %v, want %q", tc.template, err, tc.want)
 		}
+	}
+}
+
+// TestSanitizeExtGenerated compares sanitizeExt with a plain statement of
+// its rule on generated names.
+func TestSanitizeExtGenerated(t *testing.T) {
+	rule := func(name string) string {
+		name = strings.ToValidUTF8(name, "")
+		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+			name = name[i+1:]
+		}
+		i := strings.LastIndexByte(name, '.')
+		if i <= 0 {
+			return ""
+		}
+		ext := strings.ToLower(name[i+1:])
+		if ext == "" || len(ext) > 16 || strings.Trim(ext, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+			return ""
+		}
+		return "." + ext
+	}
+	pieces := []string{"a", "Z", "9", ".", "/", `\`, "é", "\xff", " ", "-", "PNG", "png", "x.y", strings.Repeat("b", 16)}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 20000 {
+		var b strings.Builder
+		for n := rng.IntN(6); n >= 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		if got, want := sanitizeExt(b.String()), rule(b.String()); got != want {
+			t.Fatalf("sanitizeExt(%q) = %q, want %q", b.String(), got, want)
+		}
+	}
+}
+
+// TestDefaultObjectKeyIsChecked: the default key template skips the full
+// key check because a checked prefix, hex digits and a sanitized extension
+// cannot fail it. Generated prefixes that pass the prefix checks and
+// generated filenames give keys that pass the full check, and a key too
+// long is refused.
+func TestDefaultObjectKeyIsChecked(t *testing.T) {
+	h := &Handler{}
+	pieces := []string{"u", "/", "é", "a b", "-", "_", ".", "..", "x.y", "世界", "%2F", "+", "~"}
+	names := []string{"a.png", "A.PNG", "x", ".bashrc", "a.tar.gz", "../../e.JS", "é.jpé", "a." + strings.Repeat("b", 20), "\xff.png", ""}
+	rng := rand.New(rand.NewPCG(11, 12))
+	checked := 0
+	for range 5000 {
+		var b strings.Builder
+		for n := rng.IntN(6); n >= 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		prefix := b.String()
+		if checkKeyPart(prefix) != nil || checkExpanded(prefix) != nil {
+			continue // keyPrefix would have refused it
+		}
+		checked++
+		for _, name := range names {
+			key, err := h.objectKey(nil, prefix, name)
+			if err != nil {
+				t.Fatalf("prefix %q, name %q: %v", prefix, name, err)
+			}
+			if !strings.HasPrefix(key, prefix) || checkObjectKey(key) != nil {
+				t.Fatalf("prefix %q, name %q: key %q fails the full check: %v", prefix, name, key, checkObjectKey(key))
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d prefixes were tried", checked)
+	}
+	if _, err := h.objectKey(nil, strings.Repeat("a/", 500), "a.png"); err == nil || !strings.Contains(err.Error(), "longer than 1023") {
+		t.Errorf("a key over 1023 bytes: %v", err)
 	}
 }

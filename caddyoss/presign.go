@@ -119,7 +119,9 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		_, err := w.Write(b[urlStart:])
 		return err
 	}
-	if !jsonPlainBytes(b[urlStart:]) { // an upload_url with '"' or '\\'
+	// The URL is percent-encoded but for upload_url, which may need
+	// escaping in JSON.
+	if !h.uploadURLPlain && !jsonPlainBytes(b[urlStart:]) {
 		signed := string(b[urlStart:])
 		b = appendJSONStringContent(b[:urlStart], signed)
 	}

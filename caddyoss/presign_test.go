@@ -194,3 +194,29 @@ func TestPresignV4MatchesSDK(t *testing.T) {
 		})
 	}
 }
+
+// TestPresignAnswerEscapesUploadURL: an upload_url that needs escaping in
+// JSON still gives a valid answer whose url starts with it, in both
+// versions.
+func TestPresignAnswerEscapesUploadURL(t *testing.T) {
+	for _, version := range []string{sigV4, sigV1} {
+		for _, base := range []string{"https://up.example.com", `https://up.example.com/a"b\c`, "https://up.example.com/\u2028é"} {
+			h := testHandler(t, func(h *Handler) {
+				h.SignatureVersion = version
+				h.UploadURL = base
+			})
+			rec := httptest.NewRecorder()
+			req := withReplacer(httptest.NewRequest("GET", "/oss/presign?filename=a.png&type=image/png", nil))
+			if err := h.ServeHTTP(rec, req, nextMustNotRun(t)); err != nil || rec.Code != 200 {
+				t.Fatalf("%s %q: %d %v", version, base, rec.Code, err)
+			}
+			var body struct{ URL, Key string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("%s %q: %v in %s", version, base, err, rec.Body)
+			}
+			if !strings.HasPrefix(body.URL, base+"/") || body.Key == "" {
+				t.Errorf("%s %q: url %q", version, base, body.URL)
+			}
+		}
+	}
+}
