@@ -125,27 +125,27 @@ type Handler struct {
 	// OSS to send, and how the callback route verifies them.
 	Callback *CallbackConfig `json:"callback,omitempty"`
 
-	logger        *zap.Logger
-	creds         *credentialSource
-	ossBucket     *oss.Bucket // server-side calls (HeadObject, DeleteObject)
-	uppyBucket    *oss.Bucket // the Uppy routes' multipart calls
-	uppyPrefix    string      // UppyPath + "/s3/", "" when off
-	uppyKeys      *bindingKeySource
-	v4Keys        *v4KeyCache
-	uploadURL     string          // UploadURL with defaults applied, no trailing '/'
-	keyPrefixTpl  requestTemplate // KeyPrefix split at provision
+	logger       *zap.Logger
+	creds        *credentialSource
+	ossBucket    *oss.Bucket // server-side calls (HeadObject, DeleteObject)
+	uppyBucket   *oss.Bucket // the Uppy routes' multipart calls
+	uppyPrefix   string      // UppyPath + "/s3/", "" when off
+	uppyKeys     *bindingKeySource
+	v4Keys       *v4KeyCache
+	uploadURL    string          // UploadURL with defaults applied, no trailing '/'
+	keyPrefixTpl requestTemplate // KeyPrefix split at provision
 	// uploadURLPlain: uploadURL needs no escaping in a JSON string.
 	uploadURLPlain bool
-	callbackB64   string          // the callback parameter, "" when not configured
-	now           func() time.Time
-	sts           *stsBroker
-	verifier      *callbackVerifier
-	callbackCanon string        // canonicalRoutePath(CallbackPath)
-	bodyTpl       *bodyTemplate // the bound body template; nil with verify_only
-	bindingKeys   *bindingKeySource
-	replay        *replayGuard
-	queue         *deliveryQueue    // nil with delivery direct
-	storage       certmagic.Storage // Caddy's storage; tests set their own
+	callbackB64    string // the callback parameter, "" when not configured
+	now            func() time.Time
+	sts            *stsBroker
+	verifier       *callbackVerifier
+	callbackCanon  string        // canonicalRoutePath(CallbackPath)
+	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only
+	bindingKeys    *bindingKeySource
+	replay         *replayGuard
+	queue          *deliveryQueue    // nil with delivery direct
+	storage        certmagic.Storage // Caddy's storage; tests set their own
 }
 
 // STSConfig configures AssumeRole for the STS route.
