@@ -8,11 +8,11 @@
 #   BENCH_ROUNDS     rounds; a round measures every route at every connection
 #                    count, and the table shows the median (default 3)
 #   BENCH_CONNS      connection counts (default "16 64 256")
-#   BENCH_BASE_PORT  first of 9 consecutive loopback ports (default 18400)
+#   BENCH_BASE_PORT  first of 11 consecutive loopback ports (default 18400)
 #
-# Time: 10 routes x connection counts x rounds x BENCH_DURATION of wrk, plus
+# Time: 12 routes x connection counts x rounds x BENCH_DURATION of wrk, plus
 # about a minute for the Go benchmarks, builds, start-up and warm-up. With the
-# defaults that is 10 x 3 x 3 x 5 s = 7.5 min of wrk, about 9 min in all. Every
+# defaults that is 12 x 3 x 3 x 5 s = 9 min of wrk, about 10.5 min in all. Every
 # wrk and go test run is under `timeout`, so the script ends even if a
 # server hangs.
 #
@@ -29,9 +29,11 @@ base_port=${BENCH_BASE_PORT:-18400}
 results_file=bench-results.md
 
 # Routes, in table order: id, label, port offset, request target.
-route_ids=(respond pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts callback proxy)
+route_ids=(respond floor_pp floor_presign pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts callback proxy)
 declare -A label=(
 	[respond]='respond "ok" (baseline)'
+	[floor_pp]="respond, post-policy V4's answer"
+	[floor_presign]="respond, presign V4's answer"
 	[pp_v4]="post-policy V4"
 	[pp_v1]="post-policy V1"
 	[presign_v4]="presign V4"
@@ -44,12 +46,15 @@ declare -A label=(
 )
 # The Uppy routes are served by the post-policy V4 site (every site has them).
 declare -A port_offset=([respond]=0 [pp_v4]=1 [pp_v1]=2 [presign_v4]=3 [presign_v1]=4
-	[uppy_params]=1 [uppy_part]=1 [sts]=5 [callback]=6 [proxy]=7)
+	[uppy_params]=1 [uppy_part]=1 [sts]=5 [callback]=6 [proxy]=7 [floor_pp]=9 [floor_presign]=10)
 upstream_offset=8
+last_offset=10
 # The same targets as caddyoss/bench_test.go, so the Go benchmarks and this
 # table describe the same work.
 declare -A target=(
 	[respond]="/oss/presign?filename=a.png&type=image/png"
+	[floor_pp]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
+	[floor_presign]="/oss/presign?filename=a.png&type=image/png"
 	[pp_v4]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
 	[pp_v1]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
 	[presign_v4]="/oss/presign?filename=a.png&type=image/png"
@@ -139,10 +144,10 @@ go_benchmarks() {
 
 check_ports_free() {
 	local i p
-	for i in $(seq 0 "$upstream_offset"); do
+	for i in $(seq 0 "$last_offset"); do
 		p=$((base_port + i))
 		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			die "port $p is in use; set BENCH_BASE_PORT to the first of $((upstream_offset + 1)) free ports"
+			die "port $p is in use; set BENCH_BASE_PORT to the first of $((last_offset + 1)) free ports"
 		fi
 	done
 }
@@ -225,6 +230,26 @@ signing_site() {
 	EOF
 }
 
+# floor_site writes a site that answers, with Caddy's respond, the answer a
+# signing route gave (captured by capture_answers) with its headers: what
+# serving that route would cost if signing were free. Its braces are
+# replaced by parentheses, so that respond's placeholder scan passes the
+# body through untouched (JSON braces look like placeholders to it); the
+# size is the same. Before the capture it writes nothing.
+floor_site() {
+	local id=$1 extra=${2:-} body_file=$tmp/$1.json
+	[ -s "$body_file" ] || return 0
+	cat <<-EOF
+		http://:$(port "$id") {
+			bind 127.0.0.1
+			header Cache-Control no-store
+			header Content-Type application/json
+			$extra
+			respond \`$(tr '{}' '()' <"$body_file")\` 200
+		}
+	EOF
+}
+
 write_caddyfiles() {
 	local p=$base_port
 	# Admin off and no access logs: only the routes' own work is measured.
@@ -244,6 +269,8 @@ write_caddyfiles() {
 			bind 127.0.0.1
 			respond "ok"
 		}
+		$(floor_site floor_pp)
+		$(floor_site floor_presign "header Vary Accept")
 
 		$(signing_site "$(port pp_v4)" v4)
 		$(signing_site "$(port pp_v1)" v1)
@@ -305,6 +332,23 @@ wait_for_port() {
 	die "$name did not listen on $port: $(tail -5 "$log_file")"
 }
 
+# capture_answers starts the measured Caddy once without the floor sites,
+# keeps one answer of post-policy V4 and presign V4 for them, and stops it.
+capture_answers() {
+	GOMAXPROCS=1 taskset -c 0 bin/caddy run --config "$tmp/Caddyfile" --adapter caddyfile \
+		>"$tmp/caddy-capture.log" 2>&1 &
+	local pid=$! id
+	for id in pp_v4 presign_v4; do
+		wait_for_port "$(port "$id")" caddy "$tmp/caddy-capture.log"
+	done
+	curl -fsS -H "X-User: alice" "$(url pp_v4)" >"$tmp/floor_pp.json" || die "post-policy V4: request failed"
+	curl -fsS -H "X-User: alice" "$(url presign_v4)" >"$tmp/floor_presign.json" || die "presign V4: request failed"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	grep -q '`' "$tmp/floor_pp.json" "$tmp/floor_presign.json" && die "an answer holds a backtick"
+	return 0
+}
+
 start_caddies() {
 	# The measured Caddy: one P, on core 0, alone. wrk, the upstream and
 	# ossemu share core 1.
@@ -340,10 +384,12 @@ check_routes() {
 	key=$(sed -n 's/.*"key":"\([^"]*\)".*/\1/p' <<<"$out")
 	[ -n "$upload_id" ] && [ -n "$key" ] || die "uppy: unexpected create answer: $out"
 	target[uppy_part]="/oss/uppy/s3/multipart/$upload_id/1?key=${key//\//%2F}"
-	for id in respond pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts; do
+	for id in respond floor_pp floor_presign pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts; do
 		out=$(curl -fsS -H "X-User: alice" "$(url "$id")") || die "${label[$id]}: request failed"
 		case $id in
 		respond) want='ok' ;;
+		floor_pp) want='"policy"' ;;
+		floor_presign) want='("url"' ;;
 		pp_*) want='"policy"' ;;
 		presign_* | uppy_part) want='"url"' ;;
 		uppy_params) want='"fields"' ;;
@@ -566,6 +612,12 @@ report() {
 		time means it waited for the client side (core 1); the rest went to
 		other processes and interrupts on core 0.
 
+		The two "respond, … answer" rows are Caddy's respond sending an
+		answer that post-policy V4 and presign V4 gave (captured before
+		measuring, braces replaced so that respond's placeholder scan
+		leaves it alone; same size), with the same headers set by header
+		handlers: what those routes would cost if signing cost nothing.
+
 		callback repeats one genuine callback whose first copy was delivered and
 		recorded before measuring, so it measures signature verification and the
 		replay lookup in Caddy's storage (file system): every measured copy is
@@ -592,6 +644,8 @@ main() {
 	go_benchmarks
 	make_callback
 	start_ossemu
+	write_caddyfiles
+	capture_answers
 	write_caddyfiles
 	start_caddies
 	check_routes
