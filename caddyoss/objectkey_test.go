@@ -105,20 +105,15 @@ func TestObjectKeyTemplateCheck(t *testing.T) {
 // TestSanitizeExtGenerated compares sanitizeExt with a plain statement of
 // its rule on generated names.
 func TestSanitizeExtGenerated(t *testing.T) {
+	// The last path segment (either separator) of the valid UTF-8, with
+	// something before its last dot and 1–16 letters or digits after it.
+	extRE := regexp.MustCompile(`^[^/\\]*[^/\\]\.([A-Za-z0-9]{1,16})$`)
 	rule := func(name string) string {
-		name = strings.ToValidUTF8(name, "")
-		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-			name = name[i+1:]
+		segs := regexp.MustCompile(`[/\\]`).Split(strings.ToValidUTF8(name, ""), -1)
+		if m := extRE.FindStringSubmatch(segs[len(segs)-1]); m != nil {
+			return "." + strings.ToLower(m[1])
 		}
-		i := strings.LastIndexByte(name, '.')
-		if i <= 0 {
-			return ""
-		}
-		ext := strings.ToLower(name[i+1:])
-		if ext == "" || len(ext) > 16 || strings.Trim(ext, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
-			return ""
-		}
-		return "." + ext
+		return ""
 	}
 	pieces := []string{"a", "Z", "9", ".", "/", `\`, "é", "\xff", " ", "-", "PNG", "png", "x.y", strings.Repeat("b", 16)}
 	rng := rand.New(rand.NewPCG(9, 10))

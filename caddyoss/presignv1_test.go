@@ -67,9 +67,9 @@ func (tc v1SDKCase) baseURL() string {
 	return v1TestBase
 }
 
-// sdkPresignV1 signs tc with aliyun-oss-go-sdk's SignURL, as the presign
-// route did, and returns the URL and its absolute expiry.
-func sdkPresignV1(tb testing.TB, tc v1SDKCase) (string, time.Time) {
+// sdkV1Bucket is an aliyun-oss-go-sdk V1 client for tc's upload URL, as
+// the presign route built it, and the SignURL options for tc.
+func sdkV1Bucket(tb testing.TB, tc v1SDKCase) (*oss.Bucket, []oss.Option) {
 	tb.Helper()
 	c := tc.creds()
 	opts := []oss.ClientOption{oss.UseCname(true), oss.AuthVersion(oss.AuthV1)}
@@ -91,6 +91,14 @@ func sdkPresignV1(tb testing.TB, tc v1SDKCase) (string, time.Time) {
 	for _, p := range tc.params {
 		sdkOpts = append(sdkOpts, oss.AddParam(p[0], p[1]))
 	}
+	return b, sdkOpts
+}
+
+// sdkPresignV1 signs tc with aliyun-oss-go-sdk's SignURL, as the presign
+// route did, and returns the URL and its absolute expiry.
+func sdkPresignV1(tb testing.TB, tc v1SDKCase) (string, time.Time) {
+	tb.Helper()
+	b, sdkOpts := sdkV1Bucket(tb, tc)
 	signed, err := b.SignURL(tc.key, oss.HTTPPut, 900, sdkOpts...)
 	if err != nil {
 		tb.Fatal(err)
@@ -345,26 +353,7 @@ func BenchmarkPresignV1Signer(b *testing.B) {
 func BenchmarkPresignV1SDK(b *testing.B) {
 	for _, tc := range v1BenchCases {
 		b.Run(tc.name, func(b *testing.B) {
-			c := tc.creds()
-			opts := []oss.ClientOption{oss.UseCname(true), oss.AuthVersion(oss.AuthV1)}
-			if c.Token != "" {
-				opts = append(opts, oss.SecurityToken(c.Token))
-			}
-			client, err := oss.New(tc.baseURL(), c.ID, c.Secret, opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bucket, err := client.Bucket(v1TestBucket)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var sdkOpts []oss.Option
-			if tc.ct != "" {
-				sdkOpts = append(sdkOpts, oss.ContentType(tc.ct))
-			}
-			for _, p := range tc.params {
-				sdkOpts = append(sdkOpts, oss.AddParam(p[0], p[1]))
-			}
+			bucket, sdkOpts := sdkV1Bucket(b, tc)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := bucket.SignURL(tc.key, oss.HTTPPut, 3600, sdkOpts...); err != nil {
