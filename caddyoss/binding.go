@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -147,6 +148,9 @@ type bindingKeySource struct {
 
 	mu  sync.Mutex
 	key []byte
+
+	// macs pools HMACs keyed with the key, for the Uppy upload-id seals.
+	macs atomic.Pointer[keyedMACs]
 }
 
 // newBindingKeySource is the key source of the config: callback
