@@ -3,7 +3,6 @@ package caddyoss
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"hash"
 	"strconv"
@@ -21,12 +20,6 @@ const (
 	// v4Algorithm is the OSS V4 signing algorithm name.
 	v4Algorithm = "OSS4-HMAC-SHA256"
 )
-
-// signV1 returns base64(HMAC-SHA1(secret, msg)), the V1 signature of a POST
-// policy (protocol §1.5).
-func signV1(secret, msg string) string {
-	return base64.StdEncoding.EncodeToString(v1MACs.appendSum(nil, secret, []byte(msg)))
-}
 
 func hmacSHA256(key []byte, msg string) []byte {
 	m := hmac.New(sha256.New, key)
