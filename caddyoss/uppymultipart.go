@@ -282,7 +282,7 @@ func parsePartNumber(s string) (int, error) {
 
 // signPartURL presigns the UploadPart PUT of part n. No Content-Type is
 // signed: Uppy sends parts without one.
-func (h *Handler) signPartURL(r *http.Request, imur oss.InitiateMultipartUploadResult, c creds, n int) (string, error) {
+func (h *Handler) signPartURL(imur oss.InitiateMultipartUploadResult, c creds, n int) string {
 	expires := h.urlLifetime(c)
 	part := strconv.Itoa(n)
 	if h.SignatureVersion == sigV4 {
@@ -290,12 +290,12 @@ func (h *Handler) signPartURL(r *http.Request, imur oss.InitiateMultipartUploadR
 			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: imur.Key,
 			expires: expires, now: h.now(),
 			params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
-		}, c, h.v4Keys), nil
+		}, c, h.v4Keys)
 	}
 	return string(appendPresignV1(nil, presignV1Input{
 		baseURL: h.uploadURL, bucket: h.Bucket, key: imur.Key, expires: h.now().Add(expires),
 		params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
-	}, c)), nil
+	}, c))
 }
 
 // serveUppySignPart answers GET <uppy_path>/s3/multipart/:uploadId/:partNumber?key=
@@ -305,18 +305,11 @@ func (h *Handler) serveUppySignPart(w http.ResponseWriter, r *http.Request, seal
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	imur, err := h.uppyTarget(r, sealed)
+	imur, c, err := h.partSigningTarget(w, r, sealed)
 	if err != nil {
 		return err
 	}
-	c, err := h.creds.get()
-	if err != nil {
-		return h.credentialsUnavailable(w, r, err)
-	}
-	signed, err := h.signPartURL(r, imur, c, n)
-	if err != nil {
-		return err
-	}
+	signed := h.signPartURL(imur, c, n)
 	return writeJSONObject(w, func(o *jsonObject) {
 		o.str("url", signed)
 		o.int("expires", int64(h.urlLifetime(c)/time.Second))
@@ -342,35 +335,31 @@ func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed 
 			numbers = append(numbers, n)
 		}
 	}
-	imur, err := h.uppyTarget(r, sealed)
+	imur, c, err := h.partSigningTarget(w, r, sealed)
 	if err != nil {
 		return err
 	}
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.object("presignedUrls", func(u *jsonObject) {
+			for _, n := range numbers {
+				u.str(strconv.Itoa(n), h.signPartURL(imur, c, n))
+			}
+		})
+	})
+}
+
+// partSigningTarget is what the part-signing routes check before they
+// sign: the upload (uppyTarget) and the server's credentials.
+func (h *Handler) partSigningTarget(w http.ResponseWriter, r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, creds, error) {
+	imur, err := h.uppyTarget(r, sealed)
+	if err != nil {
+		return imur, creds{}, err
+	}
 	c, err := h.creds.get()
 	if err != nil {
-		return h.credentialsUnavailable(w, r, err)
+		return imur, c, h.credentialsUnavailable(w, r, err)
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	var signErr error
-	o.object("presignedUrls", func(u *jsonObject) {
-		for _, n := range numbers {
-			signed, err := h.signPartURL(r, imur, c, n)
-			if err != nil {
-				signErr = err
-				return
-			}
-			u.str(strconv.Itoa(n), signed)
-		}
-	})
-	o.close()
-	*bp = o.b
-	if signErr != nil {
-		return signErr
-	}
-	return writeJSONBytes(w, http.StatusOK, o.b)
+	return imur, c, nil
 }
 
 // uppyCompleteRequest is the body of POST .../complete.

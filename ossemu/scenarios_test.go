@@ -84,20 +84,6 @@ func (c *countingEmu) count(op string) int {
 	return c.ops[op]
 }
 
-func sdkBucket(t *testing.T, endpoint string, opts ...oss.ClientOption) *oss.Bucket {
-	t.Helper()
-	opts = append([]oss.ClientOption{oss.ForcePathStyle(true), oss.Region("cn-hangzhou")}, opts...)
-	client, err := oss.New(endpoint, testAK, testSK, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := client.Bucket(testBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // checkpointFile is the part of the SDK's upload checkpoint file
 // (uploadCheckpoint in upload.go) these tests read.
 type checkpointFile struct {
@@ -196,7 +182,7 @@ func TestScenarioResumableUploadFile(t *testing.T) {
 			key := "resumable/" + strings.ReplaceAll(tc.name, " ", "-") + ".bin"
 
 			cut := &http.Client{Transport: &cutAfterParts{keep: tc.keep, checkpoint: cpPath, next: http.DefaultTransport}}
-			first := sdkBucket(t, emu.url, tc.auth, oss.HTTPClient(cut))
+			first := bucketAt(t, emu.url, "cn-hangzhou", testAK, testSK, tc.auth, oss.HTTPClient(cut))
 			err := first.UploadFile(key, src, partSize, oss.Routines(tc.routines), oss.Checkpoint(true, cpPath))
 			if !errors.Is(err, errCut) {
 				t.Fatalf("the cut upload returned %v, want the transport's error", err)
@@ -215,7 +201,7 @@ func TestScenarioResumableUploadFile(t *testing.T) {
 			if got := emu.count("UploadPart"); got != tc.keep {
 				t.Fatalf("%d UploadPart requests reached the emulator before the cut, want %d", got, tc.keep)
 			}
-			b := sdkBucket(t, emu.url, tc.auth)
+			b := bucketAt(t, emu.url, "cn-hangzhou", testAK, testSK, tc.auth)
 			listed, err := b.ListUploadedParts(oss.InitiateMultipartUploadResult{Bucket: testBucket, Key: key, UploadID: cp.UploadID})
 			if err != nil || len(listed.UploadedParts) != tc.keep {
 				t.Fatalf("ListParts of the cut upload: %v %+v", err, listed.UploadedParts)

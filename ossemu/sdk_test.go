@@ -52,8 +52,14 @@ func startEmu(t *testing.T, opts ossemu.Options) *ossemu.Emulator {
 
 func ossBucket(t *testing.T, emu *ossemu.Emulator, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
 	t.Helper()
-	opts = append([]oss.ClientOption{oss.ForcePathStyle(true), oss.Region(emu.Region())}, opts...)
-	client, err := oss.New(emu.Endpoint(), ak, sk, opts...)
+	return bucketAt(t, emu.Endpoint(), emu.Region(), ak, sk, opts...)
+}
+
+// bucketAt is an SDK client of testBucket at endpoint, path style.
+func bucketAt(t *testing.T, endpoint, region, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
+	t.Helper()
+	opts = append([]oss.ClientOption{oss.ForcePathStyle(true), oss.Region(region)}, opts...)
+	client, err := oss.New(endpoint, ak, sk, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
