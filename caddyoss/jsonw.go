@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 	"unicode/utf8"
 )
 
@@ -149,14 +148,6 @@ func (o *jsonObject) key(k string) {
 func (o *jsonObject) str(k, v string) {
 	o.key(k)
 	o.b = appendJSONString(o.b, v)
-}
-
-// time writes t in layout, which must need no escaping, as a string.
-func (o *jsonObject) time(k string, t time.Time, layout string) {
-	o.key(k)
-	o.b = append(o.b, '"')
-	o.b = t.AppendFormat(o.b, layout)
-	o.b = append(o.b, '"')
 }
 
 func (o *jsonObject) int(k string, v int64) {

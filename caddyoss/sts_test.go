@@ -476,7 +476,10 @@ func TestSTSRouteKeptAnswers(t *testing.T) {
 		}
 		return rec.Body.String(), body
 	}
-	users := []string{"alice", "bob", "carol"}
+	// Spellings of one name that are other users, each with a prefix of
+	// its own: none may get another's kept answer.
+	users := []string{"alice", "bob", "carol", "Alice", "ALICE", "alice ", "al ice", "alicé", "alice2",
+		"alice%2F", "alice/x", "alice.", "a", "ali", "bob-alice"}
 	first := map[string]string{}
 	keyOf := map[string]string{}
 	for round := range 4 {
@@ -494,8 +497,15 @@ func TestSTSRouteKeptAnswers(t *testing.T) {
 			}
 		}
 	}
-	if keyOf["alice"] == keyOf["bob"] || keyOf["bob"] == keyOf["carol"] || f.calls.Load() != 3 {
-		t.Fatalf("credentials %v after %d AssumeRole calls", keyOf, f.calls.Load())
+	owner := map[string]string{}
+	for u, k := range keyOf {
+		if other, ok := owner[k]; ok {
+			t.Fatalf("%q and %q got the same credentials %s", u, other, k)
+		}
+		owner[k] = u
+	}
+	if n := f.calls.Load(); n != int64(len(users)) {
+		t.Fatalf("%d AssumeRole calls for %d users", n, len(users))
 	}
 
 	// Into alice's refresh window: her cached answer is still served while
@@ -508,11 +518,13 @@ func TestSTSRouteKeptAnswers(t *testing.T) {
 	waitFor(t, func() bool {
 		h.sts.mu.Lock()
 		defer h.sts.mu.Unlock()
-		return len(h.sts.inflight) == 0 && f.calls.Load() == 4
+		return len(h.sts.inflight) == 0 && f.calls.Load() == int64(len(users))+1
 	})
+	n := len(users) + 1
 	for range 2 {
 		_, body := call("alice")
-		if body["AccessKeyId"] != "STS.key4" || body["SecurityToken"] != "CAIStoken4" || body["AccessKeySecret"] != "secret4" ||
+		if body["AccessKeyId"] != fmt.Sprintf("STS.key%d", n) || body["SecurityToken"] != fmt.Sprintf("CAIStoken%d", n) ||
+			body["AccessKeySecret"] != fmt.Sprintf("secret%d", n) ||
 			body["Prefix"] != "u/alice/" {
 			t.Fatalf("after refresh: %v", body)
 		}

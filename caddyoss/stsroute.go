@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -70,7 +69,10 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	o.str("AccessKeyId", c.AccessKeyID)
 	o.str("AccessKeySecret", c.AccessKeySecret)
 	o.str("SecurityToken", c.SecurityToken)
-	o.time("Expiration", c.Expiration.UTC(), time.RFC3339)
+	o.key("Expiration")
+	o.b = append(o.b, '"')
+	o.b = appendUTCRFC3339(o.b, c.Expiration)
+	o.b = append(o.b, '"')
 	o.str("Bucket", h.Bucket)
 	o.str("Region", h.Region)
 	o.str("Endpoint", h.uploadURL)
