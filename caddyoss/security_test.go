@@ -679,7 +679,8 @@ func TestSecurityPlaceholderValues(t *testing.T) {
 		}
 		return config
 	}
-	allRoutes := []string{"/oss/post-policy?filename=a.png&type=image/png", "/oss/presign?filename=a.png&type=image/png", "/oss/sts"}
+	allRoutes := []string{"/oss/post-policy?filename=a.png&type=image/png", "/oss/presign?filename=a.png&type=image/png",
+		"/oss/uppy/s3/params?filename=a.png&type=image/png", "/oss/sts"}
 	rounds := []struct {
 		name   string
 		config string
@@ -688,7 +689,7 @@ func TestSecurityPlaceholderValues(t *testing.T) {
 	}{
 		{"all expanded", env.config, append(wild, pathy...), allRoutes},
 		{"prefix only", static(env.config, prefixTpl), append(wild, pathy...), allRoutes},
-		{"session name only", static(env.config, sessionTpl), wild, allRoutes[2:]},
+		{"session name only", static(env.config, sessionTpl), wild, allRoutes[3:]},
 		{"callback var only", static(env.config, varTpl), wild, allRoutes},
 	}
 	calls := env.emu.STSCalls()
@@ -700,7 +701,7 @@ func TestSecurityPlaceholderValues(t *testing.T) {
 				if status != 403 && status != 400 {
 					t.Errorf("%s: %s as %q: %d %s", round.name, route, user, status, body)
 				}
-				for _, k := range []string{"policy", "url", "AccessKeyId", "SecurityToken", "signature"} {
+				for _, k := range []string{"policy", "url", "fields", "AccessKeyId", "SecurityToken", "signature"} {
 					if _, ok := out[k]; ok {
 						t.Errorf("%s: %s as %q signed something: %s", round.name, route, user, body)
 					}
