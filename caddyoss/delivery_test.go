@@ -84,7 +84,7 @@ func newFlakyApp(t *testing.T) *flakyApp {
 }
 
 func (a *flakyApp) serve(l net.Listener) {
-	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		a.mu.Lock()
 		mode := a.mode
@@ -111,7 +111,8 @@ func (a *flakyApp) serve(l net.Listener) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"saved":true}`))
 	})}
-	go func() { _ = a.srv.Serve(l) }()
+	a.srv = srv
+	go func() { _ = srv.Serve(l) }()
 }
 
 // setMode switches the app; "down" closes its listener, and leaving "down"

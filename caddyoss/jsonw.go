@@ -184,40 +184,44 @@ func writeJSONObject(w http.ResponseWriter, fill func(o *jsonObject)) error {
 	return writeJSONBytes(w, http.StatusOK, o.b)
 }
 
-// contentLengths holds the Content-Length values of the answer sizes seen
-// so far (below maxSharedLength), shared like the values below.
-var contentLengths sync.Map // int → []string
+// contentLengths holds the Content-Length strings of the answer sizes
+// seen so far (below maxSharedLength). Strings cannot be changed, so they
+// may be shared; the slices that carry them in a header may not.
+var contentLengths sync.Map // int → string
 
 const maxSharedLength = 8 << 10
 
 // contentLength is the Content-Length header value for n bytes.
-func contentLength(n int) []string {
+func contentLength(n int) string {
 	if n >= maxSharedLength {
-		return []string{strconv.Itoa(n)}
+		return strconv.Itoa(n)
 	}
 	if v, ok := contentLengths.Load(n); ok {
-		return v.([]string)
+		return v.(string)
 	}
-	v, _ := contentLengths.LoadOrStore(n, []string{strconv.Itoa(n)})
-	return v.([]string)
+	v, _ := contentLengths.LoadOrStore(n, strconv.Itoa(n))
+	return v.(string)
 }
 
-var (
-	jsonContentType = []string{"application/json"}
-	noStore         = []string{"no-store"}
-)
+// setAnswerHeaders sets Content-Type, Cache-Control (unless a handler
+// before this one set it) and Content-Length. The value slices are this
+// answer's own: a handler wrapping this one may write into them in place
+// (Caddy's header directive does, for deferred replacements). They share
+// one backing array, each capped at its one element, so that appending to
+// one cannot reach the next.
+func setAnswerHeaders(h http.Header, contentType string, n int) {
+	v := make([]string, 3)
+	v[0], v[1], v[2] = contentType, "no-store", contentLength(n)
+	h["Content-Type"] = v[0:1:1]
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = v[1:2:2]
+	}
+	h["Content-Length"] = v[2:3:3]
+}
 
 // writeJSONBytes answers with a JSON body that no cache may store.
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) error {
-	h := w.Header()
-	// Shared values: Header.Set would allocate a slice for each on every
-	// answer. Nothing writes into a header's value slice in place; Set and
-	// Add replace or grow it.
-	h["Content-Type"] = jsonContentType
-	if h.Get("Cache-Control") == "" {
-		h["Cache-Control"] = noStore
-	}
-	h["Content-Length"] = contentLength(len(body))
+	setAnswerHeaders(w.Header(), "application/json", len(body))
 	w.WriteHeader(status)
 	_, err := w.Write(body)
 	return err

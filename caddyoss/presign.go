@@ -107,15 +107,9 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		h.logSigned(ce, r, up.key, expiration)
 	}
 
-	hd := w.Header()
-	if v, ok := hd["Vary"]; ok { // the answer's form depends on Accept
-		hd["Vary"] = append(v[:len(v):len(v)], "Accept")
-	} else {
-		hd["Vary"] = varyAccept
-	}
+	w.Header().Add("Vary", "Accept") // the answer's form depends on Accept
 	if h.answersBareURL(r) {
-		hd["Content-Type"] = plainTextUTF8
-		hd["Cache-Control"] = noStore
+		setAnswerHeaders(w.Header(), "text/plain; charset=utf-8", len(b)-urlStart)
 		_, err := w.Write(b[urlStart:])
 		return err
 	}
@@ -172,11 +166,6 @@ func (h *Handler) appendPresignedURL(b []byte, up *upload, expires time.Duration
 		contentType: up.hints.contentType, expires: now.Add(expires), params: params,
 	}, up.creds)
 }
-
-var (
-	varyAccept    = []string{"Accept"}
-	plainTextUTF8 = []string{"text/plain; charset=utf-8"}
-)
 
 // answersBareURL reports whether the presign route answers r with the bare
 // URL: with presign_format url unless the client asks for JSON and not for
