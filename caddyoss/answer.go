@@ -49,12 +49,6 @@ func (a *answerRecorder) Write(b []byte) (int, error) {
 // Flush is a no-op: the answer is sent whole, with a Content-Length.
 func (a *answerRecorder) Flush() {}
 
-// answered reports whether the upstream took the callback: it answered,
-// and not with a 5xx (a 4xx is the app's decision about the upload).
-func (a *answerRecorder) answered(err error) bool {
-	return err == nil && a.status != 0 && a.status < http.StatusInternalServerError
-}
-
 // normalized is the answer OSS gets: status 200 for a 2xx (the app's 4xx
 // is kept: it is the app saying no, which OSS reports to the uploader),
 // a JSON body of at most 1 MB without a byte order mark, and a
@@ -89,4 +83,10 @@ func writeAnswer(w http.ResponseWriter, status int, body []byte) error {
 	w.WriteHeader(status)
 	_, err := w.Write(body)
 	return err
+}
+
+// writeNormalized sends a recorded answer to OSS, normalized.
+func writeNormalized(w http.ResponseWriter, a *answerRecorder) error {
+	status, body := a.normalized()
+	return writeAnswer(w, status, body)
 }

@@ -13,7 +13,12 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
+
+// bindingVar is the custom variable that carries a callback's binding.
+const bindingVar = callback.Var
 
 // Callback body types.
 const (
@@ -181,7 +186,7 @@ func checkExpanded(s string) error {
 // issueVars returns the x:<name> variables a signing route sends: the
 // expanded custom variables plus, unless verify_only, the binding that ties
 // the callback to this decision. nil when no callback is issued.
-func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind byte, scope string, expiry time.Time) (map[string]string, error) {
+func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind callback.Kind, scope string, expiry time.Time) (map[string]string, error) {
 	if h.callbackB64 == "" {
 		return nil, nil
 	}
@@ -192,11 +197,11 @@ func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind 
 	if h.Callback.VerifyOnly {
 		return out, nil
 	}
-	key, err := h.bindingKeys.get(ctx)
+	key, err := h.bindingKeys.forHandler(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out["x:"+bindingVar] = encodeBinding(key, kind, h.Bucket, scope, expiry.Add(bindingGrace), custom)
+	out["x:"+bindingVar] = callback.Encode(key, kind, h.Bucket, scope, expiry.Add(bindingGrace), custom)
 	return out, nil
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // ossCallTimeout bounds a server-side OSS call made while OSS waits (5 s)
@@ -21,45 +23,56 @@ const (
 	ossReadTimeoutSec    = 3
 )
 
-// checkBound checks a verified callback against the binding it carries:
-// the body has exactly the configured template's fields, the binding is
-// this site's, unexpired, and covers the bucket, the object and every
-// custom variable. It returns the binding's expiry, which bounds how long
-// the callback must be remembered against replays, and the body's
-// variables.
-func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) (time.Time, map[string]string, error) {
-	vars, err := h.bodyTpl.parseBody(body)
-	if err != nil {
-		return time.Time{}, nil, callbackErr(http.StatusForbidden, reasonBody, err.Error())
-	}
-	exp, err := h.checkBinding(ctx, r, vars)
-	return exp, vars, err
+// boundCallback is what checkBound establishes of a callback: its body's
+// variables, the binding's expiry and own spelling, and the etag OSS
+// stores for the object.
+type boundCallback struct {
+	vars    map[string]string
+	expiry  time.Time
+	binding string
+	etag    string
 }
 
-func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (time.Time, error) {
-	b, err := parseBinding(vars["x:"+bindingVar])
+// checkBound checks a verified callback against the binding it carries:
+// the body has exactly the configured template's fields, the binding is
+// this handler's, unexpired, and covers the bucket, the object and every
+// custom variable, and OSS confirms the object's facts.
+func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) (boundCallback, error) {
+	vars, err := h.bodyTpl.parseBody(body)
 	if err != nil {
-		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBody, err.Error())
 	}
-	expiry := time.Unix(b.expiry, 0)
+	bc, err := h.checkBinding(ctx, r, vars)
+	bc.vars = vars
+	return bc, err
+}
+
+func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (boundCallback, error) {
+	b, err := callback.Parse(vars["x:"+bindingVar])
+	if err != nil {
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
+	}
+	expiry := time.Unix(b.Expiry, 0)
 	if !h.now().Before(expiry) {
-		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding has expired")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding has expired")
 	}
 	if v, ok := vars["bucket"]; ok && v != h.Bucket {
-		return time.Time{}, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", v))
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", v))
 	}
 	object := vars["object"]
 	if object == "" || checkKeyPart(object) != nil || strings.HasSuffix(object, "/") {
-		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback names no valid object")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback names no valid object")
 	}
-	scope := b.scope
-	switch b.kind {
-	case bindingExactKey:
+	// The object lies below one expansion of this handler's key_prefix,
+	// and a prefix binding names exactly such an expansion.
+	scope := b.Scope
+	switch {
+	case !h.scope.Contains(object):
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside this handler's key_prefix")
+	case b.Kind == callback.ExactKey:
 		scope = object
-	default:
-		if !strings.HasPrefix(object, scope) {
-			return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside the prefix its binding names")
-		}
+	case !h.scope.FitsPrefix(scope) || !strings.HasPrefix(object, scope):
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside the prefix its binding names")
 	}
 	custom := map[string]string{}
 	for v, val := range vars {
@@ -67,13 +80,13 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 			custom[name] = val
 		}
 	}
-	key, err := h.bindingKeys.get(ctx)
+	key, err := h.bindingKeys.forHandler(ctx)
 	if err != nil {
 		h.logger.Error("loading the callback binding key failed", zap.Error(err))
-		return time.Time{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")
+		return boundCallback{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")
 	}
-	if !hmac.Equal(b.mac, bindingMAC(key, b.kind, h.Bucket, scope, b.expiry, custom)) {
-		return time.Time{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding does not match its bucket, object or variables")
+	if !hmac.Equal(b.MAC, callback.MAC(key, b.Kind, h.Bucket, scope, b.Expiry, custom)) {
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding does not match this handler, its bucket, object or variables")
 	}
 	// The body's facts are confirmed with OSS: a holder of STS credentials
 	// writes the callback parameter itself, and anyone can make OSS (from
@@ -81,14 +94,14 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	// copies a binding it was given, with facts of its choosing.
 	stored, err := h.confirmFacts(ctx, r, object, vars)
 	if err != nil {
-		return time.Time{}, err
+		return boundCallback{}, err
 	}
 	// What OSS stores, not what the body claims, is held to the limits,
 	// which OSS does not enforce on STS uploads and presigned PUTs.
 	if err := h.enforceLimits(ctx, r, object, stored); err != nil {
-		return time.Time{}, err
+		return boundCallback{}, err
 	}
-	return expiry, nil
+	return boundCallback{expiry: expiry, binding: b.String(), etag: strings.Trim(stored.Get("ETag"), `"`)}, nil
 }
 
 // newOSSBucket builds the client for the callback route's OSS calls
@@ -117,7 +130,7 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 			code = se.Code
 		}
 		h.logger.Error("confirming a callback with OSS failed",
-			zap.String("object", object), zap.String("oss_code", code), zapRemote(r))
+			zap.String("object", object), zap.String("oss_code", code), zap.String("error", redactError(err)), zapRemote(r))
 		return nil, callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}
 	checks := []struct{ variable, stored string }{

@@ -2,11 +2,11 @@ package caddyoss
 
 import (
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // stripVerifiedHeader removes every copy of X-Oss-Callback-Verified a
@@ -72,7 +72,7 @@ func (h *Handler) isCallbackRequest(r *http.Request) bool {
 		}
 	}
 	for _, c := range candidates {
-		if c != "" && canonicalRoutePath(c) == h.callbackCanon {
+		if c != "" && callback.CanonicalPath(c) == h.callbackCanon {
 			return true
 		}
 	}
@@ -103,33 +103,4 @@ func plainRequestPath(r *http.Request) (string, bool) {
 		}
 	}
 	return p, true
-}
-
-// canonicalRoutePath folds the spellings listed at isCallbackRequest into
-// one: percent-decoded until stable, cut at '?', ';' or a control byte,
-// '\' read as '/', lower case, cleaned, without trailing dots or spaces.
-func canonicalRoutePath(p string) string {
-	for range 4 {
-		p = cutPath(p)
-		d, err := url.PathUnescape(p)
-		if err != nil || d == p {
-			break
-		}
-		p = d
-	}
-	p = cutPath(p)
-	p = strings.ReplaceAll(p, `\`, "/")
-	p = strings.ToLower(p)
-	p = path.Clean("/" + p)
-	return strings.TrimRight(p, ". ")
-}
-
-// cutPath ends a path at the first '?', ';' or control byte.
-func cutPath(p string) string {
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c == '?' || c == ';' || c < 0x20 || c == 0x7f {
-			return p[:i]
-		}
-	}
-	return p
 }

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +21,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/delivery"
 )
 
 const (
@@ -26,6 +32,23 @@ const (
 
 	// verifiedHeader tells the upstream app the callback was verified.
 	verifiedHeader = "X-Oss-Callback-Verified"
+
+	// eventsPrefix holds each handler's upload events in Caddy's storage,
+	// under its callback.HandlerID.
+	eventsPrefix = "oss_upload/events"
+
+	// unboundWindow: a callback accepted without a binding (verify_only)
+	// is remembered for at least one window and at most two, in records
+	// grouped by window so that they expire together.
+	unboundWindow = 7 * 24 * time.Hour
+
+	// settleTimeout bounds the storage write that records an attempt's
+	// outcome, which runs even when OSS has stopped waiting.
+	settleTimeout = 10 * time.Second
+
+	// queueStopWait bounds how long Cleanup waits for the queue's attempts
+	// in flight.
+	queueStopWait = 5 * time.Second
 )
 
 // callbackErr is a rejected callback: the status, the reason code it is
@@ -35,42 +58,58 @@ func callbackErr(status int, reason, msg string) error {
 	return caddyhttp.Error(status, &callbackError{reason: reason, msg: msg})
 }
 
-// provisionCallback builds the verifier of the callback route and its
-// replay guard, whose records live in Caddy's storage.
+// provisionCallback builds the verifier of the callback route, where
+// verified callbacks go, and the handler's event records and queue in
+// Caddy's storage.
 func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	if h.CallbackPath == routeOff {
 		return nil
 	}
-	h.callbackCanon = canonicalRoutePath(h.CallbackPath)
+	h.ctx, h.srv = ctx, new(atomic.Pointer[caddyhttp.Server])
+	h.callbackCanon = callback.CanonicalPath(h.CallbackPath)
 	v, err := newCallbackVerifier(h.Callback.TrustedKeys, h.logger)
 	if err != nil {
 		return err
 	}
 	h.verifier = v
-	h.replay = newReplayGuard(h.storage, h.logger, h.now)
-	go h.replay.purgeLoop(ctx)
-	if h.Callback.Delivery == deliveryModeQueued {
-		if h.queue, err = newDeliveryQueue(h, ctx); err != nil {
-			return err
-		}
-		qctx, stop := context.WithCancel(ctx)
-		h.queue.stop, h.queue.stopped = stop, make(chan struct{})
-		go func() {
-			defer close(h.queue.stopped)
-			h.queue.run(qctx)
-		}()
+	if h.target, err = newForwardTarget(h.Callback, h.CallbackPath); err != nil {
+		return err
 	}
+	inst, err := caddy.InstanceID()
+	if err != nil {
+		return fmt.Errorf("callback events: instance id: %w", err)
+	}
+	h.events, err = delivery.New(delivery.Config{
+		Storage:  h.storage,
+		Prefix:   eventsPrefix + "/" + h.id,
+		Instance: inst.String(),
+		Now:      h.now,
+		Logger:   h.logger,
+		Send:     h.sendQueued,
+		RetryFor: time.Duration(h.Callback.RetryFor),
+		Observe:  observeDelivery,
+	})
+	if err != nil {
+		return err
+	}
+	liveQueues.Store(h.events, struct{}{})
+	qctx, stop := context.WithCancel(ctx)
+	h.stopQueue, h.queueDone = stop, make(chan struct{})
+	go func() {
+		defer close(h.queueDone)
+		h.events.Run(qctx)
+	}()
 	return nil
 }
 
-// Cleanup stops the delivery queue (so that the next config's queue takes
-// over its records without two workers on one record) and releases the
-// verifier's idle connections.
+// Cleanup stops the handler's queue (the next config's queue takes its
+// records over) and releases the verifier's idle connections.
 func (h *Handler) Cleanup() error {
-	if q := h.queue; q != nil {
-		q.stop()
+	if h.stopQueue != nil {
+		liveQueues.Delete(h.events)
+		h.stopQueue()
 		select {
-		case <-q.stopped:
+		case <-h.queueDone:
 		case <-time.After(queueStopWait):
 			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
 		}
@@ -81,184 +120,289 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// serveCallback verifies an OSS upload callback and, only if it verifies,
-// passes the request (same method, path, query, headers and body, plus
-// X-Oss-Callback-Verified: true) to next. The upstream's answer goes back to
-// OSS unchanged.
-func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if c, ok := r.Context().Value(deliveryCtxKey{}).(*queuedCallback); ok {
-		// A queued callback, verified when it arrived, sent again.
-		prepareForward(r, c.ID, c.Body)
-		return next.ServeHTTP(w, r)
+// serveRetry passes a retry of this handler's queue to next, rebuilt from
+// its event. It reports false for a request that is not such a retry.
+func (h *Handler) serveRetry(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error) {
+	m, ok := r.Context().Value(retryMarkKey{}).(*retryMark)
+	if !ok || h.events == nil || m.handler != h.id {
+		return false, nil
 	}
-	r.Header.Del(verifiedHeader)
+	m.reached.Store(true)
+	h.target.rebuild(r, m.ev)
+	return true, next.ServeHTTP(w, r)
+}
+
+// serveCallback verifies an OSS upload callback, records it as an upload
+// event and, only if both succeed, hands the app a request rebuilt from
+// what was verified (see forwardTarget.rebuild). The app's answer, or
+// what the event's state says, goes back to OSS in OSS's contract.
+func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The whole callback, key fetch, OSS and storage calls and the first
+	// attempt, fits in answer_within from its arrival.
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Callback.AnswerWithin))
+	defer cancel()
+	ev, err := h.verifyCallback(ctx, r)
+	if err != nil {
+		return h.rejectCallback(r, err)
+	}
+	claim, err := h.events.Claim(ctx, ev, time.Until(deadlineOf(ctx))+settleTimeout, h.alsoExpires(ev)...)
+	if err != nil {
+		h.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
+		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback records are unavailable")
+		countCallback(err)
+		return err
+	}
+	countCallback(nil)
+	h.setPlaceholders(r, ev)
+	if !claim.Fresh {
+		return h.answerCopy(w, r, claim)
+	}
+	return h.firstAttempt(ctx, w, r, next, ev)
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// verifyCallback checks everything about a callback and returns the event
+// it reports, not yet recorded.
+func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*delivery.Event, error) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return h.rejectCallback(r, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST"))
+		return nil, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST")
 	}
 	sigB64 := r.Header.Get("Authorization")
 	keyURL := r.Header.Get("X-Oss-Pub-Key-Url")
 	switch {
 	case sigB64 == "":
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "missing Authorization header"))
+		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing Authorization header")
 	case keyURL == "":
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "missing x-oss-pub-key-url header"))
+		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing x-oss-pub-key-url header")
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigB64)
 	if err != nil {
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64"))
+		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64")
 	}
-
 	maxBody := h.Callback.MaxBody
 	if maxBody <= 0 {
 		maxBody = defaultCallbackMaxBody
 	}
 	body, err := readBody(r, maxBody)
 	if err != nil {
-		return h.rejectCallback(r, err)
+		return nil, err
 	}
 	if want := r.Header.Get("Content-MD5"); want != "" {
 		sum := md5.Sum(body)
 		if base64.StdEncoding.EncodeToString(sum[:]) != want {
-			return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body"))
+			return nil, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body")
 		}
 	}
-
-	keys, err := h.verifier.keysFor(r.Context(), keyURL)
+	keys, err := h.verifier.keysFor(ctx, keyURL)
 	if err != nil {
-		return h.rejectCallback(r, err)
+		return nil, err
 	}
-	msg, err := callbackStringToSign(originalRequestURI(r), body)
+	uri := originalRequestURI(r)
+	msg, err := callback.StringToSign(uri, body)
 	if err != nil {
-		return h.rejectCallback(r, callbackErr(http.StatusBadRequest, reasonSignature, "request path is not valid percent-encoding"))
+		return nil, callbackErr(http.StatusBadRequest, reasonSignature, "request path is not valid percent-encoding")
 	}
 	verified := false
 	for _, k := range keys {
-		if verifyPKCS1v15MD5(k, msg, sig) == nil {
+		if callback.VerifyMD5(k, msg, sig) == nil {
 			verified = true
 			break
 		}
 	}
 	if !verified {
-		return h.rejectCallback(r, callbackErr(http.StatusForbidden, reasonSignature, errBadSignature.Error()))
+		return nil, callbackErr(http.StatusForbidden, reasonSignature, callback.ErrBadSignature.Error())
 	}
-
-	expires := h.now().Add(unboundReplayTTL)
-	var facts map[string]string
-	if h.bodyTpl != nil {
-		exp, vars, err := h.checkBound(r.Context(), r, body)
-		if err != nil {
-			return h.rejectCallback(r, err)
-		}
-		expires = exp
-		facts = map[string]string{"bucket": vars["bucket"], "object": vars["object"], "size": vars["size"], "etag": vars["etag"]}
-		// The header is not signed: the app reads the body as it was checked.
-		r.Header.Set("Content-Type", h.Callback.contentType())
-	} else {
-		facts = callbackFacts(body)
-		if b := facts["bucket"]; h.Bucket != "" && b != "" && b != h.Bucket {
-			return h.rejectCallback(r, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", b)))
-		}
+	if err := checkBodySeparators(body); err != nil {
+		return nil, err
 	}
-	fresh, err := h.replay.claim(r.Context(), callbackID(msg), expires)
+	ev := &delivery.Event{Body: body, Header: map[string]string{metaRemote: r.RemoteAddr, metaHost: r.Host}}
+	if h.bodyTpl == nil {
+		return h.unboundEvent(ev)
+	}
+	// A bound callback was sent to the URL this handler issued: its path
+	// and query are part of what OSS signed.
+	if signedURI := string(msg[:len(msg)-len(body)-1]); signedURI != h.target.signed {
+		return nil, callbackErr(http.StatusForbidden, reasonURL, "callback was sent to another URL (path or query) than the one this handler issues")
+	}
+	bc, err := h.checkBound(ctx, r, body)
 	if err != nil {
-		h.logger.Error("recording the callback against replays failed", zap.Error(err), zapRemote(r))
-		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback replay records are unavailable")
-		countCallback(err)
-		return err
+		return nil, err
 	}
-	countCallback(nil)
-	if !fresh {
-		// OSS and the uploader see success; the app saw this callback once.
-		ossMetrics.deliveries.WithLabelValues(deliveryDuplicate).Inc()
-		h.logger.Info("duplicate callback answered, not forwarded",
-			zap.String("object", facts["object"]), zapRemote(r))
-		return writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
+	object := bc.vars["object"]
+	etag := bc.vars["etag"]
+	if etag == "" {
+		etag = bc.etag
 	}
+	ev.ID = callback.EventID(h.id, h.Bucket, object, etag, bc.binding)
+	ev.Object, ev.Expires = object, bc.expiry
+	ev.Header["Content-Type"] = h.Callback.contentType()
+	ev.Header[headerBucket] = h.Bucket
+	return ev, nil
+}
 
-	id := callbackID(msg)
-	queued := h.queue != nil && h.enqueue(r, id, body, facts["object"])
-	prepareForward(r, id, body)
-	repl := replacer(r)
-	repl.Set("http.oss_upload.callback.verified", true)
-	for k, v := range facts {
-		if v != "" {
-			repl.Set("http.oss_upload.callback."+k, v)
-		}
+// unboundEvent names a callback accepted without a binding (verify_only)
+// by the facts its body gives, or by the body itself.
+func (h *Handler) unboundEvent(ev *delivery.Event) (*delivery.Event, error) {
+	facts := callbackFacts(ev.Body)
+	bucket := facts["bucket"]
+	if h.Bucket != "" && bucket != "" && bucket != h.Bucket {
+		return nil, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", bucket))
 	}
-	if ce := h.logger.Check(zapcore.DebugLevel, "callback verified"); ce != nil { // the fields are built only when debug is on
-		ce.Write(zap.String("bucket", facts["bucket"]), zap.String("object", facts["object"]), zapRemote(r))
+	if facts["object"] != "" && facts["etag"] != "" {
+		ev.ID = callback.EventID(h.id, bucket, facts["object"], facts["etag"], "")
+	} else {
+		sum := sha256.Sum256(ev.Body)
+		ev.ID = callback.EventID(h.id, "", "", "", "body:"+hex.EncodeToString(sum[:]))
 	}
+	ev.Object = facts["object"]
+	window := int64(unboundWindow / time.Second)
+	ev.Expires = time.Unix((h.now().Unix()/window+2)*window, 0)
+	ct := "application/x-www-form-urlencoded"
+	if t := bytes.TrimSpace(ev.Body); len(t) > 0 && t[0] == '{' {
+		ct = "application/json"
+	}
+	ev.Header["Content-Type"] = ct
+	if bucket != "" {
+		ev.Header[headerBucket] = bucket
+	}
+	return ev, nil
+}
 
+// alsoExpires lists the other expiries under which a copy of ev may have
+// been recorded: for unbound callbacks, the previous window's.
+func (h *Handler) alsoExpires(ev *delivery.Event) []time.Time {
+	if h.bodyTpl != nil {
+		return nil
+	}
+	return []time.Time{ev.Expires.Add(-unboundWindow)}
+}
+
+// checkBodySeparators refuses a form body with a raw ';': OSS encodes
+// every value it substitutes, so only a forged or relayed body carries
+// one, and older parsers (Python before 3.9.2, Rack, Django) split fields
+// on it, reading a value the check never saw.
+func checkBodySeparators(body []byte) error {
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+		return nil
+	}
+	if bytes.IndexByte(body, ';') >= 0 {
+		return callbackErr(http.StatusForbidden, reasonBody, "callback form body has a raw ';', which some parsers read as a field separator")
+	}
+	return nil
+}
+
+// firstAttempt hands a fresh event to the app within what is left of OSS's
+// wait, records the outcome, and answers OSS.
+func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ev *delivery.Event) error {
+	fwd := r.WithContext(ctx)
+	h.target.rebuild(fwd, ev)
+	if ce := h.logger.Check(zapcore.DebugLevel, "callback verified"); ce != nil {
+		ce.Write(zap.String("id", ev.ID), zap.String("object", ev.Object), zapRemote(r))
+	}
 	ans := newAnswerRecorder()
-	if !queued {
-		err = next.ServeHTTP(ans, r)
-		countDelivery(ans.status, err)
-		if err != nil {
-			return err
-		}
-		if ans.status != http.StatusOK {
-			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): OSS will report CallbackFailed",
-				zap.Int("status", ans.status), zap.String("object", facts["object"]))
-		}
-		status, b := ans.normalized()
-		return writeAnswer(w, status, b)
+	err := next.ServeHTTP(ans, fwd)
+	status := ans.status
+	var he caddyhttp.HandlerError
+	switch {
+	case errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode < 500:
+		status, err = he.StatusCode, nil // e.g. an auth layer after this handler
+	case err == nil && status == 0 && ctx.Err() != nil:
+		err = ctx.Err()
+	case err == nil && status == 0:
+		err = errors.New("the upstream gave no answer")
 	}
-
-	// The first attempt, within answer_within; the queue does the rest.
-	defer deliveriesInFlight.Delete(id)
-	actx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Callback.AnswerWithin))
+	if err != nil {
+		status = 0
+	}
+	_, answer := ans.normalized()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
-	err = next.ServeHTTP(ans, r.WithContext(actx))
-	if ans.answered(err) && actx.Err() == nil {
-		h.queue.done(context.WithoutCancel(r.Context()), id)
-		countDelivery(ans.status, nil)
-		status, b := ans.normalized()
-		return writeAnswer(w, status, b)
+	if h.Callback.Delivery == deliveryModeDirect && delivery.Classify(status, err) == delivery.Received {
+		// Direct delivery keeps nothing owed: the uploader may send the
+		// upload again.
+		if rerr := h.events.Release(sctx, ev); rerr != nil {
+			h.logger.Error("releasing a callback the app did not take failed", zap.String("id", ev.ID), zap.Error(rerr))
+		}
+		observeDelivery(deliveryFailed)
+		h.logger.Warn("the upstream did not take the callback (delivery direct: not retried)",
+			zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
+		if status == 0 {
+			return writeAnswer(w, http.StatusBadGateway, jsonError("the app did not take the callback"))
+		}
+		return writeNormalized(w, ans)
 	}
-	ossMetrics.deliveries.WithLabelValues(deliveryQueued).Inc()
+	st, serr := h.events.Settle(sctx, ev, status, answer, err)
+	if serr != nil {
+		h.logger.Error("recording the callback's delivery failed; it stays owed and is retried",
+			zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Error(serr))
+	}
+	switch {
+	case st == delivery.Delivered || st == delivery.Refused || (serr != nil && status != 0 && delivery.Classify(status, nil) != delivery.Received):
+		if status != http.StatusOK && status < http.StatusBadRequest {
+			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): it is sent as 200",
+				zap.Int("status", status), zap.String("object", ev.Object))
+		}
+		return writeNormalized(w, ans)
+	case st == delivery.Dead:
+		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback could not be delivered to the app"))
+	}
 	h.logger.Info("callback queued: the upstream did not take it in time",
-		zap.String("id", id), zap.String("object", facts["object"]), zap.Int("status", ans.status), zap.Error(err))
+		zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
+	return writeAnswer(w, http.StatusOK, queuedAnswer(ev.ID))
+}
+
+// answerCopy answers a callback whose event is already recorded, by the
+// event's state; the app is not called.
+func (h *Handler) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.Claim) error {
+	log := h.logger.With(zap.String("id", c.Event.ID), zap.String("object", c.Event.Object), zap.String("state", string(c.State)), zapRemote(r))
+	switch c.State {
+	case delivery.Delivered:
+		log.Info("copy of a delivered callback answered as duplicate, not forwarded")
+		return writeAnswer(w, http.StatusOK, []byte(`{"status":"duplicate"}`))
+	case delivery.Refused:
+		log.Info("copy of a callback the app refused answered with the app's answer, not forwarded")
+		rec := newAnswerRecorder()
+		rec.status = c.Event.Status
+		rec.body.Write(c.Event.Answer)
+		return writeNormalized(w, rec)
+	case delivery.Received:
+		log.Info("copy of a queued callback answered as queued, not forwarded")
+		return writeAnswer(w, http.StatusOK, queuedAnswer(c.Event.ID))
+	}
+	log.Warn("copy of a callback that was not delivered within retry_for")
+	return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback of this upload could not be delivered to the app"))
+}
+
+func queuedAnswer(id string) []byte {
 	b, _ := json.Marshal(map[string]string{
 		"status":          "queued",
 		"message":         "the upload is stored and its callback will be delivered to the app",
 		"idempotency_key": id,
 	})
-	return writeAnswer(w, http.StatusOK, b)
+	return b
 }
 
-// enqueue persists a verified callback before the upstream sees it, due
-// after the first attempt has had its chance. It reports false (and the
-// callback is relayed directly) when storage fails.
-func (h *Handler) enqueue(r *http.Request, id string, body []byte, object string) bool {
-	srvName := ""
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-		srvName = srv.Name()
-	}
-	now := time.Now()
-	c := &queuedCallback{
-		ID: id, Server: srvName, Method: r.Method, URI: originalRequestURI(r), Host: r.Host,
-		RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Body: body, Object: object,
-		Created: now, NextAt: now.Add(time.Duration(h.Callback.AnswerWithin) + backoffBase),
-	}
-	deliveriesInFlight.Store(id, true)
-	if err := h.queue.put(context.WithoutCancel(r.Context()), c); err != nil {
-		deliveriesInFlight.Delete(id)
-		h.logger.Error("queueing the callback failed; relaying it directly", zap.Error(err), zapRemote(r))
-		return false
-	}
-	return true
+func jsonError(msg string) []byte {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return b
 }
 
-// prepareForward makes r the request the upstream gets: the verified
-// body, X-Oss-Callback-Verified and the callback's Idempotency-Key, the
-// same for every attempt and every copy of one upload.
-func prepareForward(r *http.Request, id string, body []byte) {
-	r.Header.Set(verifiedHeader, "true")
-	r.Header.Set("Idempotency-Key", id)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+// setPlaceholders sets {http.oss_upload.callback.*} for logs and later
+// handlers.
+func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event) {
+	repl := replacer(r)
+	repl.Set("http.oss_upload.callback.verified", true)
+	repl.Set("http.oss_upload.callback.id", ev.ID)
+	facts := callbackFacts(ev.Body)
+	for _, k := range []string{"bucket", "object", "size", "etag"} {
+		if v := facts[k]; v != "" {
+			repl.Set("http.oss_upload.callback."+k, v)
+		}
+	}
 }
 
 // rejectCallback logs and counts why a callback was refused and returns
@@ -308,9 +452,8 @@ func originalRequestURI(r *http.Request) string {
 }
 
 // callbackFacts picks bucket, object, size and etag out of a callback body
-// that no template describes (verify_only), for checks, placeholders and
-// logs. The body's own shape decides JSON or form: the Content-Type header
-// is not signed.
+// for checks, placeholders and logs. The body's own shape decides JSON or
+// form: the Content-Type header is not signed.
 func callbackFacts(body []byte) map[string]string {
 	out := map[string]string{}
 	names := []string{"bucket", "object", "size", "etag"}

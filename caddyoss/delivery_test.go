@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -362,7 +361,7 @@ func TestDeliveryGivesUp(t *testing.T) {
 	e := newDeliveryEnv(t, "retry_for 2s")
 	dir := e.config[strings.Index(e.config, "storage file_system ")+len("storage file_system "):]
 	dir = dir[:strings.IndexByte(dir, '\n')]
-	before := counterValue(t, "caddy_oss_callback_deliveries_total", "failed")
+	before := counterValue(t, "caddy_oss_callback_deliveries_total", deliveryDead)
 	e.app.setMode("5xx")
 	status, body := e.upload(t, "never taken")
 	if status != 200 || !strings.Contains(body, `"status":"queued"`) {
@@ -372,10 +371,10 @@ func TestDeliveryGivesUp(t *testing.T) {
 		Key string `json:"idempotency_key"`
 	}
 	_ = json.Unmarshal([]byte(body), &answer)
-	dead := filepath.Join(dir, "oss_upload", "dead", answer.Key)
+	dead := filepath.Join(dir, "oss_upload", "events", "*", "dead", "*", answer.Key)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(dead); err == nil {
+		if m, _ := filepath.Glob(dead); len(m) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -383,15 +382,15 @@ func TestDeliveryGivesUp(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	queued, _ := filepath.Glob(filepath.Join(dir, "oss_upload", "queue", "*", answer.Key))
+	queued, _ := filepath.Glob(filepath.Join(dir, "oss_upload", "events", "*", "pending", answer.Key))
 	if len(queued) != 0 {
 		t.Errorf("still queued: %v", queued)
 	}
 	if n := len(e.app.requests()); n < 2 {
 		t.Errorf("only %d attempts before giving up", n)
 	}
-	if after := counterValue(t, "caddy_oss_callback_deliveries_total", "failed"); after != before+1 {
-		t.Errorf("failed deliveries %v → %v", before, after)
+	if after := counterValue(t, "caddy_oss_callback_deliveries_total", deliveryDead); after != before+1 {
+		t.Errorf("dead deliveries %v → %v", before, after)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // Defaults.
@@ -138,6 +140,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	h.scope, _ = callback.NewScope(h.KeyPrefix) // Validate checked it
+	callbackURL := ""
+	if h.Callback != nil {
+		callbackURL = h.Callback.URL
+	}
+	h.id = callback.HandlerID(h.Bucket, h.KeyPrefix, h.CallbackPath, callbackURL)
 
 	// Bound callbacks are confirmed with OSS, which needs credentials too.
 	boundCallbacks := h.CallbackPath != routeOff && !h.Callback.VerifyOnly
@@ -258,6 +266,9 @@ func (h *Handler) Validate() error {
 		} else if err := checkExpanded(static); err != nil {
 			add("key_prefix: %q %v, which OSS or RAM would read as a wildcard or reference", h.KeyPrefix, err)
 		}
+	}
+	if _, err := callback.NewScope(h.KeyPrefix); err != nil {
+		check(err)
 	}
 	if err := checkKeyTemplate(h.KeyTemplate); err != nil {
 		check(err)
@@ -468,6 +479,9 @@ func validBucketName(b string) bool {
 // ServeHTTP answers the signing and callback routes and passes every other
 // request to the next handler untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if retry, err := h.serveRetry(w, r, next); retry {
+		return err
+	}
 	stripVerifiedHeader(r.Header)
 	switch p := r.URL.Path; {
 	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):

@@ -2,7 +2,6 @@ package caddyoss
 
 import (
 	"errors"
-	"net/http"
 	"sync"
 	"time"
 
@@ -10,6 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/delivery"
 )
 
 // Label values of the oss_upload metrics. A label only ever carries one of
@@ -37,11 +38,15 @@ const (
 	callbackRejected = "rejected"
 
 	// outcome of caddy_oss_callback_deliveries_total.
-	deliveryDelivered = "delivered" // the upstream answered
-	deliveryQueued    = "queued"    // kept for a later attempt (durable delivery)
-	deliveryRetried   = "retried"   // attempted again (durable delivery)
-	deliveryDuplicate = "duplicate" // a replay, answered without the upstream
-	deliveryFailed    = "failed"    // the upstream returned an error or a 5xx
+	deliveryDelivered = "delivered"     // the upstream answered
+	deliveryQueued    = "queued"        // kept for a later attempt (durable delivery)
+	deliveryRetried   = "retried"       // attempted again (durable delivery)
+	deliveryDuplicate = "duplicate"     // a replay, answered without the upstream
+	deliveryFailed    = "failed"        // delivery direct: the upstream returned an error or a 5xx
+	deliveryRefused   = "refused"       // the app refused the upload (a 4xx): not retried
+	deliveryDead      = "dead"          // not delivered within retry_for, kept as dead
+	deliveryLost      = "lost"          // an owed record vanished from storage
+	deliveryStorage   = "storage_error" // a storage operation of the queue failed; retried
 )
 
 // Reasons of caddy_oss_callbacks_total: reasonOK for a verified callback,
@@ -59,6 +64,7 @@ const (
 	reasonBucket       = "bucket"        // another bucket is named
 	reasonStorage      = "storage"       // the binding key or replay records are unavailable
 	reasonLimits       = "limits"        // the stored object is outside max_size, min_size or allow_types; it was deleted
+	reasonURL          = "url"           // a bound callback sent to another path or query than the one issued
 )
 
 // ossMetrics are the collectors of every oss_upload handler. They are
@@ -75,7 +81,7 @@ type metricSet struct {
 	assumeRoleErrors  prometheus.Counter
 	callbacks         *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
-	callbackQueueSize prometheus.Gauge
+	callbackQueueSize prometheus.GaugeFunc
 }
 
 // newOSSMetrics creates the collectors, unregistered.
@@ -107,13 +113,14 @@ func newOSSMetrics() *metricSet {
 			Namespace: ns, Subsystem: sub, Name: "callback_deliveries_total",
 			Help: "Verified callbacks by what became of them: delivered, queued, retried, duplicate or failed.",
 		}, []string{"outcome"}),
-		callbackQueueSize: prometheus.NewGauge(prometheus.GaugeOpts{
+		callbackQueueSize: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "callback_queue_pending",
 			Help: "Verified callbacks waiting for delivery.",
-		}),
+		}, owedEvents),
 	}
 	// Every outcome is exported from the start, at zero.
-	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed} {
+	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
+		deliveryRefused, deliveryDead, deliveryLost, deliveryStorage} {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, s := range []string{stsSourceCache, stsSourceAssumeRole} {
@@ -232,12 +239,21 @@ func countCallback(err error) {
 	ossMetrics.callbacks.WithLabelValues(callbackRejected, callbackReason(err)).Inc()
 }
 
-// countDelivery records what became of a verified callback passed to the
-// upstream, which answered status (0 when it wrote nothing) or err.
-func countDelivery(status int, err error) {
-	outcome := deliveryDelivered
-	if err != nil || status >= http.StatusInternalServerError {
-		outcome = deliveryFailed
-	}
+// observeDelivery counts an outcome of the delivery queue (its Outcome
+// names are this metric's label values) or of delivery direct.
+func observeDelivery(outcome string) {
 	ossMetrics.deliveries.WithLabelValues(outcome).Inc()
+}
+
+// liveQueues holds the event queues of the provisioned handlers, whose
+// owed events callback_queue_pending sums.
+var liveQueues sync.Map // *delivery.Queue → struct{}
+
+func owedEvents() float64 {
+	n := 0
+	liveQueues.Range(func(q, _ any) bool {
+		n += q.(*delivery.Queue).Owed()
+		return true
+	})
+	return float64(n)
 }

@@ -35,6 +35,7 @@ var metricLabelValues = []string{
 	stsSourceCache, stsSourceAssumeRole,
 	callbackVerified, callbackRejected,
 	deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
+	deliveryRefused, deliveryDead, deliveryLost, deliveryStorage, reasonURL,
 	reasonOK, reasonMethod, reasonHeaders, reasonUntrustedKey, reasonKeyFetch, reasonSignature,
 	reasonBody, reasonBinding, reasonConfirm, reasonBucket, reasonStorage, reasonLimits,
 }
@@ -348,15 +349,17 @@ func TestMetricsIntegration(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("the app received %d callbacks", len(got))
 	}
-	orig := got[0]
-	secrets = append(secrets, orig.header.Get("Authorization"))
+	sent := env.emu.Callbacks()
+	orig := sent[len(sent)-1]
+	origURL, _ := url.Parse(orig.URL)
+	secrets = append(secrets, orig.Header.Get("Authorization"))
 	// replay sends the genuine callback again, or a copy with headers
 	// changed.
 	replay := func(method string, header map[string]string) int {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://localhost:9080"+orig.uri, strings.NewReader(orig.body))
+		req, _ := http.NewRequest(method, "http://localhost:9080"+origURL.RequestURI(), strings.NewReader(orig.Body))
 		for _, k := range []string{"Authorization", "X-Oss-Pub-Key-Url", "Content-Type"} {
-			req.Header.Set(k, orig.header.Get(k))
+			req.Header.Set(k, orig.Header.Get(k))
 		}
 		for k, v := range header {
 			if v == "" {

@@ -5,6 +5,8 @@
 package caddyoss
 
 import (
+	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -12,6 +14,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/delivery"
 )
 
 func init() {
@@ -126,6 +132,8 @@ type Handler struct {
 	Callback *CallbackConfig `json:"callback,omitempty"`
 
 	logger       *zap.Logger
+	id           string         // callback.HandlerID: names this handler's bindings, records and retries
+	scope        callback.Scope // KeyPrefix as the space bindings may cover
 	creds        *credentialSource
 	ossBucket    *oss.Bucket // server-side calls (HeadObject, DeleteObject)
 	uppyBucket   *oss.Bucket // the Uppy routes' multipart calls
@@ -140,12 +148,18 @@ type Handler struct {
 	now            func() time.Time
 	sts            *stsBroker
 	verifier       *callbackVerifier
-	callbackCanon  string        // canonicalRoutePath(CallbackPath)
+	callbackCanon  string        // callback.CanonicalPath(CallbackPath)
 	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only
 	bindingKeys    *bindingKeySource
-	replay         *replayGuard
-	queue          *deliveryQueue    // nil with delivery direct
 	storage        certmagic.Storage // Caddy's storage; tests set their own
+
+	// The callback route's events and their queue, and where retries go.
+	ctx       caddy.Context
+	target    forwardTarget
+	events    *delivery.Queue
+	stopQueue context.CancelFunc
+	queueDone chan struct{}
+	srv       *atomic.Pointer[caddyhttp.Server] // found on the first retry
 }
 
 // STSConfig configures AssumeRole for the STS route.

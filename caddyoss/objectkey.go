@@ -203,6 +203,11 @@ func (h *Handler) keyPrefix(repl *caddy.Replacer) (string, error) {
 	if err := checkExpanded(p); err != nil {
 		return "", fmt.Errorf("key_prefix expands to a prefix that %v", err)
 	}
+	// Each placeholder is one path segment: a value with '/' would reach
+	// into a prefix of another value's.
+	if !h.scope.FitsPrefix(p) {
+		return "", errors.New("key_prefix expands to a prefix with a placeholder value that is not one path segment (it contains '/')")
+	}
 	return p, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // postPolicyInput is everything a PostObject policy is made of.
@@ -300,10 +302,10 @@ func (h *Handler) signPostObject(r *http.Request, up upload, status string) (pos
 		storageClass: h.StorageClass,
 		callback:     h.callbackB64,
 	}
-	kind, scope := byte(bindingExactKey), up.key
+	kind, scope := callback.ExactKey, up.key
 	if h.ClientKeys {
 		in.key = ""
-		kind, scope = bindingPrefix, up.prefix
+		kind, scope = callback.Prefix, up.prefix
 	}
 	var err error
 	if in.vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.expiration); err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // defaultPresignType is signed when the client names no type, default_type
@@ -137,7 +139,7 @@ func (h *Handler) presignParams(r *http.Request, up *upload, expires time.Durati
 		return nil, nil
 	}
 	params := [][2]string{{"callback", h.callbackB64}}
-	vars, err := h.issueVars(r.Context(), up.custom, bindingExactKey, up.key, h.now().Add(expires))
+	vars, err := h.issueVars(r.Context(), up.custom, callback.ExactKey, up.key, h.now().Add(expires))
 	if err != nil {
 		return nil, h.unavailable(r, "signing the callback binding", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // presignResponse is the JSON the presign route returns.
@@ -73,10 +75,10 @@ func TestPresignRouteSignatures(t *testing.T) {
 				t.Errorf("callback-var %s", cbv)
 			}
 			// The binding names this exact key, the bucket and the variables.
-			b, err := parseBinding(vars["x:oss_binding"])
-			key, _ := h.bindingKeys.get(context.Background())
-			if err != nil || b.kind != bindingExactKey || b.expiry < before.Add(15*time.Minute+bindingGrace).Unix() ||
-				!hmac.Equal(b.mac, bindingMAC(key, bindingExactKey, "example-bucket", resp.Key, b.expiry, map[string]string{"user": ""})) {
+			b, err := callback.Parse(vars["x:oss_binding"])
+			key, _ := h.bindingKeys.forHandler(context.Background())
+			if err != nil || b.Kind != callback.ExactKey || b.Expiry < before.Add(15*time.Minute+bindingGrace).Unix() ||
+				!hmac.Equal(b.MAC, callback.MAC(key, callback.ExactKey, "example-bucket", resp.Key, b.Expiry, map[string]string{"user": ""})) {
 				t.Errorf("binding %q: %+v %v", vars["x:oss_binding"], b, err)
 			}
 			if version == sigV4 {

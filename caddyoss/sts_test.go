@@ -479,7 +479,7 @@ func TestSTSRouteKeptAnswers(t *testing.T) {
 	// Spellings of one name that are other users, each with a prefix of
 	// its own: none may get another's kept answer.
 	users := []string{"alice", "bob", "carol", "Alice", "ALICE", "alice ", "al ice", "alicé", "alice2",
-		"alice%2F", "alice/x", "alice.", "a", "ali", "bob-alice"}
+		"alice%2F", "alice.", "a", "ali", "bob-alice"}
 	first := map[string]string{}
 	keyOf := map[string]string{}
 	for round := range 4 {

@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // stsRetryAfter is what clients are told to wait when STS is unavailable.
@@ -58,7 +60,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return h.forbidden(r, err)
 		}
-		if vars, err = h.issueVars(r.Context(), custom, bindingSTS, prefix, c.Expiration); err != nil {
+		if vars, err = h.issueVars(r.Context(), custom, callback.STS, prefix, c.Expiration); err != nil {
 			return h.unavailable(r, "signing the callback binding", err)
 		}
 	}

@@ -228,7 +228,7 @@ func TestUppyMultipart(t *testing.T) {
 			if form.Get("object") != up.Key || form.Get("size") != fmt.Sprint(2*partSize+17) || form.Get("user") != "alice" {
 				t.Errorf("callback body %v", form)
 			}
-			if !strings.HasPrefix(form.Get(bindingVar), "1.k.") {
+			if !strings.HasPrefix(form.Get(bindingVar), "2.k.") {
 				t.Errorf("callback binding %q is not an exact-key binding", form.Get(bindingVar))
 			}
 		})

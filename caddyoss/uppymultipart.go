@@ -22,6 +22,8 @@ import (
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // An upload id handed to Uppy is OSS's upload id sealed to its bucket and
@@ -439,7 +441,7 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 		if err != nil {
 			return h.forbidden(r, err)
 		}
-		vars, err := h.issueVars(r.Context(), custom, bindingExactKey, imur.Key, h.now().Add(time.Duration(h.Expires)))
+		vars, err := h.issueVars(r.Context(), custom, callback.ExactKey, imur.Key, h.now().Add(time.Duration(h.Expires)))
 		if err != nil {
 			return h.unavailable(r, "signing the callback binding", err)
 		}

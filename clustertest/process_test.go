@@ -253,8 +253,11 @@ func crashAndRecover(t *testing.T, storage, recovery string) {
 	a := newInstance(t, storage, emu, keyFile, app.addr)
 	a.start()
 	if recovery == "takeover" {
-		// A second instance, running alongside, with its own instance id.
+		// A second instance of the same site (the same callback URL, as
+		// behind a load balancer), running alongside, with its own
+		// instance id and port.
 		b := newInstance(t, storage, emu, keyFile, app.addr)
+		b.config = strings.Replace(b.config, fmt.Sprintf("url http://localhost:%d/", b.port), fmt.Sprintf("url http://localhost:%d/", a.port), 1)
 		b.start()
 	}
 	want := map[string]bool{}

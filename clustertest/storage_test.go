@@ -158,6 +158,16 @@ func sharedStorage(t *testing.T, storage string, inspect func() []string) {
 		upload_url ` + emu.BucketURL("cl-bucket") + `
 		access_key_id cl-ak
 		access_key_secret cl-secret`
+	// Two instances of one site: the same oss_upload configuration on two
+	// ports, one asked for a policy, the other called back.
+	site := common + `
+		key_prefix uploads/{http.request.header.X-User}/
+		max_size 1KB
+		callback {
+			url http://localhost:` + fmt.Sprint(verifyPort) + `/oss/callback
+			var user {http.request.header.X-User}
+			trusted_key ` + keyFile + `
+		}`
 	config := fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
@@ -169,26 +179,14 @@ func sharedStorage(t *testing.T, storage string, inspect func() []string) {
 http://localhost:%d {
 	oss_upload {
 		%s
-		key_prefix uploads/{http.request.header.X-User}/
-		callback {
-			url http://localhost:%d/oss/callback
-			var user {http.request.header.X-User}
-			trusted_key %s
-		}
 	}
 }
 http://localhost:%d {
 	oss_upload {
 		%s
-		policy_path off
-		presign_path off
-		callback {
-			var user {http.request.header.X-User}
-			trusted_key %s
-		}
 	}
 	reverse_proxy %s
-}`, adminPort, signerPort, storage, signerPort, common, verifyPort, keyFile, verifyPort, common, keyFile, strings.TrimPrefix(app.URL, "http://"))
+}`, adminPort, signerPort, storage, signerPort, site, verifyPort, site, strings.TrimPrefix(app.URL, "http://"))
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 	tester.InitServer(config, "caddyfile")
 
@@ -261,14 +259,20 @@ http://localhost:%d {
 		return resp.StatusCode, string(b)
 	}
 	for _, port := range []int{verifyPort, signerPort, verifyPort} {
-		if status, body := replay(port); status != 200 || body != "{\"status\":\"duplicate\"}\n" {
+		if status, body := replay(port); status != 200 || body != `{"status":"duplicate"}` {
 			t.Errorf("replay to :%d: %d %q", port, status, body)
 		}
 	}
 	// A reload makes new handlers; what they share is in storage.
-	tester.InitServer(strings.Replace(config, "key_prefix uploads/", "key_prefix up/", 1), "caddyfile")
-	if status, body := replay(verifyPort); status != 200 || body != "{\"status\":\"duplicate\"}\n" {
+	tester.InitServer(strings.Replace(config, "max_size 1KB", "max_size 2KB", 2), "caddyfile")
+	if status, body := replay(verifyPort); status != 200 || body != `{"status":"duplicate"}` {
 		t.Errorf("replay after reload: %d %q", status, body)
+	}
+	// A handler with another key_prefix is another handler: the binding
+	// is not its own.
+	tester.InitServer(strings.Replace(config, "key_prefix uploads/", "key_prefix up/", 2), "caddyfile")
+	if status, body := replay(verifyPort); status != 403 || !strings.Contains(body, "key_prefix") {
+		t.Errorf("replay to another handler: %d %q", status, body)
 	}
 	if n := len(appCalls()); n != 1 {
 		t.Errorf("the app received the callback %d times", n)
@@ -279,7 +283,7 @@ http://localhost:%d {
 		switch {
 		case strings.HasSuffix(k, "oss_upload/callback_binding.key"):
 			bindingKey++
-		case strings.Contains(k, "oss_upload/callbacks/seen/") && len(k[strings.LastIndex(k, "/")+1:]) == 64:
+		case strings.Contains(k, "oss_upload/events/") && strings.Contains(k, "/done/") && len(k[strings.LastIndex(k, "/")+1:]) == 64:
 			records++ // a record, not one of the directory entries Redis storage keeps
 		}
 	}

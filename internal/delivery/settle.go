@@ -1,0 +1,157 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// errTaken reports that a lapsed lease was taken over, or the event settled,
+// by another holder.
+var errTaken = errors.New("the event was taken over or settled by another holder")
+
+// Settle records the outcome of one attempt at ev: the caller's own first
+// attempt (ev as Claim filled it in) or one of Run's. By Classify:
+//
+//   - Delivered: the record moves to done/<group of Expires>/<id>;
+//   - Refused: the same, keeping the app's status and answer (at most
+//     MaxAnswer bytes) for copies;
+//   - Received (retryable): Attempts+1, the lease is released and the next
+//     attempt is due after a backoff; once RetryFor has passed since
+//     Created, the record moves to dead/ instead and Dead is returned.
+//
+// Each change is one write (a move also deletes the pending record, after
+// the new record is written). On success ev is updated to the new record.
+// On a storage failure the event stays owed: it is kept in this queue with
+// a backoff, logged with the cause, and the error is returned with the
+// state still Received. Settle never reports Delivered or Refused for an
+// outcome it could not record.
+func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte, sendErr error) (State, error) {
+	if err := checkID(ev.ID); err != nil {
+		return "", err
+	}
+	now := q.now()
+	rec := *ev
+	rec.Attempts++
+	rec.Status, rec.LastError, rec.Answer = status, errText(sendErr), nil
+	rec.Lease, rec.Owner = time.Time{}, ""
+	log := q.logger.With(zap.String("id", rec.ID), zap.String("object", rec.Object),
+		zap.Int("attempts", rec.Attempts), zap.Int("status", status))
+	if sendErr != nil {
+		log = log.With(zap.NamedError("delivery_error", sendErr))
+	}
+
+	switch st := Classify(status, sendErr); st {
+	case Delivered, Refused:
+		rec.State, rec.NextAt = st, time.Time{}
+		if st == Refused {
+			rec.Answer = boundAnswer(answer)
+		}
+		if err := q.move(ctx, &rec, q.doneKey(rec.ID, hourCeil(rec.Expires))); err != nil {
+			q.endLease(ev)
+			return Received, err
+		}
+		*ev = rec
+		if st == Delivered {
+			q.observe(OutcomeDelivered)
+			log.Info("event delivered")
+		} else {
+			q.observe(OutcomeRefused)
+			log.Warn("the app refused the event; copies get its answer")
+		}
+		return st, nil
+	}
+
+	if !now.Before(rec.Created.Add(q.retryFor)) {
+		rec.State, rec.NextAt = Dead, time.Time{}
+		group := hourCeil(rec.Expires)
+		if now.After(rec.Expires) {
+			group = hourCeil(now)
+		}
+		key := q.deadKey(rec.ID, group)
+		if err := q.move(ctx, &rec, key); err != nil {
+			q.endLease(ev)
+			return Received, err
+		}
+		*ev = rec
+		q.observe(OutcomeDead)
+		log.Error("event not delivered within retry_for; kept as dead", zap.String("kept_at", key))
+		return Dead, nil
+	}
+
+	rec.State = Received
+	rec.NextAt = now.Add(backoff(rec.Attempts, q.rand()))
+	if err := q.reschedule(ctx, ev, &rec); err != nil {
+		if errors.Is(err, errTaken) {
+			q.owe(rec.ID, now.Add(q.lease), rec.Expires)
+			log.Warn("the attempt outlived its lease and another holder has the event; leaving it to them")
+			return Received, nil
+		}
+		q.storageFailed("rescheduling an event failed; it stays owed", rec.ID, rec.Expires, rec.Attempts, err)
+		q.endLease(ev)
+		return Received, fmt.Errorf("delivery: rescheduling event %s: %w", rec.ID, err)
+	}
+	q.owe(rec.ID, rec.NextAt, rec.Expires)
+	*ev = rec
+	if rec.Attempts == 1 {
+		q.observe(OutcomeQueued)
+	}
+	log.Warn("delivery attempt failed; will retry", zap.Time("retry_at", rec.NextAt))
+	return Received, nil
+}
+
+// endLease notes, after an outcome could not be written, that the attempt
+// under ev's lease has ended, so that the next try follows the backoff
+// instead of waiting for the lease the stored record still shows.
+func (q *Queue) endLease(ev *Event) {
+	if ev.Owner == q.instance && !ev.Lease.IsZero() {
+		q.leaseEnded(ev.ID, ev.Lease)
+	}
+}
+
+// move writes rec's settled record at key, then deletes its pending record.
+// If the write fails the event stays owed (nothing changed). If only the
+// delete fails the event is settled; its pending record is removed when
+// the queue next comes to it (see take), so it is kept owed meanwhile.
+func (q *Queue) move(ctx context.Context, rec *Event, key string) error {
+	if err := q.store(ctx, key, rec); err != nil {
+		q.storageFailed("recording a "+string(rec.State)+" event failed; it stays owed", rec.ID, rec.Expires, rec.Attempts, err)
+		return fmt.Errorf("delivery: recording event %s as %s: %w", rec.ID, rec.State, err)
+	}
+	if err := q.storage.Delete(ctx, q.pendingKey(rec.ID)); err != nil {
+		q.storageFailed("removing the pending record of a settled event failed; it will be removed later",
+			rec.ID, rec.Expires, rec.Attempts, err)
+		return nil
+	}
+	q.forget(rec.ID)
+	return nil
+}
+
+// reschedule writes rec, the record of an event still owed, over the
+// pending record held as held. While held's lease is this instance's and
+// still running nobody else can have taken the event, so it is written
+// directly; otherwise it is written under the event's lock, and only if the
+// stored record still carries held's lease.
+func (q *Queue) reschedule(ctx context.Context, held, rec *Event) error {
+	if held.Owner == q.instance && q.now().Before(held.Lease) {
+		return q.store(ctx, q.pendingKey(rec.ID), rec)
+	}
+	lock := q.lockName(rec.ID)
+	if err := q.storage.Lock(ctx, lock); err != nil {
+		return err
+	}
+	defer q.unlock(ctx, lock, rec.ID)
+	cur, err := q.load(ctx, q.pendingKey(rec.ID), rec.ID, Received)
+	switch {
+	case notFound(err):
+		return errTaken
+	case err != nil:
+		return err
+	case cur.Owner != held.Owner || !cur.Lease.Equal(held.Lease):
+		return errTaken
+	}
+	return q.store(ctx, q.pendingKey(rec.ID), rec)
+}
