@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
-# Load benchmark of oss_upload's routes served by a real Caddy, next to
-# Caddy's own `respond` and `reverse_proxy`, measured with wrk on loopback.
-# Not part of ./scripts/test.sh.
+# Load benchmark of oss_upload served by a real Caddy, on loopback, in two
+# parts. Not part of ./scripts/test.sh.
+#   routes    the signing routes next to Caddy's own `respond` and
+#             `reverse_proxy`, measured with wrk;
+#   callback  the callback path with unique uploads: real PostObject uploads
+#             through ossemu, each with its own signed callback, through
+#             oss_upload's callback route and, for comparison, through a
+#             plain reverse_proxy, on file_system and on Redis storage
+#             (scripts/callbackload is the uploader and the app).
 #
 # Knobs (environment):
-#   BENCH_DURATION   length of each wrk run, as wrk takes it (default 5s)
-#   BENCH_ROUNDS     rounds; a round measures every route at every connection
-#                    count, and the table shows the median (default 3)
-#   BENCH_CONNS      connection counts (default "16 64 256")
-#   BENCH_BASE_PORT  first of 11 consecutive loopback ports (default 18400)
+#   BENCH_PARTS           parts to run (default "routes callback")
+#   BENCH_DURATION        length of each wrk run, as wrk takes it (default 5s)
+#   BENCH_ROUNDS          rounds; a round measures every route at every
+#                         connection count, and the table shows the median
+#                         (default 3)
+#   BENCH_CONNS           connection counts (default "16 64 256")
+#   BENCH_BASE_PORT       first of 16 consecutive loopback ports (default 18400)
+#   CALLBACK_UPLOADS      uploads per storage, path and concurrency
+#                         (default 4000)
+#   CALLBACK_CONCURRENCY  uploads in flight (default "200 600")
+#   CALLBACK_STORAGES     Caddy storages (default "file_system redis")
+#   CALLBACK_ROUNDS       rounds of the callback part, medians shown (default 1)
+#   CALLBACK_SIZE         bytes per upload (default 1024)
+#   CALLBACK_TIMEOUT      longest run of one measurement, in seconds
+#                         (default 600)
 #
-# Time: 12 routes x connection counts x rounds x BENCH_DURATION of wrk, plus
-# about a minute for the Go benchmarks, builds, start-up and warm-up. With the
-# defaults that is 12 x 3 x 3 x 5 s = 9 min of wrk, about 10.5 min in all. Every
-# wrk and go test run is under `timeout`, so the script ends even if a
-# server hangs.
+# Time: routes: 11 routes x connection counts x rounds x BENCH_DURATION of
+# wrk, plus about a minute for the Go benchmarks, builds, start-up and
+# warm-up; with the defaults 11 x 3 x 3 x 5 s = 8.25 min of wrk, about 10 min
+# in all. callback: storages x concurrencies x 2 paths x rounds runs of
+# CALLBACK_UPLOADS uploads at 500 to 800 uploads a second (ossemu's
+# callback signing bounds it); with the defaults 8 runs, about 1.5 min. Every
+# wrk, go test and uploader run is under `timeout`, so the script ends even
+# if a server hangs.
 #
-# Installs wrk from Debian when it is missing. Writes the results, as
-# markdown, to stdout and to bench-results.md (git-ignored); progress goes to
-# stderr.
+# Installs wrk and redis-server from Debian when they are missing. Writes the
+# results, as markdown, to stdout and to bench-results.md (git-ignored);
+# progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,10 +45,17 @@ duration=${BENCH_DURATION:-5s}
 rounds=${BENCH_ROUNDS:-3}
 read -r -a conns <<<"${BENCH_CONNS:-16 64 256}"
 base_port=${BENCH_BASE_PORT:-18400}
+read -r -a parts <<<"${BENCH_PARTS:-routes callback}"
+cb_uploads=${CALLBACK_UPLOADS:-4000}
+read -r -a cb_concs <<<"${CALLBACK_CONCURRENCY:-200 600}"
+read -r -a cb_storages <<<"${CALLBACK_STORAGES:-file_system redis}"
+cb_rounds=${CALLBACK_ROUNDS:-1}
+cb_size=${CALLBACK_SIZE:-1024}
+cb_timeout=${CALLBACK_TIMEOUT:-600}
 results_file=bench-results.md
 
 # Routes, in table order: id, label, port offset, request target.
-route_ids=(respond floor_pp floor_presign pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts callback proxy)
+route_ids=(respond floor_pp floor_presign pp_v4 pp_v1 presign_v4 presign_v1 uppy_params uppy_part sts proxy)
 declare -A label=(
 	[respond]='respond "ok" (baseline)'
 	[floor_pp]="respond, post-policy V4's answer"
@@ -41,14 +67,15 @@ declare -A label=(
 	[uppy_params]="uppy params (PostObject V4)"
 	[uppy_part]="uppy sign part V4"
 	[sts]="sts (cache hit)"
-	[callback]="callback (verify + replay)"
-	[proxy]="reverse_proxy"
+	[proxy]="reverse_proxy (a callback's POST)"
 )
 # The Uppy routes are served by the post-policy V4 site (every site has them).
+# Offset 6 is unused; 11 to 15 are the callback benchmark's (see
+# callback_port).
 declare -A port_offset=([respond]=0 [pp_v4]=1 [pp_v1]=2 [presign_v4]=3 [presign_v1]=4
-	[uppy_params]=1 [uppy_part]=1 [sts]=5 [callback]=6 [proxy]=7 [floor_pp]=9 [floor_presign]=10)
+	[uppy_params]=1 [uppy_part]=1 [sts]=5 [proxy]=7 [floor_pp]=9 [floor_presign]=10)
 upstream_offset=8
-last_offset=10
+last_offset=15
 # The same targets as caddyoss/bench_test.go, so the Go benchmarks and this
 # table describe the same work.
 declare -A target=(
@@ -62,7 +89,6 @@ declare -A target=(
 	[uppy_params]="/oss/uppy/s3/params?filename=a.png&type=image/png"
 	[uppy_part]="" # set by check_routes, once it has started an upload
 	[sts]="/oss/sts"
-	[callback]="/oss/callback"
 	[proxy]="/oss/callback"
 )
 
@@ -70,9 +96,6 @@ bucket=benchbucket
 access_key_id=benchak
 access_key_secret=benchsecret0123456789
 role_arn=acs:ram::1000000000000000:role/bench-uploader
-# Alibaba signs callbacks with a 512-bit RSA key, so the benchmark's key has
-# that size too: verification then costs what it costs in production.
-callback_key_bits=512
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -91,29 +114,51 @@ seconds() {
 	esac
 }
 
+has_part() {
+	local p
+	for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done
+	return 1
+}
+
 ensure_tools() {
-	if ! command -v wrk >/dev/null 2>&1; then
-		log "apt-get install wrk"
-		local sudo=""
+	local missing=() sudo=""
+	if has_part routes && ! command -v wrk >/dev/null 2>&1; then
+		missing+=(wrk)
+	fi
+	if has_part callback && [[ " ${cb_storages[*]} " == *" redis "* ]] && ! command -v redis-server >/dev/null 2>&1; then
+		missing+=(redis-server)
+	fi
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "apt-get install ${missing[*]}"
 		[ "$(id -u)" -ne 0 ] && sudo="sudo"
 		$sudo apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
 	local tool
-	for tool in taskset openssl curl go getconf; do
+	for tool in taskset curl go getconf; do
 		command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 	done
 	[ "$(nproc)" -ge 2 ] || die "needs 2 cores: Caddy on core 0, wrk and the helpers on core 1"
 }
 
 build() {
-	log "go build bin/caddy bin/ossemu"
 	mkdir -p bin
-	go build -o bin/caddy ./cmd/caddy
+	log "go build bin/ossemu"
 	go build -o bin/ossemu ./cmd/ossemu
+	if has_part routes; then
+		log "go build bin/caddy"
+		go build -o bin/caddy ./cmd/caddy
+	fi
+	if has_part callback; then
+		# Caddy with oss_upload and caddy-storage-redis (clustertest's
+		# build), and the uploader.
+		log "go build bin/caddy-bench bin/callbackload"
+		go build -o bin/caddy-bench ./clustertest/caddy
+		go build -o bin/callbackload ./scripts/callbackload
+	fi
 	# What was built: the commit, and whether the working tree differed.
 	commit=$(git log -1 --oneline 2>/dev/null || echo "unknown")
-	if [ -n "$(git status --porcelain -- caddyoss cmd ossemu go.mod go.sum plugin.go 2>/dev/null)" ]; then
+	if [ -n "$(git status --porcelain -- caddyoss internal cmd clustertest/caddy ossemu scripts/callbackload go.mod go.sum plugin.go 2>/dev/null)" ]; then
 		commit="$commit (plus uncommitted changes)"
 	fi
 }
@@ -153,6 +198,7 @@ check_ports_free() {
 }
 
 pids=()
+route_stack=()
 cleanup() {
 	local pid
 	for pid in "${pids[@]}"; do
@@ -170,6 +216,7 @@ start_ossemu() {
 	taskset -c 1 bin/ossemu -bucket "$bucket" -key "$access_key_id:$access_key_secret" -role "$role_arn" \
 		>"$tmp/ossemu.json" 2>"$tmp/ossemu.log" &
 	pids+=($!)
+	route_stack+=($!)
 	local i
 	for i in $(seq 100); do
 		[ -s "$tmp/ossemu.json" ] && break
@@ -181,30 +228,16 @@ start_ossemu() {
 	die "ossemu did not start: $(cat "$tmp/ossemu.log")"
 }
 
-# make_callback signs one genuine-looking callback with a key of our own,
-# which the callback site trusts through trusted_key: the signature is RSA
-# PKCS#1 v1.5 over the MD5 of "<path>\n<body>", base64 in Authorization.
-# x-oss-pub-key-url may name any URL that is not Alibaba's when trusted_key
-# is set, and is never fetched then.
-make_callback() {
-	openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$callback_key_bits" -out "$tmp/callback-key.pem" 2>/dev/null
-	openssl pkey -in "$tmp/callback-key.pem" -pubout -out "$tmp/callback-pub.pem"
+# make_proxy_request writes the request of the reverse_proxy row: a
+# callback-shaped form POST (reverse_proxy checks nothing in it).
+make_proxy_request() {
 	local body="bucket=$bucket&object=uploads%2Falice%2F3f2a9c.png&etag=%22D41D8CD98F00B204E9800998ECF8427E%22&size=1000&mimeType=image%2Fpng"
-	local sig md5 key_url
-	sig=$(printf '%s\n%s' "${target[callback]}" "$body" | openssl dgst -md5 -sign "$tmp/callback-key.pem" | base64 -w0)
-	md5=$(printf '%s' "$body" | openssl dgst -md5 -binary | base64 -w0)
-	key_url=$(printf '%s' "http://127.0.0.1/bench-callback-key.pem" | base64 -w0)
-	# The same request for the callback route and for plain reverse_proxy.
-	cat >"$tmp/callback.lua" <<-EOF
+	cat >"$tmp/proxy.lua" <<-EOF
 		wrk.method = "POST"
 		wrk.body = "$body"
 		wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-		wrk.headers["Content-MD5"] = "$md5"
-		wrk.headers["Authorization"] = "$sig"
-		wrk.headers["x-oss-pub-key-url"] = "$key_url"
 	EOF
-	callback_curl=(-X POST --data-binary "$body" -H "Content-Type: application/x-www-form-urlencoded"
-		-H "Content-MD5: $md5" -H "Authorization: $sig" -H "x-oss-pub-key-url: $key_url")
+	proxy_curl=(-X POST --data-binary "$body" -H "Content-Type: application/x-www-form-urlencoded")
 }
 
 # signing_site writes one site whose oss_upload has the Go benchmarks'
@@ -281,28 +314,12 @@ write_caddyfiles() {
 			endpoint $sts_endpoint
 		}")
 
-		http://:$(port callback) {
-			bind 127.0.0.1
-			oss_upload {
-				bucket $bucket
-				region cn-hangzhou
-				policy_path off
-				presign_path off
-				callback {
-					verify_only
-					trusted_key $tmp/callback-pub.pem
-					delivery direct
-				}
-			}
-			reverse_proxy 127.0.0.1:$((p + upstream_offset))
-		}
-
 		http://:$(port proxy) {
 			bind 127.0.0.1
 			reverse_proxy 127.0.0.1:$((p + upstream_offset))
 		}
 	EOF
-	# The app behind the callback route and reverse_proxy, in a process of
+	# The app behind reverse_proxy, in a process of
 	# its own so that its work is not counted in the measured Caddy's CPU.
 	cat >"$tmp/Caddyfile.upstream" <<-EOF
 		{
@@ -356,9 +373,11 @@ start_caddies() {
 		>"$tmp/caddy.log" 2>&1 &
 	caddy_pid=$!
 	pids+=("$caddy_pid")
+	route_stack+=("$caddy_pid")
 	GOMAXPROCS=1 taskset -c 1 bin/caddy run --config "$tmp/Caddyfile.upstream" --adapter caddyfile \
 		>"$tmp/caddy-upstream.log" 2>&1 &
 	pids+=($!)
+	route_stack+=($!)
 	local id
 	for id in "${route_ids[@]}"; do
 		wait_for_port "$(port "$id")" caddy "$tmp/caddy.log"
@@ -370,9 +389,7 @@ port() { echo $((base_port + port_offset[$1])); }
 url() { echo "http://127.0.0.1:$(port "$1")${target[$1]}"; }
 
 # check_routes asks each route once and checks the answer. For sts this
-# request fills the credential cache; for callback it is the first copy,
-# delivered to the upstream and recorded, so every measured request after it
-# is a replay.
+# request fills the credential cache.
 check_routes() {
 	local id out want upload_id key
 	# The part route signs for an upload the Uppy create route started in
@@ -397,11 +414,7 @@ check_routes() {
 		esac
 		[[ $out == *"$want"* ]] || die "${label[$id]}: unexpected answer: $out"
 	done
-	out=$(curl -fsS "${callback_curl[@]}" "$(url callback)") || die "callback: first copy refused: $(tail -3 "$tmp/caddy.log")"
-	[[ $out == *'"ok":true'* ]] || die "callback: first copy not delivered: $out"
-	out=$(curl -fsS "${callback_curl[@]}" "$(url callback)") || die "callback: replay refused"
-	[[ $out == *'"status":"duplicate"'* ]] || die "callback: replay not answered as duplicate: $out"
-	out=$(curl -fsS "${callback_curl[@]}" "$(url proxy)") || die "reverse_proxy: request failed"
+	out=$(curl -fsS "${proxy_curl[@]}" "$(url proxy)") || die "reverse_proxy: request failed"
 	[[ $out == *'"ok":true'* ]] || die "reverse_proxy: unexpected answer: $out"
 }
 
@@ -430,7 +443,7 @@ run_wrk() {
 	local id=$1 c=$2 d=$3 out=$tmp/wrk.out before after core_before core_after
 	local args=(-t1 "-c$c" "-d$d" --latency)
 	case $id in
-	callback | proxy) args+=(-s "$tmp/callback.lua") ;;
+	proxy) args+=(-s "$tmp/proxy.lua") ;;
 	*) args+=(-H "X-User: alice") ;;
 	esac
 	before=$(cpu_ticks "$caddy_pid")
@@ -518,8 +531,6 @@ rps_ratio() { ratio "$(stat_of "$1" "$3" 5)" "$(stat_of "$2" "$3" 5)"; }
 
 goals() {
 	local id c miss details r
-	echo "## Goals"
-	echo
 	for id in pp_v4 presign_v4 sts; do
 		if ! has_conns 16 || ! has_conns 64; then
 			echo "- ${label[$id]} ≥ 0.85 × respond at 16 and 64 connections: n/a (not measured)"
@@ -546,13 +557,6 @@ goals() {
 	else
 		echo "- no loss from 64 to 256 connections beyond respond's: n/a (not measured)"
 	fi
-	miss=0 details=""
-	for c in "${conns[@]}"; do
-		r=$(rps_ratio callback proxy "$c")
-		at_least "$r" 0.95 || miss=1
-		details+="${details:+, }$r at $c"
-	done
-	echo "- callback verification ≥ 0.95 × plain reverse_proxy: $(pass_miss $miss) ($details)"
 }
 
 # goal_cell is the goal column of the table for one row.
@@ -565,23 +569,374 @@ goal_cell() {
 			echo "≥ 0.85: $(at_least "$r" 0.85 && echo PASS || echo MISS)"
 		fi
 		;;
-	callback)
-		r=$(rps_ratio callback proxy "$c")
-		echo "≥ 0.95 × reverse_proxy ($r): $(at_least "$r" 0.95 && echo PASS || echo MISS)"
-		;;
 	esac
 }
 
+# ---- The callback path: unique uploads through ossemu ----
+#
+# Each upload is a real PostObject to ossemu, signed by the post-policy
+# route; ossemu stores the object, sends its RSA-signed callback and answers
+# the uploader only when the callback is answered. Two paths, in the same
+# Caddy and with the same kind of uploads:
+#   verified     the site's oss_upload callback route (default settings:
+#                bound, confirmed with OSS, queued delivery), then
+#                reverse_proxy to the app;
+#   plain proxy  uploads signed by a second oss_upload site whose callback
+#                url is a site with nothing but reverse_proxy to the app.
+# scripts/callbackload signs every upload first (not measured), then
+# uploads with a fixed number in flight, reading the Caddy's CPU time from
+# /proc/<pid>/stat around the uploads; the app counts deliveries per object.
+
+# callback_port prints the loopback port of a part of the callback stack.
+callback_port() {
+	case $1 in
+	verified) echo $((base_port + 11)) ;;
+	proxy_signer) echo $((base_port + 12)) ;;
+	proxy) echo $((base_port + 13)) ;;
+	app) echo $((base_port + 14)) ;;
+	redis) echo $((base_port + 15)) ;;
+	esac
+}
+
+# stop ends the given processes (started by this script) and forgets them.
+stop() {
+	local pid kept=() p
+	for pid in "$@"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "$@"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		[[ " $* " == *" $p "* ]] || kept+=("$p")
+	done
+	pids=("${kept[@]}")
+}
+
+# callback_site writes one oss_upload site of the callback benchmark.
+# Every object of a run lands under uploads/<run id>/ (the uploader sends
+# the run id as X-User), so the app's counts are per run.
+callback_site() {
+	local site_port=$1 callback_block=$2 after=${3:-}
+	cat <<-EOF
+		http://:$site_port {
+			bind 127.0.0.1
+			oss_upload {
+				bucket $bucket
+				region cn-hangzhou
+				endpoint http://$cb_oss_addr
+				upload_url http://$bucket.localhost:${cb_oss_addr##*:}
+				access_key_id $access_key_id
+				access_key_secret $access_key_secret
+				key_prefix uploads/{http.request.header.X-User}/
+				max_size 20MiB
+				allow_types image/*
+				$callback_block
+			}
+			$after
+		}
+	EOF
+}
+
+start_callback_stack() {
+	local storage=$1 dir=$tmp/callback-$1 storage_cfg i
+	mkdir -p "$dir"
+	cb_dir=$dir
+	cb_stack=()
+	case $storage in
+	file_system) storage_cfg="storage file_system $dir/storage" ;;
+	redis)
+		mkdir -p "$dir/redis"
+		taskset -c 1 redis-server --bind 127.0.0.1 --port "$(callback_port redis)" --save "" --appendonly no \
+			--dir "$dir/redis" >"$dir/redis.log" 2>&1 &
+		pids+=($!)
+		cb_stack+=($!)
+		wait_for_port "$(callback_port redis)" redis-server "$dir/redis.log"
+		storage_cfg="storage redis {
+			host 127.0.0.1
+			port $(callback_port redis)
+		}"
+		;;
+	*) die "CALLBACK_STORAGES: unknown storage '$storage' (file_system or redis)" ;;
+	esac
+
+	# ossemu signs every callback with a 2048-bit key, on core 1.
+	taskset -c 1 bin/ossemu -bucket "$bucket" -key "$access_key_id:$access_key_secret" \
+		>"$dir/ossemu.json" 2>"$dir/ossemu.log" &
+	cb_oss_pid=$!
+	pids+=("$cb_oss_pid")
+	cb_stack+=("$cb_oss_pid")
+	for i in $(seq 100); do
+		[ -s "$dir/ossemu.json" ] && break
+		sleep 0.1
+	done
+	cb_oss_addr=$(sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' "$dir/ossemu.json")
+	[ -n "$cb_oss_addr" ] || die "ossemu did not start: $(cat "$dir/ossemu.log")"
+	curl -fsS "http://$cb_oss_addr/ossemu/callback_pub_key.pem" >"$dir/ossemu-key.pem" ||
+		die "ossemu: no callback key"
+
+	taskset -c 1 bin/callbackload app -listen "127.0.0.1:$(callback_port app)" \
+		>"$dir/app.out" 2>"$dir/app.log" &
+	pids+=($!)
+	cb_stack+=($!)
+
+	cat >"$dir/Caddyfile" <<-EOF
+		{
+			admin off
+			auto_https off
+			persist_config off
+			$storage_cfg
+			log {
+				level ERROR
+			}
+		}
+
+		$(callback_site "$(callback_port verified)" "callback {
+			url http://127.0.0.1:$(callback_port verified)/oss/callback
+			trusted_key $dir/ossemu-key.pem
+		}" "reverse_proxy 127.0.0.1:$(callback_port app)")
+
+		$(callback_site "$(callback_port proxy_signer)" "callback_path off
+			callback {
+				url http://127.0.0.1:$(callback_port proxy)/oss/callback
+			}")
+
+		http://:$(callback_port proxy) {
+			bind 127.0.0.1
+			reverse_proxy 127.0.0.1:$(callback_port app)
+		}
+	EOF
+	GOMAXPROCS=1 XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config taskset -c 0 \
+		bin/caddy-bench run --config "$dir/Caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
+	cb_caddy_pid=$!
+	pids+=("$cb_caddy_pid")
+	cb_stack+=("$cb_caddy_pid")
+	wait_for_port "$(callback_port app)" "the recording app" "$dir/app.log"
+	for i in verified proxy_signer proxy; do
+		wait_for_port "$(callback_port "$i")" caddy-bench "$dir/caddy.log"
+	done
+}
+
+# callback_run runs one measurement and prints callbackload's line (see
+# `bin/callbackload run -header`).
+callback_run() {
+	local mode=$1 c=$2 n=$3 run_id=$4 port out
+	case $mode in
+	verified) port=$(callback_port verified) ;;
+	proxy) port=$(callback_port proxy_signer) ;;
+	esac
+	out=$(timeout $((cb_timeout + 30)) taskset -c 1 bin/callbackload run \
+		-policy-url "http://127.0.0.1:$port/oss/post-policy" -oss-addr "$cb_oss_addr" \
+		-app-url "http://127.0.0.1:$(callback_port app)" -caddy-pid "$cb_caddy_pid" -ossemu-pid "$cb_oss_pid" -clk-tck "$clk_tck" \
+		-run "$run_id" -n "$n" -c "$c" -size "$cb_size" -timeout "${cb_timeout}s" 2>>"$cb_dir/load.log") ||
+		die "callback run $run_id failed: $(tail -3 "$cb_dir/load.log"); caddy: $(tail -3 "$cb_dir/caddy.log")"
+	echo "$out"
+}
+
+measure_callback() {
+	local storage c r mode modes line total run=0 est extra
+	total=$((${#cb_storages[@]} * ${#cb_concs[@]} * cb_rounds * 2))
+	# At 500 to 800 uploads a second (ossemu's RSA signing bounds it).
+	est=$((total * (cb_uploads / 500 + 3) / 60 + 1))
+	log "callback path: $total runs of $cb_uploads uploads: about $est min"
+	: >"$tmp/callback-raw.txt"
+	for storage in "${cb_storages[@]}"; do
+		extra=""
+		[ "$storage" = redis ] && extra=", redis-server"
+		log "callback path on $storage: starting ossemu, the app$extra and Caddy"
+		start_callback_stack "$storage"
+		# Warm-up: connections, storage, code paths; not recorded.
+		for mode in verified proxy; do
+			callback_run "$mode" 50 200 "warm-$mode" >/dev/null
+		done
+		for r in $(seq "$cb_rounds"); do
+			# Alternate which path goes first, round by round.
+			modes=(verified proxy)
+			[ $((r % 2)) -eq 0 ] && modes=(proxy verified)
+			for c in "${cb_concs[@]}"; do
+				for mode in "${modes[@]}"; do
+					run=$((run + 1))
+					line=$(callback_run "$mode" "$c" "$cb_uploads" "${storage//_/}-$mode-$c-r$r")
+					echo "$storage $c $mode $r $line" >>"$tmp/callback-raw.txt"
+					log "[$run/$total] $storage, $c at once, $mode: $(awk '{ printf "%.0f uploads/s, p99 %s ms, %s us CPU/upload, %d/%d answered 200", $1 / $2, $7, $8, $3, $1 }' <<<"$line")"
+				done
+			done
+		done
+		stop "${cb_stack[@]}"
+	done
+}
+
+# Columns of callback-raw.txt: 1 storage, 2 concurrency, 3 mode, 4 round,
+# then callbackload's: 5 uploads, 6 seconds, 7 answered 200, 8 203,
+# 9 other, 10 p50 ms, 11 p99 ms, 12 CPU µs/upload, 13 objects delivered
+# 0 times, 14 once, 15 more, 16 stray deliveries, 17 deliveries marked
+# verified, 18 Caddy's % of core 0, 19 core 0 busy %, 20 core 1 busy %
+# (these three during the uploads), 21 ossemu's CPU µs/upload.
+
+# cb_stat prints the median of a column for one storage, concurrency and
+# mode ("uploads/s" for uploads over seconds).
+cb_stat() {
+	awk -v s="$1" -v c="$2" -v m="$3" -v col="$4" '$1 == s && $2 == c && $3 == m {
+		print (col == "rate" ? ($6 > 0 ? $5 / $6 : 0) : $col) }' "$tmp/callback-raw.txt" | median
+}
+# cb_sum prints the sum of a column, optionally for one storage,
+# concurrency and mode ("" matches all).
+cb_sum() {
+	awk -v s="$1" -v c="$2" -v m="$3" -v col="$4" '($1 == s || s == "") && ($2 == c || c == "") && ($3 == m || m == "") {
+		n += $col } END { print n + 0 }' "$tmp/callback-raw.txt"
+}
+cb_has_conc() {
+	local c
+	for c in "${cb_concs[@]}"; do [ "$c" = "$1" ] && return 0; done
+	return 1
+}
+
+report_callback() {
+	local storage c mode label_ cpu_r p99_r
+	echo "## The callback path (unique uploads through ossemu)"
+	echo
+	echo "| storage | uploads at once | callback path | uploads/s | p50 ms | p99 ms | Caddy CPU µs/upload | answered 200 / 203 / other | objects delivered 0 / 1 / >1 times | core 0: Caddy % / busy % | core 1 busy % | ossemu CPU µs/upload | × plain proxy: CPU / p99 |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for storage in "${cb_storages[@]}"; do
+		for c in "${cb_concs[@]}"; do
+			for mode in verified proxy; do
+				cpu_r="" p99_r=""
+				if [ "$mode" = verified ]; then
+					label_="oss_upload (verified)"
+					cpu_r=$(ratio "$(cb_stat "$storage" "$c" verified 12)" "$(cb_stat "$storage" "$c" proxy 12)")
+					p99_r=$(ratio "$(cb_stat "$storage" "$c" verified 11)" "$(cb_stat "$storage" "$c" proxy 11)")
+				else
+					label_="plain reverse_proxy"
+				fi
+				printf "| %s | %s | %s | %.0f | %.1f | %.1f | %.0f | %d / %d / %d | %d / %d / %d%s | %.0f / %.0f | %.0f | %.0f | %s |\n" \
+					"$storage" "$c" "$label_" "$(cb_stat "$storage" "$c" "$mode" rate)" \
+					"$(cb_stat "$storage" "$c" "$mode" 10)" "$(cb_stat "$storage" "$c" "$mode" 11)" \
+					"$(cb_stat "$storage" "$c" "$mode" 12)" \
+					"$(cb_sum "$storage" "$c" "$mode" 7)" "$(cb_sum "$storage" "$c" "$mode" 8)" "$(cb_sum "$storage" "$c" "$mode" 9)" \
+					"$(cb_sum "$storage" "$c" "$mode" 13)" "$(cb_sum "$storage" "$c" "$mode" 14)" "$(cb_sum "$storage" "$c" "$mode" 15)" \
+					"$(stray_note "$(cb_sum "$storage" "$c" "$mode" 16)")" \
+					"$(cb_stat "$storage" "$c" "$mode" 18)" "$(cb_stat "$storage" "$c" "$mode" 19)" \
+					"$(cb_stat "$storage" "$c" "$mode" 20)" "$(cb_stat "$storage" "$c" "$mode" 21)" \
+					"${cpu_r:+$cpu_r / $p99_r}"
+			done
+		done
+	done
+	echo
+	cat <<-'EOF'
+		Each upload: GET /oss/post-policy from Caddy (all of a run's policies
+		are fetched before measuring), then a multipart PostObject of a file
+		of random bytes to ossemu, which stores it, POSTs its RSA-signed
+		callback to the callback url and answers the uploader with the
+		callback's answer (200), or 203 CallbackFailed when the callback
+		failed or took over 5 s. Latency: the PostObject as the uploader sees
+		it, callback included. Caddy CPU: the measured Caddy's user + system
+		time from the first upload until the app's delivery counts settled,
+		over the uploads. Delivered: how many times the app received each
+		object answered 200 or 203 (stored by OSS), keyed on the callback
+		body's object field.
+
+		Core 0 runs the measured Caddy alone (GOMAXPROCS=1); "busy" above
+		Caddy's share is other work on the machine (busy is sampled per
+		clock tick, so it may read a few points below Caddy's share). Core 1 runs ossemu (an
+		RSA-2048 signature per callback: most of its CPU per upload), the
+		uploader, the app and redis-server (whose CPU is not Caddy's). The
+		core shares are over the uploads' time: when core 1 is near 100 %
+		busy and core 0 is not, the emulator's side bounds uploads/s and
+		adds queueing to both paths' latency alike, which brings the p99
+		ratio toward 1.
+
+	EOF
+	local verified_marked delivered
+	verified_marked=$(cb_sum "" "" verified 17)
+	delivered=$(($(cb_sum "" "" verified 14) + $(cb_sum "" "" verified 15)))
+	if [ "$delivered" -gt 0 ] && [ "$verified_marked" -eq 0 ]; then
+		echo "(Note: no delivery on the verified path carried X-Oss-Callback-Verified: true.)"
+		echo
+	fi
+}
+
+stray_note() { [ "$1" -gt 0 ] && echo " (+$1 stray)" || true; }
+
+callback_goals() {
+	local storage c miss details r cond total ok proxy_total proxy_ok
+	miss=0 details=""
+	for storage in "${cb_storages[@]}"; do
+		details+="${details:+; }$storage:"
+		cond=""
+		for c in "${cb_concs[@]}"; do
+			r=$(ratio "$(cb_stat "$storage" "$c" verified 12)" "$(cb_stat "$storage" "$c" proxy 12)")
+			awk -v a="$r" 'BEGIN { exit !(a != "n/a" && a + 0 <= 1.5) }' || miss=1
+			cond+="${cond:+,} $r at $c"
+		done
+		details+="$cond"
+	done
+	echo "- CPU per verified upload ≤ 1.5 × plain proxy: $(pass_miss $miss) ($details)"
+
+	if cb_has_conc 200 && cb_has_conc 600; then
+		miss=0 details=""
+		for storage in "${cb_storages[@]}"; do
+			details+="${details:+; }$storage:"
+			cond=""
+			for c in 200 600; do
+				r=$(ratio "$(cb_stat "$storage" "$c" verified 11)" "$(cb_stat "$storage" "$c" proxy 11)")
+				awk -v a="$r" 'BEGIN { exit !(a != "n/a" && a + 0 <= 1.3) }' || miss=1
+				cond+="${cond:+,} $r at $c"
+			done
+			details+="$cond"
+		done
+		echo "- p99 ≤ 1.3 × plain proxy at 200 and 600: $(pass_miss $miss) ($details)"
+	else
+		echo "- p99 ≤ 1.3 × plain proxy at 200 and 600: n/a (not measured)"
+	fi
+
+	total=$(cb_sum "" "" verified 5)
+	ok=$(cb_sum "" "" verified 7)
+	proxy_total=$(cb_sum "" "" proxy 5)
+	proxy_ok=$(cb_sum "" "" proxy 7)
+	miss=$((ok != total))
+	echo "- every upload 200: $(pass_miss $miss) (verified: $ok of $total, $(cb_sum "" "" verified 8) answered 203, $(cb_sum "" "" verified 9) other; plain proxy: $proxy_ok of $proxy_total)"
+
+	local d0 d1 dm stray
+	d0=$(cb_sum "" "" verified 13)
+	d1=$(cb_sum "" "" verified 14)
+	dm=$(cb_sum "" "" verified 15)
+	stray=$(cb_sum "" "" verified 16)
+	miss=$((d0 + dm + stray > 0 || d1 == 0))
+	echo "- every object delivered exactly once: $(pass_miss $miss) (verified: $d1 of $((d0 + d1 + dm)) stored objects once, $d0 never, $dm more than once, $stray stray deliveries; plain proxy: $(cb_sum "" "" proxy 14) of $(($(cb_sum "" "" proxy 13) + $(cb_sum "" "" proxy 14) + $(cb_sum "" "" proxy 15))) once)"
+}
+
 report() {
-	local id c errors note
 	echo "# oss_upload load benchmark"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), load average $load_at_start at start, $load_at_end at the end (other work on the machine shows here)"
 	echo "- built: $commit; $(go version | cut -d' ' -f3)"
-	echo "- wrk: ${rounds} round(s) × ${duration} per route and connection count, medians shown; -t1, on core 1"
-	echo "- Caddy: GOMAXPROCS=1 on core 0, admin off, no logs; the upstream (a Caddy answering {\"ok\":true}) and ossemu on core 1"
+	if has_part routes; then
+		echo "- wrk: ${rounds} round(s) × ${duration} per route and connection count, medians shown; -t1, on core 1"
+		echo "- Caddy: GOMAXPROCS=1 on core 0, admin off, no logs; the upstream (a Caddy answering {\"ok\":true}) and ossemu on core 1"
+	fi
+	if has_part callback; then
+		echo "- callback path: ${cb_uploads} uploads of ${cb_size} bytes per storage, path and concurrency, ${cb_rounds} round(s) (medians shown); bin/caddy-bench (Caddy + oss_upload + caddy-storage-redis) with GOMAXPROCS=1 on core 0; ossemu, the uploader, the app and redis-server on core 1"
+	fi
 	echo
+	if has_part routes; then
+		report_routes
+	fi
+	if has_part callback; then
+		report_callback
+	fi
+	echo "## Goals"
+	echo
+	if has_part routes; then
+		goals
+	fi
+	if has_part callback; then
+		callback_goals
+	fi
+}
+
+report_routes() {
+	local id c errors note
 	echo "## Go benchmarks (allocations per request)"
 	echo
 	echo '```'
@@ -618,15 +973,12 @@ report() {
 		leaves it alone; same size), with the same headers set by header
 		handlers: what those routes would cost if signing cost nothing.
 
-		callback repeats one genuine callback whose first copy was delivered and
-		recorded before measuring, so it measures signature verification and the
-		replay lookup in Caddy's storage (file system): every measured copy is
-		answered {"status":"duplicate"} without reaching the upstream.
-		reverse_proxy forwards the same POST to the upstream. sts answers from
-		the credential cache, filled before measuring.
+		reverse_proxy forwards a callback-shaped form POST to the upstream
+		(the callback path itself, with unique uploads, is measured in the
+		next section). sts answers from the credential cache, filled before
+		measuring.
 
 	EOF
-	goals
 }
 
 main() {
@@ -634,6 +986,20 @@ main() {
 	seconds "$duration" >/dev/null
 	[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 	[ ${#conns[@]} -gt 0 ] || die "BENCH_CONNS is empty"
+	local p c
+	[ ${#parts[@]} -gt 0 ] || die "BENCH_PARTS is empty"
+	for p in "${parts[@]}"; do
+		[ "$p" = routes ] || [ "$p" = callback ] || die "BENCH_PARTS: unknown part '$p' (routes, callback)"
+	done
+	[[ $cb_uploads =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_UPLOADS must be a positive integer"
+	[[ $cb_rounds =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_ROUNDS must be a positive integer"
+	[[ $cb_size =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_SIZE must be a positive integer"
+	[[ $cb_timeout =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_TIMEOUT must be a positive number of seconds"
+	[ ${#cb_concs[@]} -gt 0 ] || die "CALLBACK_CONCURRENCY is empty"
+	for c in "${cb_concs[@]}"; do
+		[[ $c =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_CONCURRENCY: '$c' is not a positive integer"
+	done
+	[ ${#cb_storages[@]} -gt 0 ] || die "CALLBACK_STORAGES is empty"
 	clk_tck=$(getconf CLK_TCK)
 	load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 	build
@@ -641,15 +1007,22 @@ main() {
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 	check_ports_free
-	go_benchmarks
-	make_callback
-	start_ossemu
-	write_caddyfiles
-	capture_answers
-	write_caddyfiles
-	start_caddies
-	check_routes
-	measure
+	if has_part routes; then
+		go_benchmarks
+		make_proxy_request
+		start_ossemu
+		write_caddyfiles
+		capture_answers
+		write_caddyfiles
+		start_caddies
+		check_routes
+		measure
+		# The callback part has the cores to itself.
+		stop "${route_stack[@]}"
+	fi
+	if has_part callback; then
+		measure_callback
+	fi
 	load_at_end=$(cut -d' ' -f1-3 /proc/loadavg)
 	report >"$results_file"
 	cat "$results_file"
