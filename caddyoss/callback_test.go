@@ -287,14 +287,14 @@ func TestCallbackKeyFetch(t *testing.T) {
 			t.Errorf("fetched %s", r.URL)
 		}
 		b := body
-		if r.URL.Path == "/big.pem" {
+		if r.URL.Path == "/callback_pub_key_v4.pem" {
 			b = strings.Repeat("x", maxPubKeyBytes+1)
 		}
 		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(b)), Header: http.Header{}}, nil
 	})
 	h := callbackHandler(t)
 	h.verifier.client.Transport = rt
-	otherPath := base64.StdEncoding.EncodeToString([]byte("http://gosspublic.alicdn.com/other_key.pem"))
+	otherPath := base64.StdEncoding.EncodeToString([]byte("http://gosspublic.alicdn.com/callback_pub_key_v3.pem"))
 	for i := 0; i < 3; i++ {
 		// The same genuine callback: the first is forwarded, the copies are
 		// answered without reaching the app.
@@ -306,7 +306,7 @@ func TestCallbackKeyFetch(t *testing.T) {
 	if fetches.Load() != 1 {
 		t.Errorf("fetched %d times", fetches.Load())
 	}
-	bigPath := base64.StdEncoding.EncodeToString([]byte("https://gosspublic.alicdn.com/big.pem"))
+	bigPath := base64.StdEncoding.EncodeToString([]byte("https://gosspublic.alicdn.com/callback_pub_key_v4.pem"))
 	if rec, rc := runCallback(t, h, e1Request(func(r *http.Request, _ *string) { r.Header.Set("X-Oss-Pub-Key-Url", bigPath) })); rec.Code != 403 || rc.called {
 		t.Errorf("oversized key: %d", rec.Code)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -38,16 +39,18 @@ const (
 	maxPubKeyBytes  = 16 << 10
 	maxFetchedKeys  = 16
 
-	// keyFetchRetryAfter is how long a failed fetch is remembered. Key URLs
-	// come from unauthenticated callbacks: without it every callback naming
-	// a failing URL would make Caddy fetch it again.
+	// keyFetchRetryAfter is how long a failed fetch is remembered, per URL.
+	// Key URLs come from unauthenticated callbacks: without it every
+	// callback naming a failing URL would make Caddy fetch it again.
 	keyFetchRetryAfter = time.Minute
-	// maxFailingKeys bounds the failures remembered plus the fetches in
-	// flight. While that many are, other new URLs are not fetched at all,
-	// so callbacks naming ever new URLs cause at most this many fetches per
-	// keyFetchRetryAfter.
-	maxFailingKeys = 16
 )
+
+// alibabaKeyFile is the name Alibaba gives its callback keys
+// (callback_pub_key_v1.pem). Only such names are fetched: there are at
+// most 9999 of them, so the failures remembered per URL are bounded, and
+// no count of failing URLs an attacker can fill keeps a new key of
+// Alibaba's out.
+var alibabaKeyFile = regexp.MustCompile(`^/callback_pub_key_v[1-9][0-9]{0,3}\.pem$`)
 
 var pinnedAlibabaKey = func() *rsa.PublicKey {
 	k, err := parseRSAPublicKeyPEM([]byte(alibabaCallbackKeyPEM))
@@ -84,10 +87,6 @@ type keyFailure struct {
 	err     error
 	retryAt time.Time
 }
-
-// errTooManyFailingKeys refuses a new key URL while maxFailingKeys others
-// are failing or being fetched.
-var errTooManyFailingKeys = errors.New("too many callback public key URLs are failing or being fetched")
 
 // newCallbackVerifier parses the trusted key files once.
 func newCallbackVerifier(trustedKeyFiles []string, logger *zap.Logger) (*callbackVerifier, error) {
@@ -174,6 +173,9 @@ func (v *callbackVerifier) keysFor(ctx context.Context, pubKeyURLB64 string) ([]
 	if u.Path == alibabaKeyPath && u.RawQuery == "" {
 		return []*rsa.PublicKey{pinnedAlibabaKey}, nil
 	}
+	if !alibabaKeyFile.MatchString(u.Path) {
+		return nil, callbackErr(http.StatusForbidden, reasonUntrustedKey, "callback public key URL names a file on "+alibabaKeyHost+" that is not a callback key (callback_pub_key_v<n>.pem)")
+	}
 	// The query is dropped: it is not part of the key's identity, and
 	// whatever the sender put there stays out of requests and logs.
 	k, err := v.fetch(ctx, "https://"+alibabaKeyHost+u.EscapedPath())
@@ -213,9 +215,6 @@ func (v *callbackVerifier) lookup(keyURL string) (*rsa.PublicKey, *keyFetch, err
 	}
 	if f, ok := v.inflight[keyURL]; ok {
 		return nil, f, nil
-	}
-	if len(v.failed)+len(v.inflight) >= maxFailingKeys {
-		return nil, nil, errTooManyFailingKeys
 	}
 	f := &keyFetch{done: make(chan struct{})}
 	v.inflight[keyURL] = f

@@ -123,7 +123,7 @@ func TestCallbackKeyFetchFailureIsRemembered(t *testing.T) {
 				// The query differs per callback; it is not part of the
 				// key's identity and does not defeat the cache.
 				keyURL := func(i int) string {
-					return fmt.Sprintf("http://gosspublic.alicdn.com/rotated_key.pem?n=%d", i)
+					return fmt.Sprintf("http://gosspublic.alicdn.com/callback_pub_key_v2.pem?n=%d", i)
 				}
 				round := func(wantCalls int64) {
 					t.Helper()
@@ -143,28 +143,49 @@ func TestCallbackKeyFetchFailureIsRemembered(t *testing.T) {
 	}
 }
 
-// Callbacks naming ever new failing URLs cause at most maxFailingKeys
-// fetches per keyFetchRetryAfter, and the memory of failures stays bounded.
-func TestCallbackKeyFetchFailuresAreBounded(t *testing.T) {
+// Callbacks naming ever new failing key URLs are each fetched once per
+// keyFetchRetryAfter, never block a working key URL of Alibaba's, and
+// other files on the host are not fetched at all.
+func TestCallbackKeyFetchFailuresDoNotBlock(t *testing.T) {
 	for _, concurrent := range []bool{false, true} {
 		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
-			h, ks, clock := keyFetchHandler(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(404) }, time.Second)
-			round := 0
-			keyURL := func(i int) string {
-				return fmt.Sprintf("https://gosspublic.alicdn.com/key_%d_%d.pem", round, i)
+			h, ks, clock := keyFetchHandler(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/callback_pub_key_v2.pem" {
+					fmt.Fprint(w, alibabaCallbackKeyPEM)
+					return
+				}
+				w.WriteHeader(404)
+			}, time.Second)
+			const failing = 200
+			failingURL := func(i int) string { return fmt.Sprintf("https://gosspublic.alicdn.com/callback_pub_key_v%d.pem", 10+i) }
+			good := func() int {
+				r := e1Request(func(r *http.Request, _ *string) {
+					r.Header.Set("X-Oss-Pub-Key-Url", keyURLHeader("https://gosspublic.alicdn.com/callback_pub_key_v2.pem"))
+				})
+				rec := httptest.NewRecorder()
+				next := handlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(200); return nil })
+				if err := h.ServeHTTP(rec, r, next); err != nil {
+					return -1
+				}
+				return rec.Code
 			}
-			for round = range 2 {
-				wantStatuses(t, sendCallbacks(t, h, 3*maxFailingKeys, concurrent, keyURL), http.StatusForbidden)
-				if got, want := ks.calls.Load(), int64((round+1)*maxFailingKeys); got != want {
+			for round := range 2 {
+				wantStatuses(t, sendCallbacks(t, h, failing, concurrent, failingURL), http.StatusForbidden)
+				// The failures are remembered, and another key still works
+				// (fetched once, then cached).
+				if s := good(); s != http.StatusOK {
+					t.Fatalf("round %d: a working key URL got %d", round, s)
+				}
+				if got, want := ks.calls.Load(), int64((round+1)*failing+1); got != want {
 					t.Fatalf("round %d: key fetches = %d, want %d", round, got, want)
 				}
-				h.verifier.mu.Lock()
-				remembered := len(h.verifier.failed)
-				h.verifier.mu.Unlock()
-				if remembered > maxFailingKeys {
-					t.Fatalf("%d failures remembered", remembered)
-				}
 				clock.add(keyFetchRetryAfter)
+			}
+			before := ks.calls.Load()
+			other := func(i int) string { return fmt.Sprintf("https://gosspublic.alicdn.com/key_%d.pem", i) }
+			wantStatuses(t, sendCallbacks(t, h, 50, concurrent, other), http.StatusForbidden)
+			if ks.calls.Load() != before {
+				t.Errorf("files that are not callback keys were fetched")
 			}
 		})
 	}
@@ -174,7 +195,7 @@ func TestCallbackKeyFetchFailuresAreBounded(t *testing.T) {
 // once.
 func TestCallbackKeyFetchOverLoopback(t *testing.T) {
 	h, ks, _ := keyFetchHandler(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/rotated_key.pem" || r.URL.RawQuery != "" {
+		if r.URL.Path != "/callback_pub_key_v2.pem" || r.URL.RawQuery != "" {
 			t.Errorf("fetched %s", r.URL)
 		}
 		fmt.Fprint(w, alibabaCallbackKeyPEM)
@@ -185,7 +206,7 @@ func TestCallbackKeyFetchOverLoopback(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			r := e1Request(func(r *http.Request, _ *string) {
-				r.Header.Set("X-Oss-Pub-Key-Url", keyURLHeader("https://gosspublic.alicdn.com/rotated_key.pem?x=1"))
+				r.Header.Set("X-Oss-Pub-Key-Url", keyURLHeader("https://gosspublic.alicdn.com/callback_pub_key_v2.pem?x=1"))
 			})
 			rec := httptest.NewRecorder()
 			next := handlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(200); return nil })

@@ -203,7 +203,7 @@ type logged struct {
 func TestNoSecretsInLogs(t *testing.T) {
 	const serverSecret = "testsecret" // testHandler's AccessKeySecret
 	// A key URL whose query looks like a signed request's.
-	const keyURLWithQuery = "https://gosspublic.alicdn.com/rotated_key.pem?Signature=cbSig8Hn2&SecurityToken=cbToken5Rw1&OSSAccessKeyId=cbKeyId3Jd"
+	const keyURLWithQuery = "https://gosspublic.alicdn.com/callback_pub_key_v2.pem?Signature=cbSig8Hn2&SecurityToken=cbToken5Rw1&OSSAccessKeyId=cbKeyId3Jd"
 
 	tests := []struct {
 		name    string
@@ -327,7 +327,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			},
 			want: []logged{
 				{zapcore.WarnLevel, "fetching callback public key failed"},
-				{zapcore.WarnLevel, "https://gosspublic.alicdn.com/rotated_key.pem"},
+				{zapcore.WarnLevel, "https://gosspublic.alicdn.com/callback_pub_key_v2.pem"},
 				{zapcore.WarnLevel, "status 500"},
 				{zapcore.WarnLevel, "callback rejected"},
 			},
