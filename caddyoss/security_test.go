@@ -201,10 +201,16 @@ func (e *secEnv) postForm(t *testing.T, target string, fields [][2]string, fileT
 // normalizes the path or the header names) and returns the status.
 func rawRequest(t *testing.T, method, target string, headers [][2]string, body string) int {
 	t.Helper()
+	return rawRequestTo(t, "localhost:9080", method, target, headers, body)
+}
+
+// rawRequestTo is rawRequest to another site of the test's Caddy.
+func rawRequestTo(t *testing.T, host, method, target string, headers [][2]string, body string) int {
+	t.Helper()
 	// Right after a config load a connection may land on the server being
 	// replaced, which closes it: try again on a new one.
 	for attempt := 0; ; attempt++ {
-		status, err := rawRequestOnce(method, target, headers, body)
+		status, err := rawRequestOnce(host, method, target, headers, body)
 		if err == nil {
 			return status
 		}
@@ -215,15 +221,16 @@ func rawRequest(t *testing.T, method, target string, headers [][2]string, body s
 	}
 }
 
-func rawRequestOnce(method, target string, headers [][2]string, body string) (int, error) {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:9080", 5*time.Second)
+func rawRequestOnce(host, method, target string, headers [][2]string, body string) (int, error) {
+	_, port, _ := net.SplitHostPort(host)
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: localhost:9080\r\nConnection: close\r\nContent-Length: %d\r\n", method, target, len(body))
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n", method, target, host, len(body))
 	for _, h := range headers {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}

@@ -1,0 +1,199 @@
+package caddyoss
+
+// Attacks on the callback promise: a request marked verified is a genuine
+// callback for an upload this handler authorized, carrying what it issued
+// plus OSS's facts, once. Each test sends generated variants of one genuine
+// callback (captured from ossemu) and asserts what the recording app saw.
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+// genuineUpload uploads as user through a post-policy and returns the
+// callback ossemu sent for it.
+func (e *secEnv) genuineUpload(t *testing.T, user string) ossemu.CallbackRecord {
+	t.Helper()
+	_, p, _ := e.get(t, "/oss/post-policy?filename=a.png&type=image/png&size=4", user)
+	var fields [][2]string
+	for k, v := range p["fields"].(map[string]any) {
+		fields = append(fields, [2]string{k, v.(string)})
+	}
+	if status, body := e.postForm(t, p["url"].(string), fields, "image/png", []byte("png!")); status != 200 {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	sent := e.emu.Callbacks()
+	return sent[len(sent)-1]
+}
+
+// resend posts a copy of cb to target (path and query) with its headers,
+// changed by mutate, and returns the status and body.
+func resend(t *testing.T, cb ossemu.CallbackRecord, target, body string, mutate func(http.Header)) (int, string) {
+	t.Helper()
+	hdr := [][2]string{}
+	h := cb.Header.Clone()
+	if mutate != nil {
+		mutate(h)
+	}
+	h.Del("Content-Length")
+	h.Del("Host")
+	for k, vs := range h {
+		for _, v := range vs {
+			hdr = append(hdr, [2]string{k, v})
+		}
+	}
+	status := rawRequest(t, "POST", target, hdr, body)
+	return status, ""
+}
+
+// 1, 2, 3. Copies of one genuine callback, relayed with other queries,
+// headers and binding spellings, reach the app once, as the handler
+// rebuilt it: the configured path without query, the signed body, and only
+// the documented headers, with one Idempotency-Key.
+func TestCallbackIntegrityCopies(t *testing.T) {
+	env := newSecEnv(t, "")
+	cb := env.genuineUpload(t, "bob")
+	u, _ := url.Parse(cb.URL)
+	delivered := env.app.verified()
+	if len(delivered) != 1 {
+		t.Fatalf("the app received %d callbacks", len(delivered))
+	}
+	first := delivered[0]
+	key := first.header.Get("Idempotency-Key")
+	if first.uri != secCbPath || first.method != "POST" || len(key) != 64 || first.body != cb.Body {
+		t.Fatalf("the app received %s %s key %q", first.method, first.uri, key)
+	}
+	for name := range first.header {
+		switch http.CanonicalHeaderKey(name) {
+		case "Content-Type", "Content-Length", "Idempotency-Key", verifiedHeader, "X-Oss-Bucket",
+			// added by reverse_proxy itself
+			"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via", "Accept-Encoding", "User-Agent":
+		default:
+			t.Errorf("the app received the header %s: %q", name, first.header.Get(name))
+		}
+	}
+	// The uploader's or a relay's query: refused, as OSS signed the query
+	// too, or (if unsigned) refused by the signature.
+	for _, q := range []string{"?user=alice", "?user=alice&admin=1", "?", "?n=1", "?user=bob", ";user=alice", "?%75ser=alice"} {
+		if status, _ := resend(t, cb, u.Path+q, cb.Body, nil); status < 400 || status > 499 {
+			t.Errorf("query %q: status %d", q, status)
+		}
+	}
+	// Relayed headers: the copy is a duplicate, and nothing reaches the app.
+	relayed := []func(http.Header){
+		nil,
+		func(h http.Header) { h.Set("Cookie", "session=admin") },
+		func(h http.Header) { h.Set("X-Http-Method-Override", "DELETE") },
+		func(h http.Header) { h.Set("X-Real-Ip", "10.0.0.1"); h.Set("X-Forwarded-For", "10.0.0.1") },
+		func(h http.Header) { h.Set("X-Oss-Owner", "evil"); h.Set("X-Oss-Requester", "evil") },
+		func(h http.Header) { h.Set("Authorization-Extra", "x"); h.Set("X-Oss-Request-Id", "another") },
+	}
+	for i, m := range relayed {
+		if status, _ := resend(t, cb, u.RequestURI(), cb.Body, m); status != 200 {
+			t.Errorf("relay %d: status %d", i, status)
+		}
+	}
+	// Other spellings of the binding in the same body: refused (the
+	// signature covers the body, and the binding has one spelling).
+	form, _ := url.ParseQuery(cb.Body)
+	b := form.Get(bindingVar)
+	parts := strings.Split(b, ".")
+	for _, v := range []string{"+" + parts[2], "0" + parts[2]} {
+		spelled := strings.Join([]string{parts[0], parts[1], v, parts[3], parts[4]}, ".")
+		if _, err := callback.Parse(spelled); err == nil {
+			t.Errorf("binding spelling %q accepted", spelled)
+		}
+	}
+	if got := env.app.verified(); len(got) != 1 {
+		t.Fatalf("the app received the upload %d times", len(got))
+	}
+	// Another upload of another user: another Idempotency-Key.
+	env.genuineUpload(t, "carol")
+	got := env.app.verified()
+	if len(got) != 2 || got[1].header.Get("Idempotency-Key") == key {
+		t.Fatalf("second upload: %d deliveries", len(got))
+	}
+}
+
+// 4. A binding issued by one site is refused by another on the same Caddy,
+// even with the same bucket and credentials.
+func TestCallbackIntegrityOtherSite(t *testing.T) {
+	env := newSecEnv(t, "")
+	// A second site on the same Caddy and storage: staff uploads.
+	staff := strings.Replace(env.config, "http://localhost:9080 {", "http://localhost:9081 {", 1)
+	staff = strings.Replace(staff, "key_prefix uploads/{http.request.header.X-User}/", "key_prefix staff/{http.request.header.X-User}/", 1)
+	staff = strings.Replace(staff, "url http://localhost:9080"+secCbPath, "url http://localhost:9081"+secCbPath, 1)
+	staff = staff[strings.Index(staff, "http://localhost:9081 {"):]
+	env.tester.InitServer(env.config+"\n"+staff, "caddyfile")
+	cb := env.genuineUpload(t, "bob")
+	before := len(env.app.verified())
+	u, _ := url.Parse(cb.URL)
+	hdr := [][2]string{}
+	for k, vs := range cb.Header {
+		if k != "Content-Length" && k != "Host" {
+			hdr = append(hdr, [2]string{k, vs[0]})
+		}
+	}
+	status := rawRequestTo(t, "localhost:9081", "POST", u.RequestURI(), hdr, cb.Body)
+	if status != http.StatusForbidden {
+		t.Errorf("the staff site answered %d to the public site's callback", status)
+	}
+	if got := env.app.verified(); len(got) != before {
+		t.Fatalf("the staff site forwarded another site's callback")
+	}
+}
+
+// 5. The app's refusal stays a refusal: copies get the app's answer again
+// and never reach it; the app saw the upload once.
+func TestCallbackIntegrityRefusal(t *testing.T) {
+	app := newFlakyApp(t)
+	env := newSecEnv(t, "")
+	env.tester.InitServer(strings.Replace(env.config, strings.TrimPrefix(env.app.URL, "http://"), app.addr, 1), "caddyfile")
+	app.setMode("4xx")
+	_, p, _ := env.get(t, "/oss/post-policy?filename=a.png&type=image/png&size=4", "bob")
+	var fields [][2]string
+	for k, v := range p["fields"].(map[string]any) {
+		fields = append(fields, [2]string{k, v.(string)})
+	}
+	if status, _ := env.postForm(t, p["url"].(string), fields, "image/png", []byte("png!")); status != 203 {
+		t.Fatalf("a refused upload answered %d, want 203 (CallbackFailed)", status)
+	}
+	sent := env.emu.Callbacks()
+	cb := sent[len(sent)-1]
+	u, _ := url.Parse(cb.URL)
+	app.setMode("up")
+	for i := range 3 {
+		if status, _ := resend(t, cb, u.RequestURI(), cb.Body, nil); status != http.StatusConflict {
+			t.Errorf("copy %d of a refused callback: %d, want the app's 409", i, status)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // no retry arrives
+	if n := len(app.requests()); n != 1 {
+		t.Fatalf("the app received the refused upload %d times", n)
+	}
+}
+
+// 9. A key_prefix whose placeholder does not end a path segment is a
+// config error naming the fix; a placeholder value with '/' is refused.
+func TestCallbackIntegrityPrefixSegments(t *testing.T) {
+	for _, prefix := range []string{"uploads/{http.request.header.X-User}", "u/{http.request.header.X-User}-x/"} {
+		h := &Handler{Bucket: "b-bucket", Region: "cn-hangzhou", AccessKeyID: "a", AccessKeySecret: "s", KeyPrefix: prefix}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "followed by '/'") {
+			t.Errorf("%q: %v", prefix, err)
+		}
+	}
+	env := newSecEnv(t, "")
+	for _, user := range []string{"al/ice", "alice/", "/alice", "a/b/c"} {
+		for _, route := range []string{"/oss/post-policy?filename=a.png&type=image/png", "/oss/presign?filename=a.png&type=image/png", "/oss/sts"} {
+			if status, _, _ := env.get(t, route, user); status != http.StatusForbidden {
+				t.Errorf("user %q on %s: %d", user, route, status)
+			}
+		}
+	}
+}
