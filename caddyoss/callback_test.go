@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 )
 
 // E1: a genuine OSS callback (vectors.md §E1), signed with Alibaba's key.
@@ -184,7 +186,7 @@ func TestCallbackRejections(t *testing.T) {
 
 // signCallback signs a callback as OSS does, with crypto/rsa.
 func signCallback(t testing.TB, key *rsa.PrivateKey, uri, body string) string {
-	msg, err := callbackStringToSign(uri, []byte(body))
+	msg, err := callback.StringToSign(uri, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +254,9 @@ func TestCallbackTrustedKey(t *testing.T) {
 
 func TestVerifyPKCS1v15MD5Sizes(t *testing.T) {
 	// 512 bits: the genuine E1 signature with Alibaba's key.
-	msg, _ := callbackStringToSign(e1Path, []byte(e1Body))
+	msg, _ := callback.StringToSign(e1Path, []byte(e1Body))
 	sig, _ := base64.StdEncoding.DecodeString(e1Sig)
-	if err := verifyPKCS1v15MD5(pinnedAlibabaKey, msg, sig); err != nil {
+	if err := callback.VerifyMD5(pinnedAlibabaKey, msg, sig); err != nil {
 		t.Errorf("E1: %v", err)
 	}
 	if pinnedAlibabaKey.N.BitLen() != 512 {
@@ -264,15 +266,15 @@ func TestVerifyPKCS1v15MD5Sizes(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	sum := md5.Sum([]byte("hello"))
 	s, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.MD5, sum[:])
-	if err := verifyPKCS1v15MD5(&key.PublicKey, []byte("hello"), s); err != nil {
+	if err := callback.VerifyMD5(&key.PublicKey, []byte("hello"), s); err != nil {
 		t.Errorf("2048: %v", err)
 	}
-	if err := verifyPKCS1v15MD5(&key.PublicKey, []byte("hellO"), s); err == nil {
+	if err := callback.VerifyMD5(&key.PublicKey, []byte("hellO"), s); err == nil {
 		t.Error("2048: wrong message accepted")
 	}
 	// s >= n is refused.
 	big := key.PublicKey.N.FillBytes(make([]byte, 256))
-	if err := verifyPKCS1v15MD5(&key.PublicKey, []byte("hello"), big); err == nil {
+	if err := callback.VerifyMD5(&key.PublicKey, []byte("hello"), big); err == nil {
 		t.Error("s = n accepted")
 	}
 }

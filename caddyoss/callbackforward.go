@@ -120,6 +120,9 @@ func (h *Handler) sendQueued(ctx context.Context, ev *delivery.Event) (int, []by
 		return 0, nil, err
 	}
 	h.target.rebuild(req, ev)
+	// Only the handler the mark names says the request is verified (it
+	// rebuilds it again): on any other way through the server it is not.
+	delete(req.Header, verifiedHeader)
 	if h.target.host == "" {
 		req.Host = ev.Header[metaHost]
 	}

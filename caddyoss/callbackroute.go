@@ -141,7 +141,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	// attempt, fits in answer_within from its arrival.
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Callback.AnswerWithin))
 	defer cancel()
-	ev, err := h.verifyCallback(ctx, r)
+	ev, facts, err := h.verifyCallback(ctx, r)
 	if err != nil {
 		return h.rejectCallback(r, err)
 	}
@@ -153,7 +153,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 		return err
 	}
 	countCallback(nil)
-	h.setPlaceholders(r, ev)
+	h.setPlaceholders(r, ev, facts)
 	if !claim.Fresh {
 		return h.answerCopy(w, r, claim)
 	}
@@ -167,21 +167,21 @@ func deadlineOf(ctx context.Context) time.Time {
 
 // verifyCallback checks everything about a callback and returns the event
 // it reports, not yet recorded.
-func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*delivery.Event, error) {
+func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*delivery.Event, map[string]string, error) {
 	if r.Method != http.MethodPost {
-		return nil, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST")
+		return nil, nil, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST")
 	}
 	sigB64 := r.Header.Get("Authorization")
 	keyURL := r.Header.Get("X-Oss-Pub-Key-Url")
 	switch {
 	case sigB64 == "":
-		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing Authorization header")
+		return nil, nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing Authorization header")
 	case keyURL == "":
-		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing x-oss-pub-key-url header")
+		return nil, nil, callbackErr(http.StatusBadRequest, reasonHeaders, "missing x-oss-pub-key-url header")
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigB64)
 	if err != nil {
-		return nil, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64")
+		return nil, nil, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64")
 	}
 	maxBody := h.Callback.MaxBody
 	if maxBody <= 0 {
@@ -189,22 +189,22 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 	}
 	body, err := readBody(r, maxBody)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if want := r.Header.Get("Content-MD5"); want != "" {
 		sum := md5.Sum(body)
 		if base64.StdEncoding.EncodeToString(sum[:]) != want {
-			return nil, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body")
+			return nil, nil, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body")
 		}
 	}
 	keys, err := h.verifier.keysFor(ctx, keyURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	uri := originalRequestURI(r)
 	msg, err := callback.StringToSign(uri, body)
 	if err != nil {
-		return nil, callbackErr(http.StatusBadRequest, reasonSignature, "request path is not valid percent-encoding")
+		return nil, nil, callbackErr(http.StatusBadRequest, reasonSignature, "request path is not valid percent-encoding")
 	}
 	verified := false
 	for _, k := range keys {
@@ -214,23 +214,25 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 		}
 	}
 	if !verified {
-		return nil, callbackErr(http.StatusForbidden, reasonSignature, callback.ErrBadSignature.Error())
+		return nil, nil, callbackErr(http.StatusForbidden, reasonSignature, callback.ErrBadSignature.Error())
 	}
 	if err := checkBodySeparators(body); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ev := &delivery.Event{Body: body, Header: map[string]string{metaRemote: r.RemoteAddr, metaHost: r.Host}}
 	if h.bodyTpl == nil {
-		return h.unboundEvent(ev)
+		facts := callbackFacts(body)
+		ev, err := h.unboundEvent(ev, facts)
+		return ev, facts, err
 	}
 	// A bound callback was sent to the URL this handler issued: its path
 	// and query are part of what OSS signed.
 	if signedURI := string(msg[:len(msg)-len(body)-1]); signedURI != h.target.signed {
-		return nil, callbackErr(http.StatusForbidden, reasonURL, "callback was sent to another URL (path or query) than the one this handler issues")
+		return nil, nil, callbackErr(http.StatusForbidden, reasonURL, "callback was sent to another URL (path or query) than the one this handler issues")
 	}
 	bc, err := h.checkBound(ctx, r, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	object := bc.vars["object"]
 	etag := bc.vars["etag"]
@@ -241,13 +243,12 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 	ev.Object, ev.Expires = object, bc.expiry
 	ev.Header["Content-Type"] = h.Callback.contentType()
 	ev.Header[headerBucket] = h.Bucket
-	return ev, nil
+	return ev, bc.vars, nil
 }
 
 // unboundEvent names a callback accepted without a binding (verify_only)
 // by the facts its body gives, or by the body itself.
-func (h *Handler) unboundEvent(ev *delivery.Event) (*delivery.Event, error) {
-	facts := callbackFacts(ev.Body)
+func (h *Handler) unboundEvent(ev *delivery.Event, facts map[string]string) (*delivery.Event, error) {
 	bucket := facts["bucket"]
 	if h.Bucket != "" && bucket != "" && bucket != h.Bucket {
 		return nil, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", bucket))
@@ -318,7 +319,7 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 	if err != nil {
 		status = 0
 	}
-	_, answer := ans.normalized()
+	answerStatus, answer := ans.normalized()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
 	if h.Callback.Delivery == deliveryModeDirect && delivery.Classify(status, err) == delivery.Received {
@@ -333,7 +334,7 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 		if status == 0 {
 			return writeAnswer(w, http.StatusBadGateway, jsonError("the app did not take the callback"))
 		}
-		return writeNormalized(w, ans)
+		return writeAnswer(w, answerStatus, answer)
 	}
 	st, serr := h.events.Settle(sctx, ev, status, answer, err)
 	if serr != nil {
@@ -346,7 +347,7 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): it is sent as 200",
 				zap.Int("status", status), zap.String("object", ev.Object))
 		}
-		return writeNormalized(w, ans)
+		return writeAnswer(w, answerStatus, answer)
 	case st == delivery.Dead:
 		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback could not be delivered to the app"))
 	}
@@ -392,12 +393,11 @@ func jsonError(msg string) []byte {
 }
 
 // setPlaceholders sets {http.oss_upload.callback.*} for logs and later
-// handlers.
-func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event) {
+// handlers, from the callback's facts.
+func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event, facts map[string]string) {
 	repl := replacer(r)
 	repl.Set("http.oss_upload.callback.verified", true)
 	repl.Set("http.oss_upload.callback.id", ev.ID)
-	facts := callbackFacts(ev.Body)
 	for _, k := range []string{"bucket", "object", "size", "etag"} {
 		if v := facts[k]; v != "" {
 			repl.Set("http.oss_upload.callback."+k, v)

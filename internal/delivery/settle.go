@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // errTaken reports that a lapsed lease was taken over, or the event settled,
@@ -38,10 +39,17 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 	rec.Attempts++
 	rec.Status, rec.LastError, rec.Answer = status, errText(sendErr), nil
 	rec.Lease, rec.Owner = time.Time{}, ""
-	log := q.logger.With(zap.String("id", rec.ID), zap.String("object", rec.Object),
-		zap.Int("attempts", rec.Attempts), zap.Int("status", status))
-	if sendErr != nil {
-		log = log.With(zap.NamedError("delivery_error", sendErr))
+	// The event's fields are built only for a line that is written: a
+	// delivery on the first attempt, the common case, logs at debug.
+	log := func(level zapcore.Level, msg string, extra ...zap.Field) {
+		if ce := q.logger.Check(level, msg); ce != nil {
+			fields := append([]zap.Field{zap.String("id", rec.ID), zap.String("object", rec.Object),
+				zap.Int("attempts", rec.Attempts), zap.Int("status", status)}, extra...)
+			if sendErr != nil {
+				fields = append(fields, zap.NamedError("delivery_error", sendErr))
+			}
+			ce.Write(fields...)
+		}
 	}
 
 	switch st := Classify(status, sendErr); st {
@@ -57,10 +65,14 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		*ev = rec
 		if st == Delivered {
 			q.observe(OutcomeDelivered)
-			log.Info("event delivered")
+			level := zapcore.InfoLevel
+			if rec.Attempts == 1 {
+				level = zapcore.DebugLevel
+			}
+			log(level, "event delivered")
 		} else {
 			q.observe(OutcomeRefused)
-			log.Warn("the app refused the event; copies get its answer")
+			log(zapcore.WarnLevel, "the app refused the event; copies get its answer")
 		}
 		return st, nil
 	}
@@ -78,7 +90,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		}
 		*ev = rec
 		q.observe(OutcomeDead)
-		log.Error("event not delivered within retry_for; kept as dead", zap.String("kept_at", key))
+		log(zapcore.ErrorLevel, "event not delivered within retry_for; kept as dead", zap.String("kept_at", key))
 		return Dead, nil
 	}
 
@@ -87,7 +99,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 	if err := q.reschedule(ctx, ev, &rec); err != nil {
 		if errors.Is(err, errTaken) {
 			q.owe(rec.ID, now.Add(q.lease), rec.Expires)
-			log.Warn("the attempt outlived its lease and another holder has the event; leaving it to them")
+			log(zapcore.WarnLevel, "the attempt outlived its lease and another holder has the event; leaving it to them")
 			return Received, nil
 		}
 		q.storageFailed("rescheduling an event failed; it stays owed", rec.ID, rec.Expires, rec.Attempts, err)
@@ -99,7 +111,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 	if rec.Attempts == 1 {
 		q.observe(OutcomeQueued)
 	}
-	log.Warn("delivery attempt failed; will retry", zap.Time("retry_at", rec.NextAt))
+	log(zapcore.WarnLevel, "delivery attempt failed; will retry", zap.Time("retry_at", rec.NextAt))
 	return Received, nil
 }
 
