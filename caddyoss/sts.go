@@ -113,16 +113,20 @@ func newSTSBroker(cfg STSConfig, region string, cred credentials.Credential, log
 	if err != nil {
 		return nil, err
 	}
-	client, err := sts.NewClient(&openapi.Config{
-		Credential:     cred,
-		Endpoint:       tea.String(host),
-		Protocol:       tea.String(protocol),
-		RegionId:       tea.String(region),
-		ConnectTimeout: tea.Int(int(stsConnectTimeout / time.Millisecond)),
-		ReadTimeout:    tea.Int(int(stsReadTimeout / time.Millisecond)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sts client: %w", err)
+	// An SDK client is not safe for concurrent calls (it keeps per-call
+	// state in itself): one per lane, used only under the lane's lock.
+	var clients [len(stsLanes)]*sts.Client
+	for i := range clients {
+		if clients[i], err = sts.NewClient(&openapi.Config{
+			Credential:     cred,
+			Endpoint:       tea.String(host),
+			Protocol:       tea.String(protocol),
+			RegionId:       tea.String(region),
+			ConnectTimeout: tea.Int(int(stsConnectTimeout / time.Millisecond)),
+			ReadTimeout:    tea.Int(int(stsReadTimeout / time.Millisecond)),
+		}); err != nil {
+			return nil, fmt.Errorf("sts client: %w", err)
+		}
 	}
 	b := &stsBroker{
 		cfg:            cfg,
@@ -144,12 +148,16 @@ func newSTSBroker(cfg STSConfig, region string, cred credentials.Credential, log
 		if cfg.ExternalID != "" {
 			req.ExternalId = tea.String(cfg.ExternalID)
 		}
-		runtime := &util.RuntimeOptions{
-			ConnectTimeout: tea.Int(int(b.connectTimeout / time.Millisecond)),
-			ReadTimeout:    tea.Int(int(b.readTimeout / time.Millisecond)),
-			Autoretry:      tea.Bool(false),
-		}
-		resp, err := client.AssumeRoleWithOptions(req, runtime)
+		var resp *sts.AssumeRoleResponse
+		var err error
+		withSTSLane(func(lane int) {
+			runtime := &util.RuntimeOptions{
+				ConnectTimeout: tea.Int(int(b.connectTimeout / time.Millisecond)),
+				ReadTimeout:    tea.Int(int(b.readTimeout/time.Millisecond) + lane),
+				Autoretry:      tea.Bool(false),
+			}
+			resp, err = clients[lane].AssumeRoleWithOptions(req, runtime)
+		})
 		if err != nil {
 			return stsCredentials{}, err
 		}

@@ -533,3 +533,46 @@ func TestSTSRouteKeptAnswers(t *testing.T) {
 		t.Errorf("bob after alice's refresh: %v", body)
 	}
 }
+
+// Many AssumeRole calls at once, from two handlers on one STS endpoint,
+// run under -race without a data race in the SDK's shared HTTP client, and
+// each user gets credentials of its own.
+func TestSTSConcurrentAssumeRole(t *testing.T) {
+	f := newFakeSTS(t)
+	hold := make(chan struct{})
+	f.set(func(f *fakeSTS) { f.hold = hold })
+	var handlers []*Handler
+	for range 2 {
+		handlers = append(handlers, testHandler(t, func(h *Handler) {
+			h.KeyPrefix = "u/{http.request.header.X-User}/"
+			h.STS = &STSConfig{RoleARN: "acs:ram::123:role/up", Endpoint: f.srv.URL}
+		}))
+	}
+	const users = 24
+	keys := make([]string, 2*users)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/oss/sts", nil)
+			req.Header.Set("X-User", fmt.Sprintf("user%d", i%users))
+			if err := handlers[i/users].ServeHTTP(rec, withReplacer(req), nextMustNotRun(t)); err != nil || rec.Code != 200 {
+				t.Errorf("%d: %d %v %s", i, rec.Code, err, rec.Body)
+				return
+			}
+			var body map[string]any
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			keys[i], _ = body["AccessKeyId"].(string)
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // the calls pile up on the held answers
+	close(hold)
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, k := range keys {
+		if k == "" || seen[k] {
+			t.Errorf("request %d got credentials %q, not its own", i, k)
+		}
+		seen[k] = true
+	}
+}
