@@ -112,6 +112,11 @@ type entry struct {
 	// its record still shows it (the write after the attempt failed); the
 	// next try need not wait for it.
 	ended time.Time
+	// outcome is a settled record (delivered, refused or dead) that could
+	// not be written at outcomeKey when the app's answer decided it; the
+	// next try writes it instead of sending the event again.
+	outcome    *Event
+	outcomeKey string
 }
 
 // New checks cfg and builds a Queue.
@@ -236,6 +241,16 @@ func (q *Queue) later(id string, expires time.Time, attempts int) time.Time {
 	e.fails++
 	e.due = q.now().Add(backoff(max(e.fails, attempts), q.rand()))
 	return e.due
+}
+
+// unrecorded keeps rec, a settled record that could not be written at key,
+// for the next try of its event (see entry.outcome).
+func (q *Queue) unrecorded(rec *Event, key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e := q.index[rec.ID]; e != nil {
+		e.outcome, e.outcomeKey = rec, key
+	}
 }
 
 // snapshot is a copy of id's entry (zero if none).

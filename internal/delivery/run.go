@@ -87,6 +87,10 @@ func (q *Queue) startDue(ctx context.Context) {
 
 // attempt makes one attempt at an owed event, if it can take its lease.
 func (q *Queue) attempt(ctx context.Context, id string) {
+	if known := q.snapshot(id); known.outcome != nil {
+		q.recordOutcome(ctx, known.outcome, known.outcomeKey)
+		return
+	}
 	tctx, cancel := context.WithTimeout(ctx, q.lease/2)
 	ev := q.take(tctx, id)
 	cancel()
@@ -102,6 +106,26 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 	sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), q.lease/2)
 	defer cancel()
 	_, _ = q.Settle(sctx, ev, status, answer, err) // Settle logs and keeps the event owed on failure
+}
+
+// recordOutcome writes a settled record that Settle could not write (see
+// entry.outcome). The event is not sent again: the app has answered it.
+func (q *Queue) recordOutcome(ctx context.Context, rec *Event, key string) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.lease/2)
+	defer cancel()
+	if q.move(sctx, rec, key) != nil {
+		return // move logged it and backed the event off
+	}
+	switch rec.State {
+	case Delivered:
+		q.observe(OutcomeDelivered)
+	case Refused:
+		q.observe(OutcomeRefused)
+	case Dead:
+		q.observe(OutcomeDead)
+	}
+	q.logger.Info("an event's outcome, which storage had refused, is recorded now",
+		zap.String("id", rec.ID), zap.String("state", string(rec.State)), zap.String("key", key))
 }
 
 // take reserves an owed event for an attempt by this queue: under the

@@ -29,7 +29,12 @@ var errTaken = errors.New("the event was taken over or settled by another holder
 // On a storage failure the event stays owed: it is kept in this queue with
 // a backoff, logged with the cause, and the error is returned with the
 // state still Received. Settle never reports Delivered or Refused for an
-// outcome it could not record.
+// outcome it could not record. An outcome the app decided (delivered,
+// refused) or the end of retry_for (dead) that could not be written is
+// kept in memory: this queue's next try writes it and does not send the
+// event again. (Another instance may, once the lease lapses, since
+// storage does not show the outcome: the app tells copies apart by
+// Idempotency-Key.)
 func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte, sendErr error) (State, error) {
 	if err := checkID(ev.ID); err != nil {
 		return "", err
@@ -58,8 +63,10 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		if st == Refused {
 			rec.Answer = boundAnswer(answer)
 		}
-		if err := q.move(ctx, &rec, q.doneKey(rec.ID, hourCeil(rec.Expires))); err != nil {
+		key := q.doneKey(rec.ID, hourCeil(rec.Expires))
+		if err := q.move(ctx, &rec, key); err != nil {
 			q.endLease(ev)
+			q.unrecorded(&rec, key)
 			return Received, err
 		}
 		*ev = rec
@@ -86,6 +93,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		key := q.deadKey(rec.ID, group)
 		if err := q.move(ctx, &rec, key); err != nil {
 			q.endLease(ev)
+			q.unrecorded(&rec, key)
 			return Received, err
 		}
 		*ev = rec

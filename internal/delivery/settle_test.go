@@ -101,6 +101,42 @@ func TestSettleWriteFailureKeepsEventOwed(t *testing.T) {
 	}
 }
 
+// An outcome the app decided but storage refused to record is written by
+// the queue's next try once storage works again; the event is not sent to
+// the app again meanwhile.
+func TestSettleUnrecordedOutcomeIsWrittenNotResent(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status int
+		state  State
+	}{{200, Delivered}, {409, Refused}} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			h := newHarness(t, newMem(), newClock(), "inst-a")
+			ev := h.event("e1")
+			h.claim(ev, 4*time.Second)
+			h.st.setFault(failOn("/done/", "store"))
+			if st, err := h.q.Settle(ctx, ev, tc.status, []byte(`{"e":1}`), nil); st != Received || !errors.Is(err, errInjected) {
+				t.Fatalf("settle = %s, %v", st, err)
+			}
+			h.drive(20, time.Second) // storage still refuses: tried with backoff
+			if h.app.total() != 0 {
+				t.Fatalf("an event the app answered was sent again %d times", h.app.total())
+			}
+			h.st.setFault(nil)
+			h.drive(40, 10*time.Second)
+			if h.app.total() != 0 {
+				t.Fatalf("an event the app answered was sent again %d times", h.app.total())
+			}
+			if h.q.Owed() != 0 || h.st.has(testPrefix+"/pending/e1") {
+				t.Fatal("the outcome was not recorded")
+			}
+			if rec := h.record(h.q.doneKey("e1", hourCeil(ev.Expires)), "e1"); rec.State != tc.state {
+				t.Fatalf("done record %+v, want %s", rec, tc.state)
+			}
+		})
+	}
+}
+
 // If only the pending record's delete fails, the event is delivered; the
 // queue removes the leftover on its next try and does not send it again.
 func TestSettleLeftoverPendingIsCleanedNotResent(t *testing.T) {
