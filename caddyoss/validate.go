@@ -1,0 +1,268 @@
+package caddyoss
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
+)
+
+// Validate checks the configuration; every message names the field.
+// UnmarshalCaddyfile runs the same checks where a Caddyfile can, so that
+// `caddy adapt` reports them with the file and line.
+func (h *Handler) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if h.signingEnabled() {
+		if h.Bucket == "" {
+			add("bucket is required")
+		} else {
+			check(checkBucket(h.Bucket))
+		}
+		if h.Region == "" {
+			add("region is required")
+		} else {
+			check(checkRegion(h.Region))
+		}
+	}
+	if (h.AccessKeyID == "") != (h.AccessKeySecret == "") {
+		add("access_key_id and access_key_secret must be set together")
+	}
+	if h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 && h.SignatureVersion != "" {
+		add("signature_version: must be v4 or v1, got %q", h.SignatureVersion)
+	}
+	if h.MinSize < 0 || h.MaxSize < 0 {
+		add("min_size and max_size must not be negative")
+	}
+	check(checkSizes(h.MinSize, h.MaxSize))
+	for _, t := range h.AllowTypes {
+		check(validTypePattern(t))
+	}
+	check(checkDefaultType(h.DefaultType, h.AllowTypes))
+	check(checkPresignFormat(h.PresignFormat))
+	// The prefix's own text, placeholders aside; what they expand to is
+	// checked per request.
+	if static := placeholderRE.ReplaceAllString(h.KeyPrefix, "x"); static != "" {
+		if err := checkKeyPart(static); err != nil {
+			add("key_prefix: %q %v", h.KeyPrefix, err)
+		} else if err := checkExpanded(static); err != nil {
+			add("key_prefix: %q %v, which OSS or RAM would read as a wildcard or reference", h.KeyPrefix, err)
+		}
+	}
+	if _, err := callback.NewScope(h.KeyPrefix); err != nil {
+		check(err)
+	}
+	if err := checkKeyTemplate(h.KeyTemplate); err != nil {
+		check(err)
+	} else if h.KeyTemplate != "" && !h.KeyTemplateOverwrite && !templateHasID(h.KeyTemplate) {
+		add("key_template: %q has no {id}, so uploads could share a key and overwrite each other; add {id}, or set key_template_overwrite to allow it", h.KeyTemplate)
+	}
+	if _, ok := canonicalStorageClass(h.StorageClass); h.StorageClass != "" && !ok {
+		add("storage_class: must be Standard, IA, Archive, ColdArchive or DeepColdArchive, got %q", h.StorageClass)
+	}
+	if h.Expires != 0 {
+		check(checkExpires(time.Duration(h.Expires)))
+	}
+	for _, u := range []struct{ name, val string }{{"endpoint", h.Endpoint}, {"upload_url", h.UploadURL}} {
+		if u.val == "" {
+			continue
+		}
+		if p, err := url.Parse(u.val); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("%s: %q must be an absolute http or https URL", u.name, u.val)
+		}
+	}
+	routes := h.routes()
+	for i, r := range routes {
+		check(checkRoutePath(r.name, r.path))
+		check(checkDuplicateRoute(routes[:i], r))
+	}
+	check(checkUppyPath(h.UppyPath, routes))
+	if h.STSPath != routeOff && h.STSPath != "" {
+		if h.STS == nil || h.STS.RoleARN == "" {
+			add("sts.role_arn is required when the sts route is on (set sts_path off to disable it)")
+		}
+	}
+	if s := h.STS; s != nil {
+		if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "acs:ram::") {
+			add("sts.role_arn: %q is not a RAM role ARN (acs:ram::<account>:role/<name>)", s.RoleARN)
+		}
+		if s.Duration != 0 {
+			check(checkSTSDuration(time.Duration(s.Duration)))
+		}
+		check(checkRefreshBefore(time.Duration(s.RefreshBefore), time.Duration(s.Duration)))
+		if s.CacheSize < 0 {
+			add("sts.cache_size: must not be negative")
+		}
+		if s.ExternalID != "" && (len(s.ExternalID) < 2 || len(s.ExternalID) > 1224) {
+			add("sts.external_id: must be 2 to 1224 characters")
+		}
+	}
+	if h.CallbackPath != routeOff && h.CallbackPath != "" && h.Callback == nil {
+		add("callback_path is set but there is no callback block")
+	}
+	if c := h.Callback; c != nil {
+		if c.BodyType != "" && c.BodyType != bodyTypeForm && c.BodyType != bodyTypeJSON {
+			add("callback.body_type: must be form or json, got %q", c.BodyType)
+		}
+		if c.MaxBody < 0 {
+			add("callback.max_body: must not be negative")
+		}
+		if c.Delivery != "" && c.Delivery != deliveryModeQueued && c.Delivery != deliveryModeDirect {
+			add("callback.delivery: must be queued or direct, got %q", c.Delivery)
+		}
+		if d := time.Duration(c.AnswerWithin); d != 0 && (d < 100*time.Millisecond || d > 4500*time.Millisecond) {
+			add("callback.answer_within: must be between 100ms and 4.5s (OSS waits 5s), got %s", d)
+		}
+		if d := time.Duration(c.RetryFor); d < 0 || d > 30*24*time.Hour {
+			add("callback.retry_for: must be between 0 and 30 days, got %s", d)
+		}
+		for name := range c.Vars {
+			if !callbackVarName.MatchString(name) {
+				add("callback.var: name %q must be lower-case letters, digits or '_'", name)
+			} else if name == bindingVar {
+				add("callback.var: the name %q is reserved for the binding", name)
+			}
+		}
+		if c.URL == "" && c.Host != "" {
+			add("callback.url is required when callback host is set")
+		}
+		if !c.VerifyOnly {
+			if _, _, err := c.effectiveBody(); err != nil {
+				errs = append(errs, err)
+			}
+			if h.CallbackPath != routeOff && (h.Bucket == "" || h.Region == "") {
+				add("bucket and region are required to check callback bindings and confirm them with OSS (set callback verify_only to accept any genuine callback)")
+			}
+			if c.BindingKey != "" && len(c.BindingKey) < minBindingKeyBytes {
+				add("callback.binding_key: must be at least %d characters", minBindingKeyBytes)
+			}
+		}
+		if c.URL != "" {
+			if _, err := c.callbackParam(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// route is one of the handler's routes by its config name.
+type route struct{ name, path string }
+
+// routes lists the four route paths by their config names.
+func (h *Handler) routes() []route {
+	return []route{
+		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
+		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
+	}
+}
+
+// The checks below are shared by Validate and UnmarshalCaddyfile; each
+// message names the field.
+
+// checkBucket checks a bucket name that has no placeholder left.
+func checkBucket(b string) error {
+	if !validBucketName(b) {
+		return fmt.Errorf("bucket: %q is not a valid OSS bucket name (3-63 lower-case letters, digits and '-')", b)
+	}
+	return nil
+}
+
+// checkRegion refuses the endpoint form of a region id.
+func checkRegion(r string) error {
+	if strings.HasPrefix(r, "oss-") {
+		return fmt.Errorf("region: use the region id (%q), not %q", strings.TrimPrefix(r, "oss-"), r)
+	}
+	return nil
+}
+
+// checkSizes checks max_size against the OSS limit and min_size against
+// max_size (0 means no maximum).
+func checkSizes(minSize, maxSize int64) error {
+	if maxSize > maxObjectSize {
+		return fmt.Errorf("max_size: %d exceeds the OSS limit of 5 GiB", maxSize)
+	}
+	if maxSize > 0 && minSize > maxSize {
+		return fmt.Errorf("min_size (%d) is greater than max_size (%d)", minSize, maxSize)
+	}
+	return nil
+}
+
+// checkExpires checks the lifetime of policies and presigned URLs.
+func checkExpires(d time.Duration) error {
+	if d < time.Second || d > maxExpires {
+		return fmt.Errorf("expires: must be between 1s and 7 days, got %s", d)
+	}
+	return nil
+}
+
+// checkSTSDuration checks the lifetime of STS credentials.
+func checkSTSDuration(d time.Duration) error {
+	if d < 15*time.Minute || d > 12*time.Hour {
+		return fmt.Errorf("sts.duration: must be between 15m and 12h, got %s", d)
+	}
+	return nil
+}
+
+// checkRefreshBefore checks refresh_before against the credentials'
+// duration (0: not known yet).
+func checkRefreshBefore(rb, dur time.Duration) error {
+	if rb < 0 {
+		return fmt.Errorf("sts.refresh_before: must not be negative, got %s", rb)
+	}
+	if dur != 0 && rb >= dur {
+		return fmt.Errorf("sts.refresh_before: must be shorter than sts.duration (%s), got %s", dur, rb)
+	}
+	return nil
+}
+
+// checkRoutePath checks a route path that is on. Paths are literal: they
+// are compared with the request path as they are.
+func checkRoutePath(name, p string) error {
+	if p == "" || p == routeOff {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%s: %q must start with '/'", name, p)
+	}
+	return nil
+}
+
+// checkDuplicateRoute refuses a route path that one of others already uses.
+func checkDuplicateRoute(others []route, r route) error {
+	if r.path == "" || r.path == routeOff {
+		return nil
+	}
+	for _, o := range others {
+		if o.name != r.name && o.path == r.path {
+			return fmt.Errorf("%s and %s are both %q", o.name, r.name, r.path)
+		}
+	}
+	return nil
+}
+
+// placeholderRE matches a Caddy placeholder such as {http.auth.user.id}.
+var placeholderRE = regexp.MustCompile(`\{[^{}$]+\}`)
+
+// validBucketName checks OSS's naming rules: 3–63 characters of lower-case
+// letters, digits and '-', not starting or ending with '-'.
+func validBucketName(b string) bool {
+	if len(b) < 3 || len(b) > 63 || b[0] == '-' || b[len(b)-1] == '-' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
