@@ -72,7 +72,7 @@ const (
 // counts carry over config reloads.
 var ossMetrics = newOSSMetrics()
 
-// metricSet holds the collectors; see README.md, "Metrics".
+// metricSet holds the collectors; see docs/operations.md, "Metrics".
 type metricSet struct {
 	signRequests      *prometheus.CounterVec
 	signDuration      *prometheus.HistogramVec

@@ -1,6 +1,6 @@
 package caddyoss
 
-// Adversarial tests of the README's security promises, through a running
+// Adversarial tests of docs/security.md's promises, through a running
 // Caddy, ossemu and an upstream app that records everything it receives.
 // Each test generates its variants and then asserts what the app saw.
 
