@@ -52,6 +52,8 @@ type recorder struct {
 	mu   sync.Mutex
 	srv  *http.Server
 	keys map[string]int
+	// handle, if set, is also given each request and its body.
+	handle func(req *http.Request, body []byte)
 }
 
 func newRecorder(t *testing.T) *recorder {
@@ -61,13 +63,22 @@ func newRecorder(t *testing.T) *recorder {
 }
 
 func (r *recorder) up(t *testing.T) {
+	r.mu.Lock()
+	running := r.srv != nil
+	r.mu.Unlock()
+	if running {
+		return
+	}
 	l, err := net.Listen("tcp", r.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.mu.Lock()
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
+		body, _ := io.ReadAll(req.Body)
+		if r.handle != nil {
+			r.handle(req, body)
+		}
 		if req.Header.Get("X-Oss-Callback-Verified") == "true" {
 			r.mu.Lock()
 			r.keys[req.Header.Get("Idempotency-Key")]++
@@ -182,12 +193,30 @@ func (in *instance) kill() {
 }
 
 // upload asks the instance for a policy and uploads to the emulator; OSS
-// calls the instance back.
+// calls the instance back. The uploader must be told "queued".
 func (in *instance) upload(t *testing.T, toOSS *http.Client, content string) string {
 	t.Helper()
+	_, status, b, err := in.uploadOnce(toOSS, content)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(in.home, "caddy.log"))
+		t.Fatalf("%v\n%s", err, log)
+	}
+	var answer struct {
+		Status string `json:"status"`
+		Key    string `json:"idempotency_key"`
+	}
+	if status != 200 || json.Unmarshal([]byte(b), &answer) != nil || answer.Status != "queued" || answer.Key == "" {
+		t.Fatalf("uploader got %d %s, want a queued answer", status, b)
+	}
+	return answer.Key
+}
+
+// uploadOnce makes one PostObject upload of content and returns its object
+// key and what OSS told the uploader.
+func (in *instance) uploadOnce(toOSS *http.Client, content string) (object string, status int, body string, err error) {
 	resp, err := http.Get(fmt.Sprintf("http://localhost:%d/oss/post-policy?filename=f.txt&type=text/plain", in.port))
 	if err != nil {
-		t.Fatal(err)
+		return "", 0, "", err
 	}
 	var p struct {
 		URL    string            `json:"url"`
@@ -196,7 +225,7 @@ func (in *instance) upload(t *testing.T, toOSS *http.Client, content string) str
 	pb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err := json.Unmarshal(pb, &p); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("post-policy: %d %s", resp.StatusCode, pb)
+		return "", 0, "", fmt.Errorf("post-policy: %d %s", resp.StatusCode, pb)
 	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -208,19 +237,11 @@ func (in *instance) upload(t *testing.T, toOSS *http.Client, content string) str
 	_ = mw.Close()
 	resp, err = toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(in.home, "caddy.log"))
-		t.Fatalf("upload to %s: %v\n%s", p.URL, err, log)
+		return "", 0, "", fmt.Errorf("upload to %s: %w", p.URL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var answer struct {
-		Status string `json:"status"`
-		Key    string `json:"idempotency_key"`
-	}
-	if resp.StatusCode != 200 || json.Unmarshal(b, &answer) != nil || answer.Status != "queued" || answer.Key == "" {
-		t.Fatalf("uploader got %d %s, want a queued answer", resp.StatusCode, b)
-	}
-	return answer.Key
+	return p.Fields["key"], resp.StatusCode, string(b), nil
 }
 
 // Callbacks queued while the app is down survive a SIGKILL: the restarted

@@ -61,11 +61,18 @@ func startRedis(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitRedis(t, addr)
+	return addr
+}
+
+// waitRedis waits (bounded) until the redis-server at addr answers.
+func waitRedis(t *testing.T, addr string) {
+	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
-			return addr
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("redis-server did not answer")

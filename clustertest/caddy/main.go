@@ -9,6 +9,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/pberkel/caddy-storage-redis"
 
+	_ "github.com/caddy-oss/caddy-oss/clustertest/faultstore"
+
 	_ "github.com/caddy-oss/caddy-oss/caddyoss"
 )
 
