@@ -2,12 +2,14 @@
 //
 //	xcaddy build --with github.com/caddy-oss/caddy-oss
 //
-// The handler itself is in package github.com/caddy-oss/caddy-oss/caddyoss;
-// the `caddy oss-sandbox` command, which links the OSS emulator, is in
-// package github.com/caddy-oss/caddy-oss/sandbox.
+// It links the handler (package github.com/caddy-oss/caddy-oss/caddyoss)
+// and nothing else: the `caddy oss-sandbox` command, which links the OSS
+// emulator and a demo app, is package
+// github.com/caddy-oss/caddy-oss/sandbox, for builds that ask for it:
+//
+//	xcaddy build --with github.com/caddy-oss/caddy-oss --with github.com/caddy-oss/caddy-oss/sandbox
 package caddyossplugin
 
 import (
 	_ "github.com/caddy-oss/caddy-oss/caddyoss"
-	_ "github.com/caddy-oss/caddy-oss/sandbox"
 )
