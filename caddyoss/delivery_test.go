@@ -179,10 +179,19 @@ http://localhost:9080 {
 // upload sends one PostObject upload and returns the uploader's answer.
 func (e *deliveryEnv) upload(t *testing.T, content string) (int, string) {
 	t.Helper()
+	status, body, err := e.tryUpload(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, body
+}
+
+// tryUpload is upload for any goroutine: errors are returned.
+func (e *deliveryEnv) tryUpload(content string) (int, string, error) {
 	req, _ := http.NewRequest("GET", "http://localhost:9080/oss/post-policy?filename=f.txt&type=text/plain", nil)
 	resp, err := e.tester.Client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	var p struct {
 		URL    string            `json:"url"`
@@ -191,7 +200,7 @@ func (e *deliveryEnv) upload(t *testing.T, content string) (int, string) {
 	err = json.NewDecoder(resp.Body).Decode(&p)
 	resp.Body.Close()
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", fmt.Errorf("post-policy answer: %w", err)
 	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -203,11 +212,11 @@ func (e *deliveryEnv) upload(t *testing.T, content string) (int, string) {
 	_ = mw.Close()
 	resp, err = e.toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // waitDelivered waits (bounded) until the app has answered at least n
@@ -333,6 +342,82 @@ func TestDeliveryAcrossReload(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s delivered %d times", k, n)
 		}
+	}
+}
+
+// Reloads in the middle of a burst of uploads, with the app down: every
+// callback the uploaders were told is queued reaches the app once when it
+// comes back, promptly (the new configuration's queue takes over what the
+// old one recorded, including during the handover), and no upload reaches
+// it twice.
+func TestDeliveryReloadDuringBurst(t *testing.T) {
+	e := newDeliveryEnv(t, "")
+	e.app.setMode("down")
+	var mu sync.Mutex
+	queued := map[string]bool{} // Idempotency-Keys of the uploads told "queued"
+	uploads := 0
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				content := fmt.Sprintf("burst %d-%d", w, i)
+				status, body, err := e.tryUpload(content)
+				if err != nil {
+					t.Errorf("%s: %v", content, err)
+					return
+				}
+				var answer struct {
+					Status string `json:"status"`
+					Key    string `json:"idempotency_key"`
+				}
+				_ = json.Unmarshal([]byte(body), &answer)
+				if status == 200 && (answer.Status != "queued" || answer.Key == "") {
+					t.Errorf("%s: told %d %s by a down app", content, status, body)
+				}
+				mu.Lock()
+				uploads++
+				if status == 200 {
+					queued[answer.Key] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, within := range []string{"answer_within 2s", "answer_within 1500ms"} {
+		time.Sleep(300 * time.Millisecond)
+		e.tester.InitServer(strings.Replace(e.config, "answer_within 1s", within, 1), "caddyfile")
+	}
+	wg.Wait()
+	e.app.setMode("up")
+	// The queue rescans every 10 s: each callback arrives well within 30 s,
+	// not at the next reload.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		keys := e.waitDelivered(t, 0, 0)
+		missing := 0
+		for k := range queued {
+			if keys[k] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d queued callbacks not delivered within 30 s", missing, len(queued))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // nothing more arrives
+	for k, n := range e.waitDelivered(t, 0, 0) {
+		if n != 1 {
+			t.Errorf("%s delivered %d times (told queued: %v)", k, n, queued[k])
+		}
+	}
+	if len(queued) < uploads*2/3 {
+		t.Errorf("only %d of %d uploads told 200 across the reloads", len(queued), uploads)
 	}
 }
 
