@@ -906,7 +906,7 @@ func TestOperationsNotEmulated(t *testing.T) {
 			return err
 		}},
 		{"GetBucketACL", func() error { _, err := b.Client.GetBucketACL(testBucket); return err }},
-		{"GetBucketCORS", func() error { _, err := b.Client.GetBucketCORS(testBucket); return err }},
+		{"GetBucketLogging", func() error { _, err := b.Client.GetBucketLogging(testBucket); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if st, code := serviceCode(t, tc.run()); st != 501 || code != "NotImplemented" {

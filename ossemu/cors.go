@@ -52,10 +52,11 @@ func (c CORSRule) allows(origin, method string, headers []string) bool {
 	return true
 }
 
-func (e *Emulator) corsRule(origin, method string, headers []string) *CORSRule {
-	for i := range e.cors {
-		if e.cors[i].allows(origin, method, headers) {
-			return &e.cors[i]
+func (e *Emulator) corsRule(bucketName, origin, method string, headers []string) *CORSRule {
+	rules := e.corsRules(bucketName)
+	for i := range rules {
+		if rules[i].allows(origin, method, headers) {
+			return &rules[i]
 		}
 	}
 	return nil
@@ -63,7 +64,7 @@ func (e *Emulator) corsRule(origin, method string, headers []string) *CORSRule {
 
 // preflight answers an OPTIONS request as OSS does: 200 with the rule's
 // headers, or 403 AccessForbidden.
-func (e *Emulator) preflight(w http.ResponseWriter, r *http.Request) *ossError {
+func (e *Emulator) preflight(w http.ResponseWriter, r *http.Request, bucketName string) *ossError {
 	origin := r.Header.Get("Origin")
 	method := r.Header.Get("Access-Control-Request-Method")
 	if origin == "" || method == "" {
@@ -76,7 +77,7 @@ func (e *Emulator) preflight(w http.ResponseWriter, r *http.Request) *ossError {
 			headers = append(headers, strings.ToLower(h))
 		}
 	}
-	rule := e.corsRule(origin, method, headers)
+	rule := e.corsRule(bucketName, origin, method, headers)
 	if rule == nil {
 		return newErr(http.StatusForbidden, "AccessForbidden",
 			"CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Requet-Headers are not whitelisted by the resource's CORS spec.")
@@ -99,12 +100,12 @@ func (e *Emulator) preflight(w http.ResponseWriter, r *http.Request) *ossError {
 }
 
 // corsHeaders adds the CORS answer to an actual (non-preflight) request.
-func (e *Emulator) corsHeaders(w http.ResponseWriter, r *http.Request) {
+func (e *Emulator) corsHeaders(w http.ResponseWriter, r *http.Request, bucketName string) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return
 	}
-	rule := e.corsRule(origin, r.Method, nil)
+	rule := e.corsRule(bucketName, origin, r.Method, nil)
 	if rule == nil {
 		return
 	}

@@ -47,6 +47,10 @@ type Options struct {
 	AccessKeys map[string]string
 	// Roles are the RAM roles AssumeRole may assume.
 	Roles []Role
+	// KeyActions limits permanent keys to the RAM actions listed
+	// ("oss:PutObject", "sts:AssumeRole", "oss:*", ...), as for RAM users;
+	// a key not listed may do anything. See SetKeyActions.
+	KeyActions map[string][]string
 	// CORS rules of every bucket. Nil means DefaultCORS().
 	CORS []CORSRule
 	// CallbackTimeout bounds each upload callback. Default 5s, OSS's fixed
@@ -98,6 +102,10 @@ type Emulator struct {
 	listener  net.Listener
 	server    *http.Server
 	serveDone chan struct{}
+
+	// Under mu, see permissions.go and bucketconfig.go.
+	keyActions map[string][]string
+	bucketConf map[string]*bucketConf
 }
 
 // CallbackPublicKeyPath is where the emulator serves the PEM public key of
@@ -117,6 +125,12 @@ func New(opts Options) (*Emulator, error) {
 		roles:    map[string]*role{},
 		sessions: map[string]*session{},
 		nonces:   map[string]time.Time{},
+
+		keyActions: map[string][]string{},
+		bucketConf: map[string]*bucketConf{},
+	}
+	for id, actions := range opts.KeyActions {
+		e.keyActions[id] = append([]string{}, actions...)
 	}
 	if e.region == "" {
 		e.region = "cn-hangzhou"

@@ -161,10 +161,14 @@ var ramAction = map[string]string{
 
 // authorize checks what an STS session may do: the role's policy and the
 // session policy must both allow the action, and neither may deny it.
-// Permanent keys of the account may do anything.
+// Permanent keys may do what SetKeyActions left them (everything by
+// default).
 func (e *Emulator) authorize(p *principal, operation, bucketName, key string) *ossError {
-	if p == nil || p.session == nil {
+	if p == nil {
 		return nil
+	}
+	if p.session == nil {
+		return e.authorizeKey(p, ramAction[operation], e.resourceARN(bucketName, key, operation != "ListObjects"))
 	}
 	action := ramAction[operation]
 	resource := "acs:oss:" + e.region + ":" + p.session.role.account + ":" + bucketName

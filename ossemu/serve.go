@@ -82,10 +82,13 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request, c *reqCtx, buck
 		return errNoSuchBucket().with("BucketName", bucketName)
 	}
 	if r.Method == http.MethodOptions {
-		return e.preflight(w, r)
+		return e.preflight(w, r, c.bucket.name)
 	}
-	e.corsHeaders(w, r)
+	e.corsHeaders(w, r, c.bucket.name)
 
+	if handled, oe := e.serveBucketConfig(w, r, c); handled {
+		return oe
+	}
 	if oe := notEmulated(c); oe != nil {
 		return oe
 	}

@@ -208,7 +208,7 @@ func (e *Emulator) assumeRole(r *http.Request, requestID string) (any, *stsError
 	if rl == nil {
 		return nil, &stsError{http.StatusNotFound, "EntityNotExist.Role", "The specified Role not exists."}
 	}
-	if caller != nil && !caller.mayAssume(rl.arn) {
+	if caller == nil && !e.keyAllows(params["AccessKeyId"], "sts:AssumeRole") || caller != nil && !caller.mayAssume(rl.arn) {
 		return nil, &stsError{http.StatusForbidden, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."}
 	}
 	duration := time.Hour
