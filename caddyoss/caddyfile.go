@@ -1,6 +1,8 @@
 package caddyoss
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	oss_upload [<matcher>] {
 //	    bucket      <name>
-//	    region      <region-id>
+//	    region      <region-id> [unlisted]
 //	    endpoint    <url>
 //	    upload_url  <url>
 //
@@ -49,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    expires      <duration>
 //	    client_keys
 //	    storage_class <class>
+//	    form_fields  full|minimal
 //
 //	    sts_path      <path>|off
 //	    policy_path   <path>|off
@@ -85,11 +88,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // Besides the syntax, it checks what it can without the environment (the
 // checks Validate repeats for JSON configs), so that `caddy adapt` reports
-// them with the file and line: bucket name, region id, key_template,
-// sizes, durations and route paths.
+// them with the file and line: bucket name, region id and the endpoint's
+// region, key_template, media types, sizes, durations, route paths,
+// form_fields against the options it cannot keep, and a callback block
+// without url.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	return eachSubdirective(d, "", nil, func(name string) error {
+	d.Next()                         // consume directive name
+	var callbackAt func(error) error // adds the callback block's file and line
+	err := eachSubdirective(d, "", nil, func(name string) error {
 		var err error
 		switch name {
 		case "bucket":
@@ -97,13 +103,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				err = wrapErr(d, checkBucket(h.Bucket))
 			}
 		case "region":
-			if err = oneArg(d, &h.Region); err == nil {
-				err = wrapErr(d, checkRegion(h.Region))
-			}
+			err = h.unmarshalRegion(d)
 		case "endpoint":
-			err = oneArg(d, &h.Endpoint)
+			if err = oneArg(d, &h.Endpoint); err == nil && !strings.Contains(h.Region, "{") {
+				err = wrapErr(d, checkEndpointRegion("endpoint", h.Endpoint, h.Region, h.Bucket))
+			}
 		case "upload_url":
-			err = oneArg(d, &h.UploadURL)
+			if err = oneArg(d, &h.UploadURL); err == nil && !strings.Contains(h.Region, "{") {
+				err = wrapErr(d, checkEndpointRegion("upload_url", h.UploadURL, h.Region, h.Bucket))
+			}
 		case "access_key_id":
 			err = oneArg(d, &h.AccessKeyID)
 		case "access_key_secret":
@@ -128,13 +136,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "allow_types":
 			h.AllowTypes = d.RemainingArgs()
 			if len(h.AllowTypes) == 0 {
-				err = d.ArgErr()
-			} else {
-				err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes))
+				return d.ArgErr()
+			}
+			for _, t := range h.AllowTypes {
+				if err := validTypePattern(t); err != nil {
+					return d.WrapErr(err)
+				}
+				if err := checkTypeSpelling("allow_types", t); err != nil {
+					return d.WrapErr(err)
+				}
+			}
+			if err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes)); err == nil {
+				err = wrapErr(d, checkFormFields(h.FormFields, h.StorageClass, h.AllowTypes))
 			}
 		case "default_type":
 			if err = oneArg(d, &h.DefaultType); err == nil {
-				err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes))
+				if err = wrapErr(d, checkDefaultType(h.DefaultType, h.AllowTypes)); err == nil {
+					err = wrapErr(d, checkTypeSpelling("default_type", h.DefaultType))
+				}
 			}
 		case "presign_format":
 			if err = oneArg(d, &h.PresignFormat); err == nil {
@@ -150,7 +169,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err = oneArg(d, &h.StorageClass); err == nil {
 				if _, ok := canonicalStorageClass(h.StorageClass); !ok {
 					err = d.Errf("storage_class must be Standard, IA, Archive, ColdArchive or DeepColdArchive, got '%s'", h.StorageClass)
+				} else {
+					err = wrapErr(d, checkFormFields(h.FormFields, h.StorageClass, h.AllowTypes))
 				}
+			}
+		case "form_fields":
+			if err = oneArg(d, &h.FormFields); err == nil {
+				err = wrapErr(d, checkFormFields(h.FormFields, h.StorageClass, h.AllowTypes))
 			}
 		case "sts_path":
 			err = h.unmarshalRoutePath(d, &h.STSPath)
@@ -168,6 +193,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.STS = new(STSConfig)
 			err = h.STS.unmarshalCaddyfile(d)
 		case "callback":
+			file, line := d.File(), d.Line()
+			callbackAt = func(err error) error { return fmt.Errorf("%w, at %s:%d", err, file, line) }
 			h.Callback = new(CallbackConfig)
 			err = h.Callback.unmarshalCaddyfile(d)
 		default:
@@ -175,6 +202,43 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// What only the whole block tells.
+	if c := h.Callback; c != nil && c.URL == "" && !c.VerifyOnly && h.signingConfigured() {
+		return callbackAt(errors.New(errCallbackURL))
+	}
+	return nil
+}
+
+// unmarshalRegion reads region <id> [unlisted] and checks the id, and the
+// endpoint and upload_url given before it against it.
+func (h *Handler) unmarshalRegion(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 2 && args[1] == "unlisted":
+		h.RegionUnlisted = true
+	case len(args) == 2:
+		return d.Errf("region: unexpected argument '%s' (the only option is 'unlisted', for a region OSS opened after this release)", args[1])
+	case len(args) == 0:
+		return d.Errf("region: missing value")
+	case len(args) != 1:
+		return d.Errf("region: unexpected argument '%s'", args[2])
+	}
+	h.Region = args[0]
+	if strings.Contains(h.Region, "{") {
+		return nil
+	}
+	if err := checkRegionID(h.Region, h.RegionUnlisted); err != nil {
+		return d.WrapErr(err)
+	}
+	for _, u := range []struct{ name, val string }{{"endpoint", h.Endpoint}, {"upload_url", h.UploadURL}} {
+		if err := checkEndpointRegion(u.name, u.val, h.Region, h.Bucket); err != nil {
+			return d.WrapErr(err)
+		}
+	}
+	return nil
 }
 
 // unmarshalKeyTemplate reads key_template <template> [overwrite] and

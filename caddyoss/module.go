@@ -29,10 +29,19 @@ type Handler struct {
 	// Bucket is the OSS bucket uploads go to. Required.
 	Bucket string `json:"bucket,omitempty"`
 
-	// Region is the OSS region id, e.g. "cn-hangzhou". Required.
+	// Region is the OSS region id, e.g. "cn-hangzhou". Required. An id
+	// that OSS's region list does not have is refused at load, with the
+	// closest listed id, unless RegionUnlisted is set.
 	Region string `json:"region,omitempty"`
 
-	// Endpoint is the OSS endpoint the server signs for.
+	// RegionUnlisted accepts a Region that is not in the plugin's list of
+	// OSS regions, for a region OSS opened after this release. Default:
+	// false.
+	RegionUnlisted bool `json:"region_unlisted,omitempty"`
+
+	// Endpoint is the OSS endpoint the server signs for. An OSS endpoint
+	// host of another region (oss-<other>[-internal].aliyuncs.com) is
+	// refused; custom domains and the accelerate endpoints are not checked.
 	// Default: https://oss-<region>.aliyuncs.com
 	Endpoint string `json:"endpoint,omitempty"`
 
@@ -108,6 +117,20 @@ type Handler struct {
 	// IA, Archive, ColdArchive or DeepColdArchive. Default: Standard.
 	StorageClass string `json:"storage_class,omitempty"`
 
+	// FormFields is what PostObject policies require the form to send:
+	// "full" pins the ACL (x-oss-object-acl default), the storage class and
+	// the content type, and sends each callback variable as an x:<name>
+	// field; "minimal" requires only what Alibaba's sample clients send
+	// (key, policy, the signature fields, success_action_status and, with
+	// callbacks, callback), and writes the callback variables into the
+	// callback parameter itself. With minimal, OSS accepts an
+	// x-oss-object-acl, x-oss-storage-class or content type field an
+	// uploader adds to the form: the bucket's Block Public Access and its
+	// default storage class are then what keeps objects private and in
+	// their class. It cannot be combined with storage_class or
+	// allow_types, which need those fields. Default: full.
+	FormFields string `json:"form_fields,omitempty"`
+
 	// STSPath, PolicyPath, PresignPath and CallbackPath are the routes the
 	// handler answers; "off" disables one. Defaults: /oss/sts (when sts is
 	// configured), /oss/post-policy, /oss/presign, /oss/callback (when
@@ -130,6 +153,10 @@ type Handler struct {
 	// Callback configures OSS upload callbacks: what signing responses ask
 	// OSS to send, and how the callback route verifies them.
 	Callback *CallbackConfig `json:"callback,omitempty"`
+
+	// configured is the configuration as decoded from JSON, before
+	// Provision; nil for a handler built in Go.
+	configured *configuredText
 
 	logger       *zap.Logger
 	id           string         // callback.HandlerID: names this handler's bindings, records and retries
@@ -250,6 +277,17 @@ type CallbackConfig struct {
 	BindingKey string `json:"binding_key,omitempty"`
 
 	renderedBody string // the body template OSS receives, set at provision
+}
+
+// UnmarshalJSON decodes the handler as Caddy does (unknown fields are
+// errors) and keeps the text of every field with placeholders.
+func (h *Handler) UnmarshalJSON(b []byte) error {
+	type plain Handler
+	if err := caddy.StrictUnmarshalJSON(b, (*plain)(h)); err != nil {
+		return err
+	}
+	h.configured = h.configuredText()
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.

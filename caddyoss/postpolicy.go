@@ -3,7 +3,10 @@ package caddyoss
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,9 +269,9 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 		b = append(b, `,"security_token":`...)
 		b = appendJSONString(b, up.creds.Token)
 	}
-	if h.callbackB64 != "" {
+	if in.callback != "" {
 		b = append(b, `,"callback":"`...)
-		b = append(b, h.callbackB64...)
+		b = append(b, in.callback...)
 		b = append(b, '"')
 	}
 	b = append(b, ',')
@@ -284,7 +287,9 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 // signPostObject signs the PostObject policy of an upload: the exact key
 // (or the prefix with client_keys), the limits, the type, ACL, storage
 // class and, when configured, the callback and its binding. status is the
-// success_action_status to pin.
+// success_action_status to pin. With form_fields minimal, the type, ACL
+// and storage class are not pinned, and the callback variables are
+// written into the callback parameter instead of x:<name> fields.
 func (h *Handler) signPostObject(r *http.Request, up upload, status string) (postPolicyInput, postPolicy, error) {
 	now := h.now()
 	in := postPolicyInput{
@@ -311,6 +316,15 @@ func (h *Handler) signPostObject(r *http.Request, up upload, status string) (pos
 	if in.vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.expiration); err != nil {
 		return in, postPolicy{}, h.unavailable(r, "signing the callback binding", err)
 	}
+	if h.FormFields == formFieldsMinimal {
+		in.contentType, in.acl, in.storageClass = "", "", ""
+		if len(in.vars) > 0 {
+			if in.callback, err = inlineCallbackVars(in.callback, h.Callback.BodyType == bodyTypeJSON, in.vars); err != nil {
+				return in, postPolicy{}, h.internalError(r, "writing the callback variables", err)
+			}
+			in.vars = nil
+		}
+	}
 	pp, err := buildPostPolicy(in, up.creds, now, h.v4Keys)
 	if err != nil {
 		return in, postPolicy{}, h.internalError(r, "building the policy", err)
@@ -333,4 +347,46 @@ func canonicalStorageClass(s string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// inlineCallbackVars returns the base64 callback parameter param with
+// each ${x:<name>} of its body replaced by the variable's value (vars are
+// keyed x:<name>), for forms that send no x:<name> fields: OSS then sends
+// the body with the values already in it, which the callback route reads
+// as it reads substituted ones. Values are URL-encoded in a form body and
+// JSON strings in a JSON body, so a value cannot add or change a field.
+func inlineCallbackVars(param string, isJSON bool, vars map[string]string) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(param)
+	if err != nil {
+		return "", err
+	}
+	text := string(raw)
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		ref := "${" + k + "}"
+		if strings.Count(text, ref) != 1 {
+			return "", fmt.Errorf("the callback body uses %s %d times, not once", ref, strings.Count(text, ref))
+		}
+		var value string
+		if isJSON {
+			v, err := json.Marshal(vars[k])
+			if err != nil {
+				return "", err
+			}
+			value = string(v)
+		} else {
+			value = url.QueryEscape(vars[k])
+		}
+		// The body is a string in the parameter's JSON.
+		quoted, err := json.Marshal(value)
+		if err != nil {
+			return "", err
+		}
+		text = strings.Replace(text, ref, string(quoted[1:len(quoted)-1]), 1)
+	}
+	return base64.StdEncoding.EncodeToString([]byte(text)), nil
 }

@@ -29,7 +29,9 @@ func (h *Handler) logStartup() {
 //   - credentials: "static" (the key pair in the config), "environment",
 //     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
 //     "credentials_uri" or "default_chain:<provider>" (see
-//     credentialOrigin), or "unused" when no route needs them.
+//     credentialOrigin), or "unused" when no route needs them;
+//   - form_fields: "minimal" when set (PostObject policies then pin
+//     neither the ACL nor the storage class); absent otherwise.
 func (h *Handler) startupFields() []zap.Field {
 	routes := zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
 		for _, r := range []struct{ name, path string }{
@@ -58,7 +60,7 @@ func (h *Handler) startupFields() []zap.Field {
 	if h.creds != nil {
 		origin = h.creds.origin
 	}
-	return []zap.Field{
+	fields := []zap.Field{
 		zap.String("bucket", h.Bucket),
 		zap.String("region", h.Region),
 		zap.Object("routes", routes),
@@ -67,4 +69,9 @@ func (h *Handler) startupFields() []zap.Field {
 		zap.String("delivery", delivery),
 		zap.String("credentials", origin),
 	}
+	if h.FormFields == formFieldsMinimal {
+		// PostObject policies pin neither the ACL nor the storage class.
+		fields = append(fields, zap.String("form_fields", formFieldsMinimal))
+	}
+	return fields
 }

@@ -24,18 +24,22 @@ func (h *Handler) Validate() error {
 	}
 	if h.signingEnabled() {
 		if h.Bucket == "" {
-			add("bucket is required")
+			errs = append(errs, h.missing("bucket"))
 		} else {
 			check(checkBucket(h.Bucket))
 		}
 		if h.Region == "" {
-			add("region is required")
-		} else {
-			check(checkRegion(h.Region))
+			errs = append(errs, h.missing("region"))
 		}
 	}
-	if (h.AccessKeyID == "") != (h.AccessKeySecret == "") {
-		add("access_key_id and access_key_secret must be set together")
+	if h.Region != "" && !strings.Contains(h.Region, "{") {
+		check(checkRegionID(h.Region, h.RegionUnlisted))
+	}
+	switch {
+	case h.AccessKeyID == "" && h.AccessKeySecret != "":
+		errs = append(errs, h.missing("access_key_id", "access_key_id and access_key_secret must be set together"))
+	case h.AccessKeyID != "" && h.AccessKeySecret == "":
+		errs = append(errs, h.missing("access_key_secret", "access_key_id and access_key_secret must be set together"))
 	}
 	if h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 && h.SignatureVersion != "" {
 		add("signature_version: must be v4 or v1, got %q", h.SignatureVersion)
@@ -45,9 +49,18 @@ func (h *Handler) Validate() error {
 	}
 	check(checkSizes(h.MinSize, h.MaxSize))
 	for _, t := range h.AllowTypes {
-		check(validTypePattern(t))
+		if err := validTypePattern(t); err != nil {
+			check(err)
+		} else {
+			check(checkTypeSpelling("allow_types", t))
+		}
 	}
-	check(checkDefaultType(h.DefaultType, h.AllowTypes))
+	if err := checkDefaultType(h.DefaultType, h.AllowTypes); err != nil {
+		check(err)
+	} else {
+		check(checkTypeSpelling("default_type", h.DefaultType))
+	}
+	check(checkFormFields(h.FormFields, h.configuredStorageClass(), h.AllowTypes))
 	check(checkPresignFormat(h.PresignFormat))
 	// The prefix's own text, placeholders aside; what they expand to is
 	// checked per request.
@@ -78,6 +91,8 @@ func (h *Handler) Validate() error {
 		}
 		if p, err := url.Parse(u.val); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			add("%s: %q must be an absolute http or https URL", u.name, u.val)
+		} else {
+			check(checkEndpointRegion(u.name, u.val, h.Region, h.Bucket))
 		}
 	}
 	routes := h.routes()
@@ -88,7 +103,7 @@ func (h *Handler) Validate() error {
 	check(checkUppyPath(h.UppyPath, routes))
 	if h.STSPath != routeOff && h.STSPath != "" {
 		if h.STS == nil || h.STS.RoleARN == "" {
-			add("sts.role_arn is required when the sts route is on (set sts_path off to disable it)")
+			errs = append(errs, h.missing("sts.role_arn", "sts.role_arn is required when the sts route is on (set sts_path off to disable it)"))
 		}
 	}
 	if s := h.STS; s != nil {
@@ -133,7 +148,9 @@ func (h *Handler) Validate() error {
 			}
 		}
 		if c.URL == "" && c.Host != "" {
-			add("callback.url is required when callback host is set")
+			errs = append(errs, h.missing("callback.url", "callback.url is required when callback host is set"))
+		} else if c.URL == "" && !c.VerifyOnly && h.signingConfigured() {
+			errs = append(errs, h.missing("callback.url", errCallbackURL))
 		}
 		if !c.VerifyOnly {
 			if _, _, err := c.effectiveBody(); err != nil {
@@ -173,14 +190,6 @@ func (h *Handler) routes() []route {
 func checkBucket(b string) error {
 	if !validBucketName(b) {
 		return fmt.Errorf("bucket: %q is not a valid OSS bucket name (3-63 lower-case letters, digits and '-')", b)
-	}
-	return nil
-}
-
-// checkRegion refuses the endpoint form of a region id.
-func checkRegion(r string) error {
-	if strings.HasPrefix(r, "oss-") {
-		return fmt.Errorf("region: use the region id (%q), not %q", strings.TrimPrefix(r, "oss-"), r)
 	}
 	return nil
 }
@@ -265,4 +274,121 @@ func validBucketName(b string) bool {
 		}
 	}
 	return true
+}
+
+// Form field modes (Handler.FormFields).
+const (
+	formFieldsFull    = "full"
+	formFieldsMinimal = "minimal"
+)
+
+// checkFormFields checks form_fields and refuses, with minimal, the
+// options whose pins need form fields a minimal form does not send.
+// storageClass is the class as configured ("" when not set).
+func checkFormFields(mode, storageClass string, allowTypes []string) error {
+	switch mode {
+	case "", formFieldsFull:
+		return nil
+	case formFieldsMinimal:
+	default:
+		return fmt.Errorf("form_fields: must be full or minimal, got %q", mode)
+	}
+	if storageClass != "" {
+		return fmt.Errorf("form_fields minimal: storage_class %s would need the form to send x-oss-storage-class, which minimal does not ask for; remove storage_class and set the bucket's default storage class to %s instead, or use form_fields full",
+			storageClass, storageClass)
+	}
+	if len(allowTypes) > 0 {
+		return fmt.Errorf("form_fields minimal: allow_types (%s) would need the form to send Content-Type and x-oss-content-type, which minimal does not ask for, so OSS could not enforce it; remove allow_types, or use form_fields full",
+			strings.Join(allowTypes, ", "))
+	}
+	return nil
+}
+
+// configuredStorageClass is storage_class as the configuration wrote it,
+// "" when not set (Provision fills in the default).
+func (h *Handler) configuredStorageClass() string {
+	if h.configured != nil {
+		return h.configured.storageClass
+	}
+	if h.StorageClass == defaultStorageClass {
+		return "" // a handler built in Go after Provision: the default, or set to it
+	}
+	return h.StorageClass
+}
+
+// configuredText is what Validate needs of the configuration as written,
+// before Provision expanded placeholders and applied defaults.
+type configuredText struct {
+	// placeholders holds the text of each field with a placeholder, by
+	// config name (bucket, sts.role_arn, callback.url, ...).
+	placeholders map[string]string
+	storageClass string
+}
+
+// configuredText records h's fields as written.
+func (h *Handler) configuredText() *configuredText {
+	c := &configuredText{placeholders: map[string]string{}, storageClass: h.StorageClass}
+	add := func(name, v string) {
+		if strings.Contains(v, "{") {
+			c.placeholders[name] = v
+		}
+	}
+	add("bucket", h.Bucket)
+	add("region", h.Region)
+	add("endpoint", h.Endpoint)
+	add("upload_url", h.UploadURL)
+	add("access_key_id", h.AccessKeyID)
+	add("access_key_secret", h.AccessKeySecret)
+	if s := h.STS; s != nil {
+		add("sts.role_arn", s.RoleARN)
+	}
+	if cb := h.Callback; cb != nil {
+		add("callback.url", cb.URL)
+	}
+	return c
+}
+
+// errCallbackURL is the error for a callback block without url while the
+// signing routes are on.
+const errCallbackURL = "callback.url is required: without it the signing routes ask OSS for no callback, so the callback route waits for callbacks this site never issues; " +
+	"set url (e.g. https://<site>/oss/callback), or, for an instance that only verifies callbacks, set policy_path, presign_path, sts_path and uppy_path off"
+
+// missing is the error for a required field left empty. When the
+// configuration wrote placeholders there that expanded to nothing, it
+// names them and the environment variables to set; otherwise it is msg,
+// by default "<name> is required".
+func (h *Handler) missing(name string, msg ...string) error {
+	if h.configured != nil {
+		if raw := h.configured.placeholders[name]; raw != "" {
+			return emptyExpansion(name, raw)
+		}
+	}
+	if len(msg) > 0 {
+		return errors.New(msg[0])
+	}
+	return fmt.Errorf("%s is required", name)
+}
+
+// envPlaceholder matches {env.NAME}.
+var envPlaceholder = regexp.MustCompile(`\{env\.([^{}]+)\}`)
+
+// emptyExpansion says that name's placeholders expanded to nothing.
+func emptyExpansion(name, raw string) error {
+	var vars []string
+	for _, m := range envPlaceholder.FindAllStringSubmatch(raw, -1) {
+		vars = append(vars, m[1])
+	}
+	if len(vars) == 0 {
+		return fmt.Errorf("%s is empty: %s expanded to an empty string", name, raw)
+	}
+	return fmt.Errorf("%s is empty: %s expanded to an empty string; set %s", name, raw, strings.Join(vars, " and "))
+}
+
+// signingConfigured reports whether a signing route is on, before or
+// after Provision resolved the paths: an unset path is on by default,
+// except sts_path without an sts block.
+func (h *Handler) signingConfigured() bool {
+	sts := h.STSPath != routeOff && (h.STSPath != "" || h.STS != nil)
+	uppy := h.UppyPath != routeOff && (h.UppyPath != "" || h.PolicyPath != routeOff)
+	return h.PolicyPath != routeOff || h.PresignPath != routeOff || sts || uppy
 }
