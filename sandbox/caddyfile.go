@@ -80,13 +80,18 @@ http://:{{.Port}} {
 		signature_version {{.Opts.SignatureVersion}}
 		key_prefix {{.KeyPrefix}}{sandbox_user}/
 		max_size {{.Opts.MaxSize}}
+{{- if .AllowTypes}}
 		allow_types {{.AllowTypes}}
+{{- end}}
 		expires {{.Opts.Expires}}
 {{- if .Opts.PresignFormat}}
 		presign_format {{.Opts.PresignFormat}}
 {{- end}}
 {{- if .Opts.DefaultType}}
 		default_type "{{.Opts.DefaultType}}"
+{{- end}}
+{{- if .Opts.FormFields}}
+		form_fields {{.Opts.FormFields}}
 {{- end}}
 		sts {
 			role_arn {{.RoleARN}}

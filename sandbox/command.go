@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -76,6 +76,7 @@ func addFlags(cmd *cobra.Command) {
 	fs.String("expires", "15m", "oss_upload expires: lifetime of policies and presigned URLs")
 	fs.String("presign-format", "", "oss_upload presign_format: json or url (the bare URL, as Alibaba's sample server answers); default json")
 	fs.String("default-type", "", "oss_upload default_type: the type presigned PUTs are signed for when the client names none; default the filename extension's")
+	fs.String("form-fields", "", "oss_upload form_fields: full, or minimal (PostObject policies ask only for the fields Alibaba's sample clients send; allow_types is then left out unless --allow-types is given); default full")
 	fs.String("signature-version", "v4", "oss_upload signature_version")
 	fs.String("access-key-id", defaultAccessKeyID, "the emulator account's AccessKeyId, which Caddy signs with")
 	fs.String("access-key-secret", "", "its AccessKeySecret (default: random); set it to read the bucket from tests")
@@ -96,6 +97,12 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		AccessKeyID: fl.String("access-key-id"), AccessKeySecret: fl.String("access-key-secret"),
 		UppyDist:      fl.String("uppy-dist"),
 		PresignFormat: fl.String("presign-format"), DefaultType: fl.String("default-type"),
+		FormFields: fl.String("form-fields"),
+	}
+	// A minimal form sends no type fields, which allow_types would need:
+	// the default list goes unless asked for.
+	if opts.FormFields == "minimal" && !fl.Changed("allow-types") {
+		opts.AllowTypes = ""
 	}
 	if fl.Bool("print-config") {
 		// The Caddyfile names the emulator's and the demo app's addresses,

@@ -24,6 +24,7 @@ type options struct {
 	AccessKeyID, AccessKeySecret string
 	UppyDist                     string
 	PresignFormat, DefaultType   string // "": the plugin's defaults
+	FormFields                   string // "": the plugin's default (full)
 	Debug                        bool
 }
 
