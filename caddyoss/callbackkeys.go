@@ -166,7 +166,7 @@ func (v *callbackVerifier) keysFor(ctx context.Context, pubKeyURLB64 string) ([]
 	u, ok := alibabaKeyURL(string(raw))
 	if !ok {
 		if len(v.trusted) == 0 {
-			return nil, callbackErr(http.StatusForbidden, reasonUntrustedKey, errUntrustedKey.Error())
+			return nil, callbackErr(http.StatusForbidden, reasonUntrustedKey, untrustedKeyMessage(string(raw)))
 		}
 		return v.trusted, nil
 	}

@@ -2,6 +2,7 @@ package caddyoss
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -222,6 +223,22 @@ func TestRegionListShape(t *testing.T) {
 		}
 		if err := checkRegionID(id, false); err != nil {
 			t.Errorf("%s: %v", id, err)
+		}
+	}
+}
+
+// The refusal of an untrusted key URL names the URL, quoted and cut, and
+// trusted_key.
+func TestUntrustedKeyMessage(t *testing.T) {
+	v := &callbackVerifier{}
+	for raw, want := range map[string]string{
+		"http://example.com/key.pem":           `callback public key URL is not trusted: "http://example.com/key.pem" is not on gosspublic.alicdn.com and no callback trusted_key is configured (add trusted_key <pem-file>`,
+		"http://x/\x1b[31m":                    `"http://x/\x1b[31m" is not on`,
+		"http://x/" + strings.Repeat("a", 300): `"http://x/` + strings.Repeat("a", 191) + `..." is not on`,
+	} {
+		_, err := v.keysFor(t.Context(), base64.StdEncoding.EncodeToString([]byte(raw)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v\nwant %q", raw, err, want)
 		}
 	}
 }
