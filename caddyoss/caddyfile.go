@@ -12,21 +12,14 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("oss_upload", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("oss_upload", parseDirective)
 	// After basic_auth and forward_auth, so the signing routes see the
 	// authenticated user; before reverse_proxy, so verified callbacks reach
 	// the upstream app.
 	httpcaddyfile.RegisterDirectiveOrder("oss_upload", httpcaddyfile.After, "forward_auth")
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(Handler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -240,5 +242,44 @@ func TestUntrustedKeyMessage(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v\nwant %q", raw, err, want)
 		}
+	}
+}
+
+// A second oss_upload without a matcher in the same block, whose routes an
+// earlier one answers, is refused at adapt with both locations; handlers
+// in other blocks, with matchers, or on other paths are not.
+func TestCaddyfileShadowedHandler(t *testing.T) {
+	const site = "http://localhost:8080 {\n"
+	tests := []struct {
+		name, caddyfile, want string // want "" means it adapts
+	}{
+		{"twice, defaults", site + "\toss_upload {\n\t\tbucket b-1\n\t}\n\toss_upload {\n\t\tbucket b-2\n\t}\n}\n",
+			"this oss_upload is never reached: the oss_upload at Caddyfile:2, earlier in the same block and without a matcher, answers all its routes (policy_path /oss/post-policy, presign_path /oss/presign, uppy_path /oss/uppy); give them matchers (oss_upload /a/* {...}), put them in separate handle blocks, or give this one other paths, at Caddyfile:5"},
+		{"partly shadowed", site + "\toss_upload {\n\t\tbucket b-1\n\t}\n\toss_upload {\n\t\tbucket b-2\n\t\tpolicy_path /other\n\t\tuppy_path off\n\t}\n}\n",
+			"the oss_upload at Caddyfile:2, earlier in the same block and without a matcher, answers presign_path /oss/presign before this one sees them"},
+		{"uppy routes below", site + "\toss_upload {\n\t\tbucket b-1\n\t\tpolicy_path off\n\t\tpresign_path off\n\t\tuppy_path /u\n\t}\n\toss_upload {\n\t\tbucket b-2\n\t\tpolicy_path /u/s3/params\n\t\tpresign_path /p\n\t\tuppy_path off\n\t}\n}\n",
+			"answers policy_path /u/s3/params before this one sees them"},
+		{"inside one handle block", site + "\thandle /x/* {\n\t\toss_upload {\n\t\t\tbucket b-1\n\t\t}\n\t\toss_upload {\n\t\t\tbucket b-2\n\t\t}\n\t}\n}\n",
+			"this oss_upload is never reached: the oss_upload at Caddyfile:3"},
+		{"other paths", site + "\toss_upload {\n\t\tbucket b-1\n\t}\n\toss_upload {\n\t\tbucket b-2\n\t\tpolicy_path /b/policy\n\t\tpresign_path /b/presign\n\t\tuppy_path /b/uppy\n\t}\n}\n", ""},
+		{"matchers", site + "\toss_upload /a/* {\n\t\tbucket b-1\n\t}\n\toss_upload /b/* {\n\t\tbucket b-2\n\t}\n}\n", ""},
+		{"one with a matcher", site + "\toss_upload /a/* {\n\t\tbucket b-1\n\t}\n\toss_upload {\n\t\tbucket b-2\n\t}\n}\n", ""},
+		{"two sites", site + "\toss_upload {\n\t\tbucket b-1\n\t}\n}\nhttp://localhost:8081 {\n\toss_upload {\n\t\tbucket b-2\n\t}\n}\n", ""},
+		{"two handle blocks", site + "\thandle /a/* {\n\t\toss_upload {\n\t\t\tbucket b-1\n\t\t}\n\t}\n\thandle {\n\t\toss_upload {\n\t\t\tbucket b-2\n\t\t}\n\t}\n}\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(tc.caddyfile), map[string]any{"filename": "Caddyfile"})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+	// The check can read the adapter's block.
+	if _, ok := caddyfileBlock(httpcaddyfile.Helper{}); !ok {
+		t.Error("the Caddyfile adapter's Helper has no parentBlock.Segments any more: the shadowed-handler check is skipped")
 	}
 }
