@@ -145,7 +145,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		return h.rejectCallback(r, err)
 	}
-	claim, err := h.events.Claim(ctx, ev, time.Until(deadlineOf(ctx))+settleTimeout, h.alsoExpires(ev)...)
+	claim, err := h.events.Begin(ctx, ev, h.alsoExpires(ev)...)
 	if err != nil {
 		h.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
 		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback records are unavailable")
@@ -157,12 +157,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	if !claim.Fresh {
 		return h.answerCopy(w, r, claim)
 	}
+	// Settle or Release frees the event's locks; this only matters if the
+	// attempt panics.
+	defer h.events.Unhold(context.WithoutCancel(ctx), ev.ID)
 	return h.firstAttempt(ctx, w, r, next, ev)
-}
-
-func deadlineOf(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline()
-	return d
 }
 
 // verifyCallback checks everything about a callback and returns the event
@@ -336,11 +334,7 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 		}
 		return writeAnswer(w, answerStatus, answer)
 	}
-	st, serr := h.events.Settle(sctx, ev, status, answer, err)
-	if serr != nil {
-		h.logger.Error("recording the callback's delivery failed; it stays owed and is retried",
-			zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Error(serr))
-	}
+	st, serr := h.events.Settle(sctx, ev, status, answer, err) // Settle logs a storage failure
 	switch {
 	case st == delivery.Delivered || st == delivery.Refused || (serr != nil && status != 0 && delivery.Classify(status, nil) != delivery.Received):
 		if status != http.StatusOK && status < http.StatusBadRequest {
@@ -350,6 +344,10 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 		return writeAnswer(w, answerStatus, answer)
 	case st == delivery.Dead:
 		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback could not be delivered to the app"))
+	case serr != nil:
+		// The app did not take it and it could not be queued: OSS tells
+		// the uploader the callback failed.
+		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("callback records are unavailable"))
 	}
 	h.logger.Info("callback queued: the upstream did not take it in time",
 		zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))

@@ -42,7 +42,11 @@
 // Claim looks the event's id up and records a fresh event, under a storage
 // lock named after Prefix and the id, so concurrent copies on any instance
 // see exactly one fresh claim. The fresh record carries a lease for the
-// caller's own first attempt; Settle records its outcome. Run delivers what
+// caller's own first attempt; Settle records its outcome. Begin is the
+// cheaper form for a caller that attempts at once: it holds the event's
+// lock through the first attempt instead of writing a record, and Settle
+// then writes the one record the outcome needs (done when the app took
+// or refused the event, pending when it is left to Run). Run delivers what
 // is still owed: for each due event it takes the event's lock, reloads the
 // record, skips it while another holder's lease is in the future, else writes
 // its own lease, releases the lock and makes one attempt whose deadline is

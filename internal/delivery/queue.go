@@ -95,6 +95,7 @@ type Queue struct {
 	index    map[string]*entry // events owed, by id
 	inflight map[string]bool   // ids this queue is attempting
 	corrupt  map[string]bool   // unreadable pending records already reported
+	held     map[string]string // events begun (Begin) whose locks are held, by id: their lock names
 	wg       sync.WaitGroup    // attempts in flight
 
 	// Used by Run's goroutine only.
@@ -148,6 +149,7 @@ func New(cfg Config) (*Queue, error) {
 		index:    map[string]*entry{},
 		inflight: map[string]bool{},
 		corrupt:  map[string]bool{},
+		held:     map[string]string{},
 	}
 	if q.now == nil {
 		q.now = time.Now

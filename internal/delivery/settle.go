@@ -15,7 +15,9 @@ import (
 var errTaken = errors.New("the event was taken over or settled by another holder")
 
 // Settle records the outcome of one attempt at ev: the caller's own first
-// attempt (ev as Claim filled it in) or one of Run's. By Classify:
+// attempt (ev as Claim filled it in) or one of Run's. (For an event begun
+// with Begin, see settleFirst: one write, and the held locks are freed.)
+// By Classify:
 //
 //   - Delivered: the record moves to done/<group of Expires>/<id>;
 //   - Refused: the same, keeping the app's status and answer (at most
@@ -38,6 +40,10 @@ var errTaken = errors.New("the event was taken over or settled by another holder
 func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte, sendErr error) (State, error) {
 	if err := checkID(ev.ID); err != nil {
 		return "", err
+	}
+	if lock, ok := q.takeHeld(ev.ID); ok {
+		defer q.release(ctx, lock, ev.ID)
+		return q.settleFirst(ctx, ev, status, answer, sendErr)
 	}
 	now := q.now()
 	rec := *ev
