@@ -271,6 +271,9 @@ func TestCallbackIntegritySTSChoices(t *testing.T) {
 		respell(4, strings.NewReplacer("-", "+", "_", "/").Replace(parts[4])),
 		"1" + vars["x:oss_binding"][1:],
 	} {
+		if spelled == vars["x:oss_binding"] {
+			continue // the MAC has no '-' or '_' to respell
+		}
 		v := map[string]string{}
 		for k, x := range vars {
 			v[k] = x
