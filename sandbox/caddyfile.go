@@ -23,6 +23,7 @@ type caddyfileParams struct {
 	Bind, Port  string // the site's address
 	Opts        options
 	KeyFile     string // the emulator's callback public key, PEM
+	Storage     string // Caddy's storage directory
 	Region      string
 	Endpoint    string // the emulator's OSS endpoint (path-style)
 	STSEndpoint string
@@ -40,7 +41,7 @@ func (p caddyfileParams) AllowTypes() string {
 
 // The callback URL is the site itself, on 127.0.0.1: the emulator posts
 // there, Caddy verifies, and reverse_proxy hands it to the demo app.
-var caddyfileTemplate = template.Must(template.New("Caddyfile").Parse(`# caddy oss-sandbox: oss_upload in front of ossemu and a demo app.
+var caddyfileTemplate = template.Must(template.New("Caddyfile").Funcs(template.FuncMap{"quote": quote}).Parse(`# caddy oss-sandbox: oss_upload in front of ossemu and a demo app.
 # The emulator's and the demo app's addresses, the callback key file and the
 # emulator account's key belong to this run; a new run picks new ones unless
 # --oss-listen and --access-key-secret fix them.
@@ -48,6 +49,9 @@ var caddyfileTemplate = template.Must(template.New("Caddyfile").Parse(`# caddy o
 	admin off
 	auto_https off
 	persist_config off
+	# The binding key and the callback records and queue: the sandbox's
+	# own directory, never the one a real Caddy on this machine uses.
+	storage file_system {{quote .Storage}}
 	http_port {{.Port}}
 {{- if .Opts.Debug}}
 	log oss_upload {
@@ -102,12 +106,22 @@ http://:{{.Port}} {
 		callback {
 			url http://127.0.0.1:{{.Port}}/oss/callback
 			var client {http.request.remote.host}
-			trusted_key {{.KeyFile}}
+			trusted_key {{quote .KeyFile}}
 		}
 	}
 	reverse_proxy {{.AppAddr}}
 }
 `))
+
+// quote writes a path as one Caddyfile token: as it is when it has no
+// space or character the Caddyfile treats specially, else in double quotes
+// (storageDir refuses paths holding a quote or a line break).
+func quote(path string) string {
+	if path != "" && !strings.ContainsAny(path, " \t{}#\"`\\") {
+		return path
+	}
+	return `"` + path + `"`
+}
 
 // caddyfile is the sandbox's Caddy configuration.
 func caddyfile(p caddyfileParams) string {

@@ -53,7 +53,7 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 	}
 	defer emu.Close()
 	cfg := caddyfile(caddyfileParams{
-		Bind: "127.0.0.1", Port: "8080", KeyFile: "/tmp/key.pem", AppAddr: "127.0.0.1:1",
+		Bind: "127.0.0.1", Port: "8080", KeyFile: "/tmp/key.pem", Storage: "/tmp/sandbox-storage", AppAddr: "127.0.0.1:1",
 		Region: emu.Region(), Endpoint: emu.Endpoint(), STSEndpoint: emu.STSEndpoint(), UploadURL: emu.BucketURL(bucketName),
 		Opts: options{MaxSize: "1MB", AllowTypes: "image/*  text/plain", Expires: "15m",
 			SignatureVersion: "v4", AccessKeyID: "ak", AccessKeySecret: "sk"},
@@ -66,7 +66,8 @@ func TestSandboxCaddyfileAdapts(t *testing.T) {
 	for _, want := range []string{`"handler":"oss_upload"`, `"role_arn":"` + roleARN + `"`, `"trusted_keys":["/tmp/key.pem"]`,
 		`"upload_url":"` + emu.BucketURL(bucketName) + `"`, `"allow_types":["image/*","text/plain"]`, `"handler":"reverse_proxy"`,
 		`"dial":"127.0.0.1:1"`, `"key_prefix":"uploads/{sandbox_user}/"`, `"handler":"map"`, `"source":"{http.request.cookie.sandbox_user}"`,
-		`"destinations":["{sandbox_user}"]`, `"defaults":["guest"]`} {
+		`"destinations":["{sandbox_user}"]`, `"defaults":["guest"]`,
+		`"storage":{"module":"file_system","root":"/tmp/sandbox-storage"}`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("adapted config lacks %s:\n%s", want, out)
 		}

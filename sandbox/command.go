@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--storage-dir <dir>] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -43,6 +43,11 @@ Starts, on loopback only:
     (GET /demo/callbacks) and serves the stored objects (GET /demo/objects).
 
 Open the printed URL and upload a file; nothing leaves this machine.
+
+Caddy's storage (the callback binding key, the records and queue of
+callbacks) is a temporary directory removed when the sandbox stops, or
+--storage-dir when given (kept); never Caddy's own data directory, which
+a real Caddy on the machine may use.
 
 --print-config prints the Caddyfile the sandbox runs and exits.
 --debug adds oss_upload's debug lines (one per signing decision and
@@ -80,6 +85,7 @@ func addFlags(cmd *cobra.Command) {
 	fs.String("signature-version", "v4", "oss_upload signature_version")
 	fs.String("access-key-id", defaultAccessKeyID, "the emulator account's AccessKeyId, which Caddy signs with")
 	fs.String("access-key-secret", "", "its AccessKeySecret (default: random); set it to read the bucket from tests")
+	fs.String("storage-dir", "", "directory of Caddy's storage for the sandbox, kept after it stops (default: a temporary one, removed)")
 	fs.BoolP("debug", "v", false, "log oss_upload's debug lines, every request of the site and of the emulator")
 	fs.Bool("print-config", false, "print the Caddyfile the sandbox runs, then exit")
 }
@@ -97,7 +103,7 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		AccessKeyID: fl.String("access-key-id"), AccessKeySecret: fl.String("access-key-secret"),
 		UppyDist:      fl.String("uppy-dist"),
 		PresignFormat: fl.String("presign-format"), DefaultType: fl.String("default-type"),
-		FormFields: fl.String("form-fields"),
+		FormFields: fl.String("form-fields"), StorageDir: fl.String("storage-dir"),
 	}
 	// A minimal form sends no type fields, which allow_types would need:
 	// the default list goes unless asked for.

@@ -26,7 +26,7 @@ func TestSandboxCaddyfilePresignOptions(t *testing.T) {
 			opts := base
 			opts.PresignFormat, opts.DefaultType = tc.format, tc.defaultType
 			out, _ := adapt(t, caddyfile(caddyfileParams{
-				Bind: "127.0.0.1", Port: "8080", KeyFile: "/tmp/key.pem", AppAddr: "127.0.0.1:1", Region: "cn-hangzhou",
+				Bind: "127.0.0.1", Port: "8080", KeyFile: "/tmp/key.pem", Storage: "/tmp/sandbox-storage", AppAddr: "127.0.0.1:1", Region: "cn-hangzhou",
 				Endpoint: "http://127.0.0.1:1", STSEndpoint: "http://127.0.0.1:1", UploadURL: "http://sandbox.127.0.0.1:1", Opts: opts,
 			}))
 			for _, w := range tc.want {

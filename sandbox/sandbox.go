@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,7 +26,12 @@ type options struct {
 	UppyDist                     string
 	PresignFormat, DefaultType   string // "": the plugin's defaults
 	FormFields                   string // "": the plugin's default (full)
-	Debug                        bool
+	// StorageDir is Caddy's storage (the binding key, the callback
+	// records and queue), kept after the sandbox stops; "": a directory
+	// of its own, removed when it stops. Never Caddy's default storage,
+	// which a real Caddy on the machine may share.
+	StorageDir string
+	Debug      bool
 }
 
 // sandbox is an emulator, a demo app and the Caddyfile that puts
@@ -36,6 +42,8 @@ type sandbox struct {
 	aliOSS    aliOSSBundle
 	uppy      uppyBundle
 	tempDir   string
+	storage   string // Caddy's storage directory
+	restore   func() // puts XDG_DATA_HOME back once the site has stopped
 	siteURL   string
 	bindAddr  string // where the site listens, host:port
 	caddyfile string
@@ -98,6 +106,9 @@ func prepare(opts options) (*sandbox, error) {
 	if sb.tempDir, err = os.MkdirTemp("", "caddy-oss-sandbox-"); err != nil {
 		return fail(err)
 	}
+	if sb.storage, err = storageDir(opts.StorageDir, sb.tempDir); err != nil {
+		return fail(err)
+	}
 	keyFile := filepath.Join(sb.tempDir, "ossemu-callback-key.pem")
 	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
 		return fail(err)
@@ -117,11 +128,34 @@ func prepare(opts options) (*sandbox, error) {
 	}
 	sb.siteURL = "http://" + net.JoinHostPort(siteHost, port)
 	sb.caddyfile = caddyfile(caddyfileParams{
-		Bind: bind, Port: port, Opts: opts, KeyFile: keyFile,
+		Bind: bind, Port: port, Opts: opts, KeyFile: keyFile, Storage: sb.storage,
 		Region: emu.Region(), Endpoint: emu.Endpoint(), STSEndpoint: emu.STSEndpoint(),
 		UploadURL: emu.BucketURL(bucketName), AppAddr: sb.app.Addr,
 	})
 	return sb, nil
+}
+
+// storageDir is the directory the sandbox's Caddy keeps its storage in:
+// dir (made if missing) when the flag names one, else one inside the
+// sandbox's temporary directory.
+func storageDir(dir, tempDir string) (string, error) {
+	if dir == "" {
+		dir = filepath.Join(tempDir, "storage")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("--storage-dir %q: %w", dir, err)
+	}
+	if abs == filepath.Clean(caddy.AppDataDir()) {
+		return "", fmt.Errorf("--storage-dir %q is Caddy's own data directory, which a real Caddy on this machine uses: name another", dir)
+	}
+	if strings.ContainsAny(abs, "\"\n\r") {
+		return "", fmt.Errorf("--storage-dir %q: a path with a quote or a line break cannot be written into the Caddyfile", dir)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("--storage-dir: %w", err)
+	}
+	return abs, nil
 }
 
 // start prepares a sandbox and runs its Caddy site.
@@ -149,6 +183,11 @@ func start(opts options) (*sandbox, error) {
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "oss-sandbox:", w.String())
 	}
+	// Caddy keeps its instance id (instance.uuid, which oss_upload's
+	// callback queue names its leases with) in its data directory, outside
+	// the configured storage: the sandbox's Caddy gets a data directory of
+	// its own for as long as it runs.
+	sb.restore = setEnv("XDG_DATA_HOME", filepath.Join(sb.tempDir, "data"))
 	if err := caddy.Load(adapted, true); err != nil {
 		sb.Close()
 		if inUse(err) {
@@ -158,6 +197,19 @@ func start(opts options) (*sandbox, error) {
 	}
 	sb.loaded = true
 	return sb, nil
+}
+
+// setEnv sets an environment variable and returns what puts it back.
+func setEnv(name, value string) (restore func()) {
+	old, had := os.LookupEnv(name)
+	_ = os.Setenv(name, value)
+	return func() {
+		if had {
+			_ = os.Setenv(name, old)
+		} else {
+			_ = os.Unsetenv(name)
+		}
+	}
 }
 
 // loopbackAddr splits a listen address that must be on loopback: the
@@ -181,6 +233,10 @@ func (sb *sandbox) Close() {
 			fmt.Fprintln(os.Stderr, "oss-sandbox: stopping the site:", err)
 		}
 		sb.loaded = false
+	}
+	if sb.restore != nil {
+		sb.restore()
+		sb.restore = nil
 	}
 	if sb.app != nil {
 		sb.app.Close()
