@@ -1,0 +1,170 @@
+package caddyoss
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/callback"
+)
+
+// uppyCompleteRequest is the body of POST .../complete.
+type uppyCompleteRequest struct {
+	Parts []struct {
+		PartNumber int    `json:"PartNumber"`
+		ETag       string `json:"ETag"`
+	} `json:"parts"`
+}
+
+// serveUppyComplete answers POST <uppy_path>/s3/multipart/:uploadId/complete?key=.
+// The parts' sizes come from OSS (ListParts), not from the client: over
+// max_size or under min_size the upload is aborted. The callback, when one
+// is configured, goes with CompleteMultipartUpload, so the app hears of
+// the object as with every other mode.
+func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, sealed string) error {
+	imur, err := h.uppyTarget(r, sealed)
+	if err != nil {
+		return err
+	}
+	var req uppyCompleteRequest
+	if err := readUppyJSON(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 || len(req.Parts) > maxPartNumber {
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("parts must list 1 to %d parts, got %d", maxPartNumber, len(req.Parts)))
+	}
+	parts := make([]oss.UploadPart, len(req.Parts))
+	for i, p := range req.Parts {
+		if p.PartNumber < 1 || p.PartNumber > maxPartNumber {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("part number must be from 1 to %d, got %d", maxPartNumber, p.PartNumber))
+		}
+		if p.ETag == "" {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("part %d has no ETag", p.PartNumber))
+		}
+		parts[i] = oss.UploadPart{PartNumber: p.PartNumber, ETag: p.ETag}
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].PartNumber < parts[j].PartNumber })
+	for i := 1; i < len(parts); i++ {
+		if parts[i].PartNumber == parts[i-1].PartNumber {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("part %d is listed twice", parts[i].PartNumber))
+		}
+	}
+
+	stored, err := h.listAllParts(r.Context(), imur)
+	if err != nil {
+		return h.ossFailed(r, "listing the parts", err)
+	}
+	byNumber := make(map[int]oss.UploadedPart, len(stored))
+	for _, p := range stored {
+		byNumber[p.PartNumber] = p
+	}
+	var total int64
+	for _, p := range parts {
+		s, ok := byNumber[p.PartNumber]
+		if !ok {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("part %d was not uploaded", p.PartNumber))
+		}
+		if !strings.EqualFold(strings.Trim(s.ETag, `"`), strings.Trim(p.ETag, `"`)) {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("part %d: the ETag differs from what OSS stores", p.PartNumber))
+		}
+		total += int64(s.Size)
+	}
+	if h.MaxSize > 0 && total > h.MaxSize {
+		return h.abortForLimit(r, imur, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("the upload is %d bytes, over max_size %d; it was aborted", total, h.MaxSize))
+	}
+	if total < h.MinSize {
+		return h.abortForLimit(r, imur, http.StatusBadRequest,
+			fmt.Errorf("the upload is %d bytes, under min_size %d; it was aborted", total, h.MinSize))
+	}
+
+	opts := []oss.Option{oss.WithContext(r.Context())}
+	var answer []byte
+	if h.callbackB64 != "" {
+		custom, err := h.Callback.callbackVars(replacer(r))
+		if err != nil {
+			return h.forbidden(r, err)
+		}
+		vars, err := h.issueVars(r.Context(), custom, callback.ExactKey, imur.Key, h.now().Add(time.Duration(h.Expires)))
+		if err != nil {
+			return h.unavailable(r, "signing the callback binding", err)
+		}
+		opts = append(opts, oss.Callback(h.callbackB64), oss.CallbackResult(&answer))
+		if v, err := callbackVarParam(vars); err != nil {
+			return h.internalError(r, "encoding callback variables", err)
+		} else if v != "" {
+			opts = append(opts, oss.CallbackVar(v))
+		}
+	}
+	if _, err := h.uppyBucket.CompleteMultipartUpload(imur, parts, opts...); err != nil {
+		return h.ossFailed(r, "completing the upload", err)
+	}
+	h.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
+	return writeJSONObject(w, func(o *jsonObject) {
+		o.str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
+		o.str("key", imur.Key)
+		o.str("bucket", h.Bucket)
+		if len(answer) > 0 && json.Valid(answer) {
+			o.raw("callback", answer)
+		}
+	})
+}
+
+// abortForLimit aborts an upload that broke a limit and returns the error
+// the client gets.
+func (h *Handler) abortForLimit(r *http.Request, imur oss.InitiateMultipartUploadResult, status int, why error) error {
+	if err := h.uppyBucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
+		h.logger.Error("aborting an upload over the limits failed", zapKey(imur.Key), zap.Error(err), zapRemote(r))
+	}
+	h.logger.Info("multipart upload refused", zapKey(imur.Key), zap.Error(why), zapRemote(r))
+	return caddyhttp.Error(status, why)
+}
+
+// serveUppyAbort answers DELETE <uppy_path>/s3/multipart/:uploadId?key=.
+func (h *Handler) serveUppyAbort(w http.ResponseWriter, r *http.Request, sealed string) error {
+	imur, err := h.uppyTarget(r, sealed)
+	if err != nil {
+		return err
+	}
+	if err := h.uppyBucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
+		return h.ossFailed(r, "aborting the upload", err)
+	}
+	return writeJSONBytes(w, http.StatusOK, []byte("{}"))
+}
+
+// ossFailed turns an OSS error of a server-side call into the client's
+// error: OSS's verdict on the client's request keeps its meaning (no such
+// upload, an invalid part) without OSS's internals; anything else is a 502
+// and a log line.
+func (h *Handler) ossFailed(r *http.Request, doing string, err error) error {
+	code, status := ossErrorCode(err)
+	switch code {
+	case "NoSuchUpload":
+		return caddyhttp.Error(http.StatusNotFound, errors.New("no such upload: it was completed, aborted or never started"))
+	case "InvalidPart":
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("a listed part was not uploaded or its ETag differs"))
+	case "InvalidPartOrder":
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("parts must be listed in ascending order"))
+	case "EntityTooSmall":
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("every part but the last must be at least 100 KB"))
+	case "FileAlreadyExists":
+		return caddyhttp.Error(http.StatusConflict, errors.New("an object with this key already exists"))
+	case "CallbackFailed":
+		h.logger.Warn(doing+": the upload was stored but its callback failed", zap.String("oss_code", code), zapRemote(r))
+		return caddyhttp.Error(http.StatusBadGateway, errors.New("the upload was stored but the site's callback failed"))
+	}
+	if errors.Is(err, context.Canceled) {
+		return caddyhttp.Error(499, err)
+	}
+	h.logger.Error(doing+" failed", zap.String("oss_code", code), zap.Int("oss_status", status), zap.Error(err), zapRemote(r))
+	return caddyhttp.Error(http.StatusBadGateway, errors.New(doing+" failed"))
+}
