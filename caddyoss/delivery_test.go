@@ -421,6 +421,63 @@ func TestDeliveryReloadDuringBurst(t *testing.T) {
 	}
 }
 
+// After a reload that puts another route in front of the callback path, a
+// queued callback's retries reach the app through that route unmarked:
+// only the handler that queued an event says it is verified. The event
+// stays owed, and is delivered, verified and once, when the handler is in
+// the way again.
+func TestDeliveryRetryThroughAnotherRoute(t *testing.T) {
+	e := newDeliveryEnv(t, "")
+	e.app.setMode("down")
+	if status, body := e.upload(t, "queued, then intercepted"); status != 200 || !strings.Contains(body, `"queued"`) {
+		t.Fatalf("%d %s", status, body)
+	}
+	site := e.config[strings.Index(e.config, "http://localhost:9080 {"):]
+	body := strings.TrimSuffix(strings.TrimPrefix(site, "http://localhost:9080 {"), "}")
+	intercepted := strings.Replace(e.config, site, "http://localhost:9080 {\n\thandle /oss/callback {\n\t\treverse_proxy "+
+		e.app.addr+"\n\t}\n\thandle {"+body+"}\n}", 1)
+	e.tester.InitServer(intercepted, "caddyfile")
+	e.app.setMode("up")
+	deadline := time.Now().Add(15 * time.Second)
+	for len(e.app.requests()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := e.app.requests()
+	if len(got) < 2 {
+		t.Fatalf("the retries did not come through the other route: %d requests", len(got))
+	}
+	for _, r := range got {
+		if v := r.header.Get(verifiedHeader); v != "" {
+			t.Fatalf("a retry through another route reached the app with %s: %q", verifiedHeader, v)
+		}
+	}
+	before := len(got)
+	e.tester.InitServer(e.config, "caddyfile")
+	deadline = time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		verified := 0
+		for _, r := range e.app.requests()[before:] {
+			if r.header.Get(verifiedHeader) == "true" {
+				verified++
+			}
+		}
+		if verified > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // nothing more arrives
+	verified := 0
+	for _, r := range e.app.requests()[before:] {
+		if r.header.Get(verifiedHeader) == "true" {
+			verified++
+		}
+	}
+	if verified != 1 {
+		t.Fatalf("after the handler is back, %d verified deliveries, want 1", verified)
+	}
+}
+
 // delivery direct relays the upstream's answer, normalized, and keeps
 // nothing: a slow app makes OSS report CallbackFailed.
 func TestDeliveryDirect(t *testing.T) {
