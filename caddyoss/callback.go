@@ -169,20 +169,6 @@ func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) (map[string]string, 
 	return out, nil
 }
 
-// checkExpanded refuses expanded values carrying characters with meaning to
-// RAM or OSS, or control characters.
-func checkExpanded(s string) error {
-	if i := strings.IndexAny(s, "*?$"); i >= 0 {
-		return fmt.Errorf("contains %q", s[i])
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("contains the control character %q", r)
-		}
-	}
-	return nil
-}
-
 // issueVars returns the x:<name> variables a signing route sends: the
 // expanded custom variables plus, unless verify_only, the binding that ties
 // the callback to this decision. nil when no callback is issued.

@@ -48,6 +48,15 @@ func callbackErr(status int, reason, msg string) error {
 	return caddyhttp.Error(status, &callbackError{reason: reason, msg: msg})
 }
 
+// callbackError is why a callback was rejected: a reason code for metrics
+// and a message for the log and the answer.
+type callbackError struct {
+	reason string
+	msg    string
+}
+
+func (e *callbackError) Error() string { return e.msg }
+
 // provisionCallback builds the verifier of the callback route, where
 // verified callbacks go, and the handler's event records and queue in
 // Caddy's storage.

@@ -210,15 +210,6 @@ func signOutcome(err error) string {
 	return signError
 }
 
-// callbackError is why a callback was rejected: a reason code for metrics
-// and a message for the log and the answer.
-type callbackError struct {
-	reason string
-	msg    string
-}
-
-func (e *callbackError) Error() string { return e.msg }
-
 // callbackReason is the reason code a rejection carries. Every rejection
 // carries one (see callbackErr); an error without (none today) counts as
 // body.

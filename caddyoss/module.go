@@ -215,6 +215,12 @@ type STSConfig struct {
 	CacheSize int `json:"cache_size,omitempty"`
 }
 
+// Callback delivery modes (CallbackConfig.Delivery).
+const (
+	deliveryModeQueued = "queued"
+	deliveryModeDirect = "direct"
+)
+
 // CallbackConfig configures OSS upload callbacks.
 type CallbackConfig struct {
 	// URL is where OSS posts after an upload. When empty, signing responses

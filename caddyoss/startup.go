@@ -5,12 +5,6 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Callback delivery modes (CallbackConfig.Delivery).
-const (
-	deliveryModeQueued = "queued"
-	deliveryModeDirect = "direct"
-)
-
 // logStartup writes the handler's one startup line: what is on and where
 // the credentials come from. It never logs a key, secret or token.
 func (h *Handler) logStartup() {

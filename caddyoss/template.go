@@ -78,3 +78,17 @@ func (t *requestTemplate) appendExpanded(dst []byte, repl *caddy.Replacer) ([]by
 	}
 	return dst, nil
 }
+
+// checkExpanded refuses expanded values carrying characters with meaning to
+// RAM or OSS, or control characters.
+func checkExpanded(s string) error {
+	if i := strings.IndexAny(s, "*?$"); i >= 0 {
+		return fmt.Errorf("contains %q", s[i])
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("contains the control character %q", r)
+		}
+	}
+	return nil
+}
