@@ -1,6 +1,6 @@
 // Alibaba's sample PostObject V1 browser clients from the OSS docs'
 // "upload directly from clients" pages (en, ja, zh), verbatim in
-// browser/alibaba-samples/, in Chromium against Caddy + ossemu with the
+// ../shared/oss/alibaba-samples/ beside the repository, in Chromium against Caddy + ossemu with the
 // configuration docs/alibaba-samples.md documents: policy_path
 // /get_post_signature_for_oss_upload, signature_version v1, client_keys
 // and form_fields minimal. Each page uploads a file unchanged; the test
@@ -17,18 +17,28 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OSS from 'ali-oss';
-import { startEmulator } from '../lib/ossemu.mjs';
+import { startEmulator, repoRoot } from '../lib/ossemu.mjs';
 import { startCaddy } from '../lib/caddy.mjs';
 import { freePort } from '../lib/sandbox.mjs';
 import { launchChromium } from '../lib/browser.mjs';
 
-const pagesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'alibaba-samples');
+// The pages Caddy serves: Alibaba's three, read unchanged from the shared
+// samples beside the repository (../shared/oss/alibaba-samples), and the
+// callback client, which is ours (browser/alibaba-samples/), copied into
+// one temporary directory.
+const samplesDir = path.join(repoRoot, '..', 'shared', 'oss', 'alibaba-samples');
+const pagesDir = mkdtempSync(path.join(tmpdir(), 'alibaba-pages-'));
+for (const lang of ['en', 'ja', 'zh']) {
+  copyFileSync(path.join(samplesDir, `postobject-v1-${lang}.html`), path.join(pagesDir, `postobject-v1-${lang}.html`));
+}
+copyFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'alibaba-samples', 'postobject-v1-callback.html'),
+  path.join(pagesDir, 'postobject-v1-callback.html'));
 const bucket = 'examplebucket';
 const ak = 'LTAI5tSamplePages';
 const sk = 'sample-pages-secret';
@@ -113,6 +123,7 @@ after(async () => {
   app?.close();
   await emu?.stop();
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+  rmSync(pagesDir, { recursive: true, force: true });
 });
 
 function ossClient() {
