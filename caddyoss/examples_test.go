@@ -366,14 +366,16 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("found %d Caddyfile blocks", len(blocks))
 	}
 	for _, b := range blocks {
+		// A fragment is no whole example: there is nothing to run.
+		if first := strings.TrimSpace(strings.SplitN(strings.TrimSpace(b.text), "\n", 2)[0]); b.fragment || strings.HasPrefix(first, "# fragment") {
+			t.Logf("%s: marked as a fragment, not run", b.name())
+			continue
+		}
 		t.Run(b.name(), func(t *testing.T) { runExample(t, b, exHash) })
 	}
 }
 
 func runExample(t *testing.T, b docBlock, hash string) {
-	if first := strings.TrimSpace(strings.SplitN(strings.TrimSpace(b.text), "\n", 2)[0]); b.fragment || strings.HasPrefix(first, "# fragment") {
-		t.Skipf("%s: marked as a fragment", b.name())
-	}
 	emu, keyFile := startEmu(t, ossemu.Options{
 		Buckets:    exampleBuckets,
 		AccessKeys: map[string]string{exAK: exSecret},
@@ -414,7 +416,8 @@ func runExample(t *testing.T, b docBlock, hash string) {
 		if !strings.Contains(strings.ToLower(b.near), "not for production") {
 			t.Fatalf("%s answers signing routes (%s, ...) to anyone: put them behind basic_auth or forward_auth, or say next to it that it is not for production", b.name(), routes[0].path)
 		}
-		t.Skipf("%s: adapted; no auth layer, and the text next to it says it is not for production", b.name())
+		t.Logf("%s: adapted; no auth layer, and the text next to it says it is not for production: not run", b.name())
+		return
 	}
 
 	tester := newTester(t)
