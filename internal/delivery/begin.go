@@ -96,19 +96,9 @@ func (q *Queue) release(ctx context.Context, lock, id string) {
 // or, when the app did not take the event, ErrNotRecorded is returned and
 // nothing is owed.
 func (q *Queue) settleFirst(ctx context.Context, ev *Event, status int, answer []byte, sendErr error) (State, error) {
-	rec := *ev
-	rec.Attempts = 1
-	rec.Status, rec.LastError, rec.Answer = status, errText(sendErr), nil
-	rec.Lease, rec.Owner = time.Time{}, ""
+	rec := attempted(ev, status, sendErr)
 	log := func(level zapcore.Level, msg string, extra ...zap.Field) {
-		if ce := q.logger.Check(level, msg); ce != nil {
-			fields := append([]zap.Field{zap.String("id", rec.ID), zap.String("object", rec.Object),
-				zap.Int("attempts", rec.Attempts), zap.Int("status", status)}, extra...)
-			if sendErr != nil {
-				fields = append(fields, zap.NamedError("delivery_error", sendErr))
-			}
-			ce.Write(fields...)
-		}
+		q.logAttempt(level, msg, &rec, sendErr, extra...)
 	}
 
 	switch st := Classify(status, sendErr); st {

@@ -46,21 +46,9 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		return q.settleFirst(ctx, ev, status, answer, sendErr)
 	}
 	now := q.now()
-	rec := *ev
-	rec.Attempts++
-	rec.Status, rec.LastError, rec.Answer = status, errText(sendErr), nil
-	rec.Lease, rec.Owner = time.Time{}, ""
-	// The event's fields are built only for a line that is written: a
-	// delivery on the first attempt, the common case, logs at debug.
+	rec := attempted(ev, status, sendErr)
 	log := func(level zapcore.Level, msg string, extra ...zap.Field) {
-		if ce := q.logger.Check(level, msg); ce != nil {
-			fields := append([]zap.Field{zap.String("id", rec.ID), zap.String("object", rec.Object),
-				zap.Int("attempts", rec.Attempts), zap.Int("status", status)}, extra...)
-			if sendErr != nil {
-				fields = append(fields, zap.NamedError("delivery_error", sendErr))
-			}
-			ce.Write(fields...)
-		}
+		q.logAttempt(level, msg, &rec, sendErr, extra...)
 	}
 
 	switch st := Classify(status, sendErr); st {
@@ -127,6 +115,32 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 	}
 	log(zapcore.WarnLevel, "delivery attempt failed; will retry", zap.Time("retry_at", rec.NextAt))
 	return Received, nil
+}
+
+// attempted is ev's record after one more attempt that ended with status
+// and sendErr: its lease released, no answer kept yet.
+func attempted(ev *Event, status int, sendErr error) Event {
+	rec := *ev
+	rec.Attempts++
+	rec.Status, rec.LastError, rec.Answer = status, errText(sendErr), nil
+	rec.Lease, rec.Owner = time.Time{}, ""
+	return rec
+}
+
+// logAttempt writes a line about an attempt at rec. The event's fields are
+// built only for a line that is written: a delivery on the first attempt,
+// the common case, logs at debug.
+func (q *Queue) logAttempt(level zapcore.Level, msg string, rec *Event, sendErr error, extra ...zap.Field) {
+	ce := q.logger.Check(level, msg)
+	if ce == nil {
+		return
+	}
+	fields := append([]zap.Field{zap.String("id", rec.ID), zap.String("object", rec.Object),
+		zap.Int("attempts", rec.Attempts), zap.Int("status", rec.Status)}, extra...)
+	if sendErr != nil {
+		fields = append(fields, zap.NamedError("delivery_error", sendErr))
+	}
+	ce.Write(fields...)
 }
 
 // endLease notes, after an outcome could not be written, that the attempt
