@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 )
 
 // maxAnswerBytes is the largest callback answer OSS takes (protocol §4.8).
@@ -74,19 +73,8 @@ func (a *answerRecorder) normalized() (int, []byte) {
 	return status, body
 }
 
-// writeAnswer sends an answer to OSS with its Content-Length.
-func writeAnswer(w http.ResponseWriter, status int, body []byte) error {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Del("Transfer-Encoding")
-	w.WriteHeader(status)
-	_, err := w.Write(body)
-	return err
-}
-
 // writeNormalized sends a recorded answer to OSS, normalized.
 func writeNormalized(w http.ResponseWriter, a *answerRecorder) error {
 	status, body := a.normalized()
-	return writeAnswer(w, status, body)
+	return writeJSON(w, status, body)
 }

@@ -3,7 +3,6 @@ package caddyoss
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // bindingVar is the custom variable that carries a callback's binding.
@@ -44,7 +44,7 @@ func (c *CallbackConfig) callbackParam() (string, error) {
 		// OSS sends no TLS server name unless asked (protocol §4.1).
 		SNI bool `json:"callbackSNI,omitempty"`
 	}{c.URL, c.Host, c.bodyTemplate(), c.contentType(), u.Scheme == "https" && !c.DisableSNI}
-	b, err := marshalJSON(m)
+	b, err := jsonw.Marshal(m)
 	if err != nil {
 		return "", err
 	}
@@ -196,23 +196,23 @@ func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind 
 // `callback` ({url, host, body, contentType, customValue}), and
 // "CallbackHeaders", the two headers any other SDK sends (x-oss-callback,
 // x-oss-callback-var). vars are keyed x:<name>.
-func (c *CallbackConfig) appendSTSCallback(o *jsonObject, param string, vars map[string]string) error {
+func (c *CallbackConfig) appendSTSCallback(o *jsonw.Object, param string, vars map[string]string) error {
 	names := make([]string, 0, len(vars))
 	for k := range vars {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	o.object("Callback", func(cb *jsonObject) {
-		cb.str("url", c.URL)
+	o.Object("Callback", func(cb *jsonw.Object) {
+		cb.Str("url", c.URL)
 		if c.Host != "" {
-			cb.str("host", c.Host)
+			cb.Str("host", c.Host)
 		}
-		cb.str("body", c.bodyTemplate())
-		cb.str("contentType", c.contentType())
+		cb.Str("body", c.bodyTemplate())
+		cb.Str("contentType", c.contentType())
 		if len(vars) > 0 {
-			cb.object("customValue", func(cv *jsonObject) {
+			cb.Object("customValue", func(cv *jsonw.Object) {
 				for _, k := range names {
-					cv.str(strings.TrimPrefix(k, "x:"), vars[k])
+					cv.Str(strings.TrimPrefix(k, "x:"), vars[k])
 				}
 			})
 		}
@@ -221,10 +221,10 @@ func (c *CallbackConfig) appendSTSCallback(o *jsonObject, param string, vars map
 	if err != nil {
 		return err
 	}
-	o.object("CallbackHeaders", func(hd *jsonObject) {
-		hd.str("x-oss-callback", param)
+	o.Object("CallbackHeaders", func(hd *jsonw.Object) {
+		hd.Str("x-oss-callback", param)
 		if varParam != "" {
-			hd.str("x-oss-callback-var", varParam)
+			hd.Str("x-oss-callback-var", varParam)
 		}
 	})
 	return nil
@@ -236,21 +236,9 @@ func callbackVarParam(vars map[string]string) (string, error) {
 	if len(vars) == 0 {
 		return "", nil
 	}
-	b, err := marshalJSON(vars)
+	b, err := jsonw.Marshal(vars)
 	if err != nil {
 		return "", err
 	}
 	return base64.StdEncoding.EncodeToString(b), nil
-}
-
-// marshalJSON is json.Marshal without HTML escaping, so what is signed reads
-// as written.
-func marshalJSON(v any) ([]byte, error) {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return []byte(strings.TrimSuffix(b.String(), "\n")), nil
 }

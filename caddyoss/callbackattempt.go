@@ -50,9 +50,9 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 		h.logger.Warn("the upstream did not take the callback (delivery direct: not retried)",
 			zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
 		if status == 0 {
-			return writeAnswer(w, http.StatusBadGateway, jsonError("the app did not take the callback"))
+			return writeJSON(w, http.StatusBadGateway, jsonError("the app did not take the callback"))
 		}
-		return writeAnswer(w, answerStatus, answer)
+		return writeJSON(w, answerStatus, answer)
 	}
 	st, serr := h.events.Settle(sctx, ev, status, answer, err) // Settle logs a storage failure
 	switch {
@@ -61,17 +61,17 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): it is sent as 200",
 				zap.Int("status", status), zap.String("object", ev.Object))
 		}
-		return writeAnswer(w, answerStatus, answer)
+		return writeJSON(w, answerStatus, answer)
 	case st == delivery.Dead:
-		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback could not be delivered to the app"))
+		return writeJSON(w, http.StatusServiceUnavailable, jsonError("the callback could not be delivered to the app"))
 	case serr != nil:
 		// The app did not take it and it could not be queued: OSS tells
 		// the uploader the callback failed.
-		return writeAnswer(w, http.StatusServiceUnavailable, jsonError("callback records are unavailable"))
+		return writeJSON(w, http.StatusServiceUnavailable, jsonError("callback records are unavailable"))
 	}
 	h.logger.Info("callback queued: the upstream did not take it in time",
 		zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
-	return writeAnswer(w, http.StatusOK, queuedAnswer(ev.ID))
+	return writeJSON(w, http.StatusOK, queuedAnswer(ev.ID))
 }
 
 // answerCopy answers a callback whose event is already recorded, by the
@@ -81,7 +81,7 @@ func (h *Handler) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.
 	switch c.State {
 	case delivery.Delivered:
 		log.Info("copy of a delivered callback answered as duplicate, not forwarded")
-		return writeAnswer(w, http.StatusOK, []byte(`{"status":"duplicate"}`))
+		return writeJSON(w, http.StatusOK, []byte(`{"status":"duplicate"}`))
 	case delivery.Refused:
 		log.Info("copy of a callback the app refused answered with the app's answer, not forwarded")
 		rec := newAnswerRecorder()
@@ -90,10 +90,10 @@ func (h *Handler) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.
 		return writeNormalized(w, rec)
 	case delivery.Received:
 		log.Info("copy of a queued callback answered as queued, not forwarded")
-		return writeAnswer(w, http.StatusOK, queuedAnswer(c.Event.ID))
+		return writeJSON(w, http.StatusOK, queuedAnswer(c.Event.ID))
 	}
 	log.Warn("copy of a callback that was not delivered within retry_for")
-	return writeAnswer(w, http.StatusServiceUnavailable, jsonError("the callback of this upload could not be delivered to the app"))
+	return writeJSON(w, http.StatusServiceUnavailable, jsonError("the callback of this upload could not be delivered to the app"))
 }
 
 func queuedAnswer(id string) []byte {

@@ -52,7 +52,7 @@ func TestAnswerNormalized(t *testing.T) {
 				t.Errorf("got %d %.80s", status, body)
 			}
 			rec := httptest.NewRecorder()
-			_ = writeAnswer(rec, status, body)
+			_ = writeJSON(rec, status, body)
 			if rec.Header().Get("Content-Length") != fmt.Sprint(len(body)) || rec.Header().Get("Content-Type") != "application/json" {
 				t.Errorf("headers %v", rec.Header())
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // Defaults.
@@ -89,7 +90,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.uploadURL = u.Scheme + "://" + h.Bucket + "." + u.Host
 	}
-	h.uploadURLPlain = jsonPlainBytes([]byte(h.uploadURL))
+	h.uploadURLPlain = jsonw.Plain([]byte(h.uploadURL))
 
 	if h.STS != nil {
 		s := h.STS

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // postPolicyInput is everything a PostObject policy is made of.
@@ -67,9 +68,9 @@ func appendFormFields(b []byte, fields []formField) []byte {
 			b = append(b, '"')
 		default:
 			b = append(b, ',')
-			b = appendJSONString(b, kv.Name)
+			b = jsonw.AppendString(b, kv.Name)
 			b = append(b, ':')
-			b = appendJSONString(b, kv.Value)
+			b = jsonw.AppendString(b, kv.Value)
 		}
 	}
 	return b
@@ -80,7 +81,7 @@ func appendFormFields(b []byte, fields []formField) []byte {
 // append them in this order.
 func appendFieldsObject(b []byte, key string, fields []formField) []byte {
 	b = append(b, `"fields":{"key":`...)
-	b = appendJSONString(b, key)
+	b = jsonw.AppendString(b, key)
 	b = appendFormFields(b, fields)
 	return append(b, '}')
 }
@@ -89,14 +90,14 @@ func appendFieldsObject(b []byte, key string, fields []formField) []byte {
 // text exactly as it will be sent (protocol §1.5, §1.6).
 func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCache) (postPolicy, error) {
 	var out postPolicy
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	js := *bp
 	// member appends head (punctuation and names, written as they are),
 	// value as a JSON string, and the closing tail.
 	member := func(head, value string, tail byte) {
 		js = append(js, head...)
-		js = appendJSONString(js, value)
+		js = jsonw.AppendString(js, value)
 		js = append(js, tail)
 	}
 	js = append(js, `{"expiration":"`...)
@@ -161,7 +162,7 @@ func buildPostPolicy(in postPolicyInput, c creds, now time.Time, keys *v4KeyCach
 	sort.Strings(varNames)
 	for _, k := range varNames {
 		js = append(js, `,["eq",`...)
-		js = appendJSONString(js, "$"+k)
+		js = jsonw.AppendString(js, "$"+k)
 		member(",", in.vars[k], ']')
 	}
 	js = append(js, "]}"...)
@@ -232,18 +233,18 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	// Written member by member, the names as they are: the answer's shape
 	// is fixed.
 	b := append((*bp)[:0], `{"method":"POST","url":`...)
-	b = appendJSONString(b, h.uploadURL)
+	b = jsonw.AppendString(b, h.uploadURL)
 	b = append(b, `,"host":`...)
-	b = appendJSONString(b, h.uploadURL)
+	b = jsonw.AppendString(b, h.uploadURL)
 	b = append(b, `,"key":`...)
-	b = appendJSONString(b, up.key)
+	b = jsonw.AppendString(b, up.key)
 	b = append(b, `,"dir":`...)
-	b = appendJSONString(b, up.prefix)
+	b = jsonw.AppendString(b, up.prefix)
 	b = append(b, `,"policy":"`...)
 	b = append(b, pp.Policy...)
 	b = append(b, `","signature":"`...)
@@ -255,19 +256,19 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	b = append(b, '"')
 	if h.SignatureVersion == sigV4 {
 		b = append(b, `,"x_oss_signature_version":"`+v4Algorithm+`","x_oss_credential":`...)
-		b = appendJSONString(b, pp.Cred)
+		b = jsonw.AppendString(b, pp.Cred)
 		b = append(b, `,"x_oss_date":"`...)
 		b = append(b, pp.Date...)
 		b = append(b, '"')
 	} else {
 		b = append(b, `,"ossAccessKeyId":`...)
-		b = appendJSONString(b, up.creds.ID)
+		b = jsonw.AppendString(b, up.creds.ID)
 		b = append(b, `,"accessid":`...)
-		b = appendJSONString(b, up.creds.ID)
+		b = jsonw.AppendString(b, up.creds.ID)
 	}
 	if up.creds.Token != "" {
 		b = append(b, `,"security_token":`...)
-		b = appendJSONString(b, up.creds.Token)
+		b = jsonw.AppendString(b, up.creds.Token)
 	}
 	if in.callback != "" {
 		b = append(b, `,"callback":"`...)
@@ -281,7 +282,7 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil {
 		h.logSigned(ce, r, up.key, in.expiration)
 	}
-	return writeJSONBytes(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, b)
 }
 
 // signPostObject signs the PostObject policy of an upload: the exact key

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // signV1 returns base64(HMAC-SHA1(secret, msg)), the V1 signature of a POST
@@ -374,7 +376,7 @@ func TestBuildPostPolicyMatchesEncoder(t *testing.T) {
 				eq(k, in.vars[k])
 			}
 		}
-		want, err := marshalJSON(struct {
+		want, err := jsonw.Marshal(struct {
 			Expiration string `json:"expiration"`
 			Conditions []any  `json:"conditions"`
 		}{in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"), conds})

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // defaultPresignType is signed when the client names no type, default_type
@@ -97,8 +98,8 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// The URL is signed straight into the answer's buffer.
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	b := append((*bp)[:0], `{"url":"`...)
 	urlStart := len(b)
 	now := h.now()
@@ -117,19 +118,19 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The URL is percent-encoded but for upload_url, which may need
 	// escaping in JSON.
-	if !h.uploadURLPlain && !jsonPlainBytes(b[urlStart:]) {
+	if !h.uploadURLPlain && !jsonw.Plain(b[urlStart:]) {
 		signed := string(b[urlStart:])
-		b = appendJSONStringContent(b[:urlStart], signed)
+		b = jsonw.AppendStringContent(b[:urlStart], signed)
 	}
 	b = append(b, `","method":"PUT","headers":{"Content-Type":`...)
-	b = appendJSONString(b, up.hints.contentType)
+	b = jsonw.AppendString(b, up.hints.contentType)
 	b = append(b, `},"key":`...)
-	b = appendJSONString(b, up.key)
+	b = jsonw.AppendString(b, up.key)
 	b = append(b, `,"expires":"`...)
 	b = appendUTCRFC3339(b, expiration)
 	b = append(b, `"}`...)
 	*bp = b
-	return writeJSONBytes(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, b)
 }
 
 // presignParams returns the signed query parameters besides the

@@ -1,33 +1,84 @@
 package caddyoss
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// writeJSON writes v as a JSON response that no cache may store.
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+// Every answer of the plugin's own goes out through writeBody: signing
+// answers, error answers and the callback answer to OSS.
+
+// contentLengths holds the Content-Length strings of the answer sizes
+// seen so far (below maxSharedLength). Strings cannot be changed, so they
+// may be shared; the slices that carry them in a header may not.
+var contentLengths sync.Map // int → string
+
+const maxSharedLength = 8 << 10
+
+// contentLength is the Content-Length header value for n bytes.
+func contentLength(n int) string {
+	if n >= maxSharedLength {
+		return strconv.Itoa(n)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	if h.Get("Cache-Control") == "" {
-		h.Set("Cache-Control", "no-store")
+	if v, ok := contentLengths.Load(n); ok {
+		return v.(string)
 	}
+	v, _ := contentLengths.LoadOrStore(n, strconv.Itoa(n))
+	return v.(string)
+}
+
+// setAnswerHeaders sets Content-Type, Cache-Control (unless a handler
+// before this one set it) and Content-Length. The value slices are this
+// answer's own: a handler wrapping this one may write into them in place
+// (Caddy's header directive does, for deferred replacements). They share
+// one backing array, each capped at its one element, so that appending to
+// one cannot reach the next.
+func setAnswerHeaders(h http.Header, contentType string, n int) {
+	v := make([]string, 3)
+	v[0], v[1], v[2] = contentType, "no-store", contentLength(n)
+	h["Content-Type"] = v[0:1:1]
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = v[1:2:2]
+	}
+	h["Content-Length"] = v[2:3:3]
+	delete(h, "Transfer-Encoding")
+}
+
+// writeBody answers with body, which no cache may store.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) error {
+	setAnswerHeaders(w.Header(), contentType, len(body))
 	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(body)
 	return err
+}
+
+// writeJSON answers with a JSON body.
+func writeJSON(w http.ResponseWriter, status int, body []byte) error {
+	return writeBody(w, status, "application/json", body)
+}
+
+// writeObject answers with the JSON object whose members fill writes,
+// built in a pooled buffer.
+func writeObject(w http.ResponseWriter, status int, fill func(o *jsonw.Object)) error {
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
+	o := jsonw.Object{B: *bp}
+	o.Open()
+	fill(&o)
+	o.Close()
+	*bp = o.B
+	return writeJSON(w, status, o.B)
 }
 
 // renderError answers a route's error. When the server has handle_errors
@@ -52,7 +103,7 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) error {
 	if he.StatusCode == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", "GET, HEAD")
 	}
-	return writeJSON(w, he.StatusCode, map[string]string{"error": msg})
+	return writeObject(w, he.StatusCode, func(o *jsonw.Object) { o.Str("error", msg) })
 }
 
 // internalError logs what went wrong and returns a 500 that says no more

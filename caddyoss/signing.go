@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // Signature versions.
@@ -177,8 +179,8 @@ type presignV4Input struct {
 // payload. Tests check it against aliyun-oss-go-sdk's SignURL and an
 // independent reference signer.
 func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	*bp = appendPresignV4((*bp)[:0], in, c, keys)
 	return string(*bp)
 }

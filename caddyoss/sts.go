@@ -16,6 +16,7 @@ import (
 	util "github.com/alibabacloud-go/tea-utils/v2/service"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/credentials-go/credentials"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"go.uber.org/zap"
 )
 
@@ -313,8 +314,8 @@ func uploadPolicy(bucket, prefix string) (string, error) {
 	var buf [512]byte
 	b := append(buf[:0], uploadPolicyHead...)
 	b = append(b, `"acs:oss:*:*:`...)
-	b = appendJSONStringContent(b, bucket+"/") // a bucket name needs no escaping; checked at load
-	b = appendJSONStringContent(b, prefix)
+	b = jsonw.AppendStringContent(b, bucket+"/") // a bucket name needs no escaping; checked at load
+	b = jsonw.AppendStringContent(b, prefix)
 	b = append(b, `*"`...)
 	b = append(b, uploadPolicyTail...)
 	if len(b) > 2048 {

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // stsRetryAfter is what clients are told to wait when STS is unavailable.
@@ -51,7 +52,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	}
 	if h.callbackB64 == "" {
 		if body := c.answer.get(); body != nil {
-			return writeJSONBytes(w, http.StatusOK, body)
+			return writeJSON(w, http.StatusOK, body)
 		}
 	}
 	var vars map[string]string
@@ -64,32 +65,32 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 			return h.unavailable(r, "signing the callback binding", err)
 		}
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
-	o := jsonObject{b: *bp}
-	o.open()
-	o.str("AccessKeyId", c.AccessKeyID)
-	o.str("AccessKeySecret", c.AccessKeySecret)
-	o.str("SecurityToken", c.SecurityToken)
-	o.key("Expiration")
-	o.b = append(o.b, '"')
-	o.b = appendUTCRFC3339(o.b, c.Expiration)
-	o.b = append(o.b, '"')
-	o.str("Bucket", h.Bucket)
-	o.str("Region", h.Region)
-	o.str("Endpoint", h.uploadURL)
-	o.str("Prefix", prefix)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
+	o := jsonw.Object{B: *bp}
+	o.Open()
+	o.Str("AccessKeyId", c.AccessKeyID)
+	o.Str("AccessKeySecret", c.AccessKeySecret)
+	o.Str("SecurityToken", c.SecurityToken)
+	o.Key("Expiration")
+	o.B = append(o.B, '"')
+	o.B = appendUTCRFC3339(o.B, c.Expiration)
+	o.B = append(o.B, '"')
+	o.Str("Bucket", h.Bucket)
+	o.Str("Region", h.Region)
+	o.Str("Endpoint", h.uploadURL)
+	o.Str("Prefix", prefix)
 	if h.callbackB64 != "" {
 		if err := h.Callback.appendSTSCallback(&o, h.callbackB64, vars); err != nil {
 			return h.internalError(r, "encoding callback variables", err)
 		}
 	}
-	o.close()
-	*bp = o.b
+	o.Close()
+	*bp = o.B
 	if h.callbackB64 == "" {
-		c.answer.keep(o.b)
+		c.answer.keep(o.B)
 	}
-	return writeJSONBytes(w, http.StatusOK, o.b) // Cache-Control: no-store
+	return writeJSON(w, http.StatusOK, o.B) // Cache-Control: no-store
 }
 
 // sanitizeSessionName maps a session name onto what STS accepts: 2–64

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -156,19 +157,19 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	b := append((*bp)[:0], `{"method":"POST","url":"`...)
 	// With the trailing '/', as Companion answers it: Uppy reports the
 	// object's location as url + key.
-	b = appendJSONStringContent(b, h.uploadURL)
+	b = jsonw.AppendStringContent(b, h.uploadURL)
 	b = append(b, `/",`...)
 	b = appendFieldsObject(b, up.key, pp.Fields)
 	b = append(b, `,"expires":`...)
 	b = strconv.AppendInt(b, int64(time.Duration(h.Expires)/time.Second), 10)
 	b = append(b, '}')
 	*bp = b
-	return writeJSONBytes(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, b)
 }
 
 // ossErrorCode is the OSS error code of err, or "".

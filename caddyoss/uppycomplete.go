@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // uppyCompleteRequest is the body of POST .../complete.
@@ -109,12 +110,12 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 		return h.ossFailed(r, "completing the upload", err)
 	}
 	h.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
-	return writeJSONObject(w, func(o *jsonObject) {
-		o.str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
-		o.str("key", imur.Key)
-		o.str("bucket", h.Bucket)
+	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
+		o.Str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
+		o.Str("key", imur.Key)
+		o.Str("bucket", h.Bucket)
 		if len(answer) > 0 && json.Valid(answer) {
-			o.raw("callback", answer)
+			o.Raw("callback", answer)
 		}
 	})
 }
@@ -138,7 +139,7 @@ func (h *Handler) serveUppyAbort(w http.ResponseWriter, r *http.Request, sealed 
 	if err := h.uppyBucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
 		return h.ossFailed(r, "aborting the upload", err)
 	}
-	return writeJSONBytes(w, http.StatusOK, []byte("{}"))
+	return writeJSON(w, http.StatusOK, []byte("{}"))
 }
 
 // ossFailed turns an OSS error of a server-side call into the client's

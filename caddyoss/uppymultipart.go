@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -117,10 +118,10 @@ func (h *Handler) serveUppyCreate(w http.ResponseWriter, r *http.Request) error 
 		return h.unavailable(r, "sealing the upload id", err)
 	}
 	h.logger.Debug("multipart upload started", zapKey(up.key), zapRemote(r))
-	return writeJSONObject(w, func(o *jsonObject) {
-		o.str("key", up.key)
-		o.str("uploadId", sealed)
-		o.str("bucket", h.Bucket)
+	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
+		o.Str("key", up.key)
+		o.Str("uploadId", sealed)
+		o.Str("bucket", h.Bucket)
 	})
 }
 
@@ -158,25 +159,25 @@ func (h *Handler) serveUppyList(w http.ResponseWriter, r *http.Request, sealed s
 	if err != nil {
 		return h.ossFailed(r, "listing the parts", err)
 	}
-	bp := getJSONBuf()
-	defer putJSONBuf(bp)
+	bp := jsonw.Get()
+	defer jsonw.Put(bp)
 	b := append(*bp, '[')
 	for i, p := range parts {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		o := jsonObject{b: b}
-		o.open()
-		o.int("PartNumber", int64(p.PartNumber))
-		o.str("ETag", p.ETag)
-		o.int("Size", int64(p.Size))
-		o.str("LastModified", p.LastModified.UTC().Format(time.RFC3339))
-		o.close()
-		b = o.b
+		o := jsonw.Object{B: b}
+		o.Open()
+		o.Int("PartNumber", int64(p.PartNumber))
+		o.Str("ETag", p.ETag)
+		o.Int("Size", int64(p.Size))
+		o.Str("LastModified", p.LastModified.UTC().Format(time.RFC3339))
+		o.Close()
+		b = o.B
 	}
 	b = append(b, ']')
 	*bp = b
-	return writeJSONBytes(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, b)
 }
 
 // parsePartNumber reads a part number, 1..10000 as OSS allows.
@@ -218,9 +219,9 @@ func (h *Handler) serveUppySignPart(w http.ResponseWriter, r *http.Request, seal
 		return err
 	}
 	signed := h.signPartURL(imur, c, n)
-	return writeJSONObject(w, func(o *jsonObject) {
-		o.str("url", signed)
-		o.int("expires", int64(h.urlLifetime(c)/time.Second))
+	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
+		o.Str("url", signed)
+		o.Int("expires", int64(h.urlLifetime(c)/time.Second))
 	})
 }
 
@@ -247,10 +248,10 @@ func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed 
 	if err != nil {
 		return err
 	}
-	return writeJSONObject(w, func(o *jsonObject) {
-		o.object("presignedUrls", func(u *jsonObject) {
+	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
+		o.Object("presignedUrls", func(u *jsonw.Object) {
 			for _, n := range numbers {
-				u.str(strconv.Itoa(n), h.signPartURL(imur, c, n))
+				u.Str(strconv.Itoa(n), h.signPartURL(imur, c, n))
 			}
 		})
 	})

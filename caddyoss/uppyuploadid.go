@@ -11,6 +11,8 @@ import (
 	"hash"
 	"strings"
 	"sync"
+
+	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
 // An upload id handed to Uppy is OSS's upload id sealed to its bucket and
@@ -68,7 +70,7 @@ func (h *Handler) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string
 	}
 	m := p.pool.Get().(hash.Hash)
 	m.Reset()
-	bp := getJSONBuf()
+	bp := jsonw.Get()
 	b := append((*bp)[:0], "oss_upload uppy upload\x00"...)
 	b = append(b, h.Bucket...)
 	b = append(b, 0)
@@ -77,7 +79,7 @@ func (h *Handler) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string
 	b = append(b, ossID...)
 	m.Write(b)
 	*bp = b
-	putJSONBuf(bp)
+	jsonw.Put(bp)
 	dst = m.Sum(dst)
 	p.pool.Put(m)
 	return dst[:len(dst)-sha256.Size+uploadIDMACBytes], nil
