@@ -115,24 +115,13 @@ type deliveryEnv struct {
 func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
 	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
 	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}
-	e.config = testGlobal(t) + `
-http://localhost:9080 {
-	oss_upload {
-		bucket dl-bucket
-		region cn-hangzhou
-		endpoint ` + emu.Endpoint() + `
-		upload_url ` + emu.BucketURL("dl-bucket") + `
-		access_key_id dl-ak
-		access_key_secret dl-secret
+	e.config = appSite(t, emu, "dl-bucket", "dl-ak", "dl-secret", `
 		callback {
 			url http://localhost:9080/oss/callback
-			trusted_key ` + keyFile + `
+			trusted_key `+keyFile+`
 			answer_within 1s
-			` + callbackExtra + `
-		}
-	}
-	reverse_proxy ` + e.app.addr + `
-}`
+			`+callbackExtra+`
+		}`, e.app.addr)
 	e.tester.InitServer(e.config, "caddyfile")
 	return e
 }

@@ -104,52 +104,51 @@ func newSecEnv(t *testing.T, extra string) *secEnv {
 	})
 	env := &secEnv{emu: emu, app: newSecApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr()),
 		pubKeyB: base64.StdEncoding.EncodeToString([]byte("http://" + emu.Addr() + ossemu.CallbackPublicKeyPath))}
-	env.config = testGlobal(t) + `
-http://localhost:9080 {
-	oss_upload {
-		bucket ` + secBucket + `
-		region cn-hangzhou
-		endpoint ` + emu.Endpoint() + `
-		upload_url ` + emu.BucketURL(secBucket) + `
-		access_key_id sec-ak
-		access_key_secret sec-secret
+	env.config = appSite(t, emu, secBucket, "sec-ak", "sec-secret", `
 		key_prefix uploads/{http.request.header.X-User}/
 		allow_types image/* application/pdf
 		max_size 1KB
-		callback_path ` + secCbPath + `
+		callback_path `+secCbPath+`
 		sts {
-			role_arn ` + secRole + `
-			endpoint ` + emu.STSEndpoint() + `
+			role_arn `+secRole+`
+			endpoint `+emu.STSEndpoint()+`
 			session_name web-{http.request.header.X-User}
 			duration 15m
 		}
 		callback {
-			url http://localhost:9080` + secCbPath + `
+			url http://localhost:9080`+secCbPath+`
 			var user {http.request.header.X-User}
-			trusted_key ` + keyFile + `
+			trusted_key `+keyFile+`
 		}
-		` + extra + `
-	}
-	reverse_proxy ` + strings.TrimPrefix(env.app.URL, "http://") + `
-}`
+		`+extra, strings.TrimPrefix(env.app.URL, "http://"))
 	env.tester.InitServer(env.config, "caddyfile")
 	return env
 }
 
-// get asks a signing route as a user.
-func (e *secEnv) get(t *testing.T, path, user string) (int, map[string]any, string) {
+// ask sends req to Caddy as user (as no one when "") and returns the
+// answer's status and body.
+func (e *secEnv) ask(t *testing.T, req *http.Request, user string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://localhost:9080"+path, nil)
-	req.Header.Set("X-User", user)
+	if user != "" {
+		req.Header.Set("X-User", user)
+	}
 	resp, err := e.tester.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// get asks a signing route as a user.
+func (e *secEnv) get(t *testing.T, path, user string) (int, map[string]any, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://localhost:9080"+path, nil)
+	status, b := e.ask(t, req, user)
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out, string(b)
+	return status, out, string(b)
 }
 
 // stsUploader is an SDK client with the STS route's credentials for user,

@@ -39,28 +39,17 @@ func newUppyEnv(t *testing.T, version string) *uppyEnv {
 		AccessKeys: map[string]string{"uppy-ak": "uppy-secret"},
 	})
 	env := &uppyEnv{secEnv: &secEnv{emu: emu, app: newSecApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}}
-	env.config = testGlobal(t) + `
-http://localhost:9080 {
-	oss_upload {
-		bucket ` + uppyBucket + `
-		region cn-hangzhou
-		endpoint ` + emu.Endpoint() + `
-		upload_url ` + emu.BucketURL(uppyBucket) + `
-		access_key_id uppy-ak
-		access_key_secret uppy-secret
-		signature_version ` + version + `
+	env.config = appSite(t, emu, uppyBucket, "uppy-ak", "uppy-secret", `
+		signature_version `+version+`
 		key_prefix uploads/{http.request.header.X-User}/
 		allow_types image/* application/octet-stream
-		max_size ` + fmt.Sprint(uppyMaxSize) + `
+		max_size `+fmt.Sprint(uppyMaxSize)+`
 		min_size 2
 		callback {
 			url http://localhost:9080/oss/callback
 			var user {http.request.header.X-User}
-			trusted_key ` + keyFile + `
-		}
-	}
-	reverse_proxy ` + strings.TrimPrefix(env.app.URL, "http://") + `
-}`
+			trusted_key `+keyFile+`
+		}`, strings.TrimPrefix(env.app.URL, "http://"))
 	env.tester.InitServer(env.config, "caddyfile")
 	client, err := oss.New(emu.Endpoint(), "uppy-ak", "uppy-secret")
 	if err != nil {
@@ -85,27 +74,19 @@ func (e *uppyEnv) call(t *testing.T, method, path, user string, body any, out an
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if user != "" {
-		req.Header.Set("X-User", user)
-	}
-	resp, err := e.tester.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode == http.StatusOK {
+	status, b := e.ask(t, req, user)
+	if out != nil && status == http.StatusOK {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, b)
 		}
 	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		var e struct{ Error string }
 		if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
-			t.Errorf("%s %s: %d answer is not {\"error\": ...}: %s", method, path, resp.StatusCode, b)
+			t.Errorf("%s %s: %d answer is not {\"error\": ...}: %s", method, path, status, b)
 		}
 	}
-	return resp.StatusCode, string(b)
+	return status, string(b)
 }
 
 type uppyUpload struct {
