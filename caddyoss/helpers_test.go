@@ -100,6 +100,25 @@ func startEmu(t *testing.T, opts ossemu.Options) (*ossemu.Emulator, string) {
 	return emu, keyFile
 }
 
+// appSite is a config whose one site, http://localhost:9080, has an
+// oss_upload for bucket on emu, signing with keyID and keySecret, then the
+// rest of its block (each line after a newline, indented two tabs), in
+// front of the app at upstream.
+func appSite(t *testing.T, emu *ossemu.Emulator, bucket, keyID, keySecret, rest, upstream string) string {
+	return testGlobal(t) + `
+http://localhost:9080 {
+	oss_upload {
+		bucket ` + bucket + `
+		region cn-hangzhou
+		endpoint ` + emu.Endpoint() + `
+		upload_url ` + emu.BucketURL(bucket) + `
+		access_key_id ` + keyID + `
+		access_key_secret ` + keySecret + rest + `
+	}
+	reverse_proxy ` + upstream + `
+}`
+}
+
 // getWhenReady retries a GET until the site answers: Caddy issues an
 // internal certificate in the background at startup.
 func getWhenReady(t *testing.T, c *http.Client, url string) *http.Response {
