@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -41,29 +42,29 @@ func benchHandler(b *testing.B, version string) *Handler {
 }
 
 func BenchmarkPostPolicyV4(b *testing.B) {
-	benchRoute(b, benchHandler(b, sigV4), "/oss/post-policy?filename=a.png&type=image/png&size=1000")
+	benchRoute(b, benchHandler(b, osssign.V4), "/oss/post-policy?filename=a.png&type=image/png&size=1000")
 }
 
 func BenchmarkPostPolicyV1(b *testing.B) {
-	benchRoute(b, benchHandler(b, sigV1), "/oss/post-policy?filename=a.png&type=image/png&size=1000")
+	benchRoute(b, benchHandler(b, osssign.V1), "/oss/post-policy?filename=a.png&type=image/png&size=1000")
 }
 
 func BenchmarkPresignV4(b *testing.B) {
-	benchRoute(b, benchHandler(b, sigV4), "/oss/presign?filename=a.png&type=image/png")
+	benchRoute(b, benchHandler(b, osssign.V4), "/oss/presign?filename=a.png&type=image/png")
 }
 
 func BenchmarkPresignV1(b *testing.B) {
-	benchRoute(b, benchHandler(b, sigV1), "/oss/presign?filename=a.png&type=image/png")
+	benchRoute(b, benchHandler(b, osssign.V1), "/oss/presign?filename=a.png&type=image/png")
 }
 
 func BenchmarkUppyParams(b *testing.B) {
-	benchRoute(b, benchHandler(b, sigV4), "/oss/uppy/s3/params?filename=a.png&type=image/png")
+	benchRoute(b, benchHandler(b, osssign.V4), "/oss/uppy/s3/params?filename=a.png&type=image/png")
 }
 
 // BenchmarkUppySignPart signs part 1 of an upload whose id is sealed as
 // the create route seals it (no OSS call is made to sign a part).
 func BenchmarkUppySignPart(b *testing.B) {
-	h := benchHandler(b, sigV4)
+	h := benchHandler(b, osssign.V4)
 	key := "uploads/alice/0123456789abcdef0123456789abcdef.png"
 	id, err := h.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
 	if err != nil {
@@ -88,21 +89,6 @@ func BenchmarkRespondBaseline(b *testing.B) {
 	})
 }
 
-func BenchmarkV4SigningKeyCached(b *testing.B) {
-	c := new(v4KeyCache)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.get("secret", "20260101", "cn-hangzhou")
-	}
-}
-
-func BenchmarkV4SigningKeyUncached(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		v4SigningKey("secret", "20260101", "cn-hangzhou")
-	}
-}
-
 // discardWriter is a ResponseWriter that keeps nothing but the status, so
 // the handler benchmarks below measure the handler alone.
 type discardWriter struct {
@@ -118,7 +104,7 @@ func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 // goroutine, with a request (and Caddy's HTTP replacer) made once: what
 // the route adds to Caddy's own cost of serving a request.
 func BenchmarkHandler(b *testing.B) {
-	v4, v1 := benchHandler(b, sigV4), benchHandler(b, sigV1)
+	v4, v1 := benchHandler(b, osssign.V4), benchHandler(b, osssign.V1)
 	sts := benchSTSHandler(b)
 	for _, bc := range []struct {
 		name   string

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
@@ -107,7 +108,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.AccessKeySecret)
 		case "signature_version":
 			if err = oneArg(d, &h.SignatureVersion); err == nil &&
-				h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 {
+				h.SignatureVersion != osssign.V4 && h.SignatureVersion != osssign.V1 {
 				err = d.Errf("signature_version must be v4 or v1, got '%s'", h.SignatureVersion)
 			}
 		case "key_prefix":

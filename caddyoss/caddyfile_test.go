@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -215,7 +216,7 @@ func TestUnmarshalCaddyfileKeyTemplateOverwrite(t *testing.T) {
 func TestValidate(t *testing.T) {
 	base := func() Handler {
 		return Handler{Bucket: "bucket-1", Region: "cn-hangzhou", AccessKeyID: "a", AccessKeySecret: "b",
-			SignatureVersion: sigV4, Expires: caddy.Duration(time.Minute),
+			SignatureVersion: osssign.V4, Expires: caddy.Duration(time.Minute),
 			PolicyPath: "/p", PresignPath: "/s", STSPath: routeOff, CallbackPath: routeOff}
 	}
 	tests := []struct {
@@ -345,7 +346,7 @@ func TestProvisionDefaults(t *testing.T) {
 		h.STS = &STSConfig{RoleARN: "acs:ram::1:role/r"}
 	})
 	if h.Bucket != "env-bucket" || h.Endpoint != "https://oss-cn-hangzhou.aliyuncs.com" ||
-		h.uploadURL != "https://env-bucket.oss-cn-hangzhou.aliyuncs.com" || h.SignatureVersion != sigV4 ||
+		h.uploadURL != "https://env-bucket.oss-cn-hangzhou.aliyuncs.com" || h.SignatureVersion != osssign.V4 ||
 		time.Duration(h.Expires) != 15*time.Minute || h.PolicyPath != "/oss/post-policy" || h.PresignPath != "/oss/presign" ||
 		h.STSPath != "/oss/sts" || h.CallbackPath != routeOff {
 		t.Errorf("defaults not applied: %+v", h)

@@ -9,26 +9,19 @@ import (
 	"time"
 
 	"github.com/alibabacloud-go/tea/tea"
+	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/aliyun/credentials-go/credentials"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// creds is one set of OSS credentials the server signs with.
-type creds struct {
-	ID     string
-	Secret string
-	// Token is the security token of temporary credentials; empty for an
-	// AccessKey pair.
-	Token string
-}
-
 // credentialSource yields the server's own credentials. For an explicit key
 // pair it returns a constant; otherwise it asks Alibaba Cloud's default
 // credential chain, whose providers cache and refresh on their own.
 type credentialSource struct {
-	static *creds
+	static *osssign.Credentials
 	chain  credentials.Credential
 	// origin says where the credentials come from, in the words of the
 	// startup line (see credentialOrigin); set by resolve for the chain.
@@ -73,7 +66,7 @@ func newCredentialSource(id, secret string) (*credentialSource, error) {
 		if id == "" || secret == "" {
 			return nil, errors.New("access_key_id and access_key_secret must be set together")
 		}
-		return &credentialSource{static: &creds{ID: id, Secret: secret}, origin: originStatic}, nil
+		return &credentialSource{static: &osssign.Credentials{ID: id, Secret: secret}, origin: originStatic}, nil
 	}
 	chain, err := credentials.NewCredential(nil)
 	if err != nil {
@@ -143,27 +136,27 @@ func credentialOrigin(providerName string) string {
 }
 
 // get returns the current credentials.
-func (s *credentialSource) get() (creds, error) {
+func (s *credentialSource) get() (osssign.Credentials, error) {
 	if s.static != nil {
 		return *s.static, nil
 	}
 	m, err := s.chain.GetCredential()
 	if err != nil {
-		return creds{}, fmt.Errorf("no Alibaba Cloud credentials: %w", err)
+		return osssign.Credentials{}, fmt.Errorf("no Alibaba Cloud credentials: %w", err)
 	}
 	return credsFromModel(m)
 }
 
 // credsFromModel takes the key, secret and token out of what the chain
 // returned.
-func credsFromModel(m *credentials.CredentialModel) (creds, error) {
-	c := creds{
+func credsFromModel(m *credentials.CredentialModel) (osssign.Credentials, error) {
+	c := osssign.Credentials{
 		ID:     tea.StringValue(m.AccessKeyId),
 		Secret: tea.StringValue(m.AccessKeySecret),
 		Token:  tea.StringValue(m.SecurityToken),
 	}
 	if c.ID == "" || c.Secret == "" {
-		return creds{}, errors.New("no Alibaba Cloud credentials: the credential chain returned an empty key")
+		return osssign.Credentials{}, errors.New("no Alibaba Cloud credentials: the credential chain returned an empty key")
 	}
 	return c, nil
 }
@@ -189,10 +182,17 @@ func (s *credentialSource) credential() (credentials.Credential, error) {
 	return credentials.NewCredential(cfg)
 }
 
-// GetAccessKeyID, GetAccessKeySecret and GetSecurityToken make ossCreds an
-// aliyun-oss-go-sdk Credentials value.
-type ossCreds creds
+// GetCredentials and GetCredentialsE make the source an aliyun-oss-go-sdk
+// credentials provider: the SDK asks on every call, so rotated credentials
+// take effect without a new client.
 
-func (c ossCreds) GetAccessKeyID() string     { return c.ID }
-func (c ossCreds) GetAccessKeySecret() string { return c.Secret }
-func (c ossCreds) GetSecurityToken() string   { return c.Token }
+// GetCredentials returns the current credentials (empty ones on error).
+func (s *credentialSource) GetCredentials() oss.Credentials {
+	c, _ := s.get()
+	return c
+}
+
+// GetCredentialsE returns the current credentials.
+func (s *credentialSource) GetCredentialsE() (oss.Credentials, error) {
+	return s.get()
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
+	"github.com/caddy-oss/caddy-oss/internal/refsign"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 )
@@ -25,7 +27,7 @@ func TestDefaultChainWithSecurityToken(t *testing.T) {
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.chainid")
 	t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "chainsecret")
 	t.Setenv("ALIBABA_CLOUD_SECURITY_TOKEN", "CAIStoken==")
-	for _, version := range []string{sigV4, sigV1} {
+	for _, version := range []string{osssign.V4, osssign.V1} {
 		t.Run(version, func(t *testing.T) {
 			h := testHandler(t, func(h *Handler) {
 				h.AccessKeyID, h.AccessKeySecret, h.SignatureVersion = "", "", version
@@ -48,20 +50,20 @@ func TestDefaultChainWithSecurityToken(t *testing.T) {
 			if !strings.Contains(string(js), `{"x-oss-security-token":"CAIStoken=="}`) {
 				t.Errorf("policy %s", js)
 			}
-			if version == sigV1 && (post.Fields["OSSAccessKeyId"] != "STS.chainid" || post.Signature != signV1("chainsecret", post.Policy)) {
+			if version == osssign.V1 && (post.Fields["OSSAccessKeyId"] != "STS.chainid" || post.Signature != refsign.V1("chainsecret", post.Policy)) {
 				t.Errorf("v1 fields %v", post.Fields)
 			}
 
 			resp := getPresign(t, h, "/oss/presign?filename=a.txt&type=text/plain")
 			u, _ := url.Parse(resp.URL)
 			q := u.Query()
-			if version == sigV4 {
-				want := refPresignV4("chainsecret", "example-bucket", resp.Key, "text/plain", q)
+			if version == osssign.V4 {
+				want := refsign.PresignV4("chainsecret", "example-bucket", resp.Key, "text/plain", q)
 				if q.Get("x-oss-security-token") != "CAIStoken==" || q.Get("x-oss-signature") != want {
 					t.Errorf("v4 url %s", resp.URL)
 				}
 			} else {
-				want := refV1("chainsecret", refV1PresignString("PUT", "text/plain", "example-bucket", resp.Key, q))
+				want := refsign.V1("chainsecret", refsign.V1PresignString("PUT", "text/plain", "example-bucket", resp.Key, q))
 				if q.Get("security-token") != "CAIStoken==" || q.Get("Signature") != want || q.Get("OSSAccessKeyId") != "STS.chainid" {
 					t.Errorf("v1 url %s", resp.URL)
 				}
@@ -79,7 +81,7 @@ func TestCredentialSourcePairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := src.get()
-	if err != nil || c != (creds{ID: "id", Secret: "secret"}) {
+	if err != nil || c != (osssign.Credentials{ID: "id", Secret: "secret"}) {
 		t.Errorf("%v %v", c, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddy-oss/caddy-oss/internal/doctor"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // The `caddy oss-doctor` command lives here, not in its own package, so
@@ -132,7 +133,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 	t := doctor.Target{
 		Label: f.Label, Origins: f.Origins,
 		Bucket: h.Bucket, Region: h.Region, Endpoint: h.Endpoint, UploadURL: uploadURL,
-		SignatureV1: strings.EqualFold(h.SignatureVersion, sigV1),
+		SignatureV1: strings.EqualFold(h.SignatureVersion, osssign.V1),
 		Prefix:      h.KeyPrefix, ContentType: "application/octet-stream",
 		PostObject: h.PolicyPath != routeOff, Presign: h.PresignPath != routeOff, Uppy: h.UppyPath != routeOff,
 		BoundCallbacks: h.CallbackPath != routeOff && h.Callback != nil && !h.Callback.VerifyOnly,
@@ -161,7 +162,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 	if err != nil {
 		t.CredentialsErr = err
 	} else {
-		t.Credentials = sdkCredentials{src}
+		t.Credentials = src
 		t.CredentialsFrom = "access_key_id in the config"
 		if src.origin != originStatic {
 			t.CredentialsFrom = "default credential chain: " + src.origin

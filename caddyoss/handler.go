@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // Defaults.
@@ -45,7 +46,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.storage == nil {
 		h.storage = ctx.Storage()
 	}
-	h.v4Keys = new(v4KeyCache)
+	h.signer = new(osssign.Signer)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -62,7 +63,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.SignatureVersion = strings.ToLower(h.SignatureVersion)
 	if h.SignatureVersion == "" {
-		h.SignatureVersion = sigV4
+		h.SignatureVersion = osssign.V4
 	}
 	if h.Expires == 0 {
 		h.Expires = caddy.Duration(defaultExpires)
@@ -294,7 +295,7 @@ type upload struct {
 	prefix string
 	key    string
 	hints  uploadHints
-	creds  creds
+	creds  osssign.Credentials
 	custom map[string]string // expanded custom callback variables by name
 }
 

@@ -6,10 +6,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-)
 
-// maxObjectSize is the largest object PostObject and PutObject accept (5 GiB).
-const maxObjectSize = 5 << 30
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
+)
 
 // uploadHints are what a client says about the file it is about to upload.
 // They are hints: the signed output is what OSS enforces.
@@ -48,8 +47,8 @@ func (h *Handler) parseHints(r *http.Request, signsDefault bool) (uploadHints, e
 		if n < h.MinSize {
 			return hints, fmt.Errorf("size %d is below min_size %d", n, h.MinSize)
 		}
-		if n > maxObjectSize {
-			return hints, fmt.Errorf("size %d exceeds the OSS limit of %d bytes", n, int64(maxObjectSize))
+		if n > osssign.MaxObjectSize {
+			return hints, fmt.Errorf("size %d exceeds the OSS limit of %d bytes", n, int64(osssign.MaxObjectSize))
 		}
 	}
 	if hints.contentType != "" {

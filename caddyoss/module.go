@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/delivery"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 func init() {
@@ -166,7 +167,7 @@ type Handler struct {
 	uppyBucket   *oss.Bucket // the Uppy routes' multipart calls
 	uppyPrefix   string      // UppyPath + "/s3/", "" when off
 	uppyKeys     *bindingKeySource
-	v4Keys       *v4KeyCache
+	signer       *osssign.Signer
 	uploadURL    string          // UploadURL with defaults applied, no trailing '/'
 	keyPrefixTpl requestTemplate // KeyPrefix split at provision
 	// uploadURLPlain: uploadURL needs no escaping in a JSON string.

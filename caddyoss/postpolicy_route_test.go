@@ -1,15 +1,14 @@
 package caddyoss
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddy-oss/caddy-oss/internal/refsign"
 )
 
 func TestPostPolicyRoute(t *testing.T) {
@@ -46,7 +45,7 @@ func TestPostPolicyRoute(t *testing.T) {
 		t.Errorf("fields = %v", resp.Fields)
 	}
 	// The signature verifies with an independent HMAC chain.
-	if want := refPostV4("testsecret", resp.Date[:8], "cn-hangzhou", resp.Policy); want != resp.Signature {
+	if want := refsign.PostV4("testsecret", resp.Date[:8], "cn-hangzhou", resp.Policy); want != resp.Signature {
 		t.Errorf("signature %s, independent computation %s", resp.Signature, want)
 	}
 	js, _ := base64.StdEncoding.DecodeString(resp.Policy)
@@ -87,13 +86,6 @@ func TestPostPolicyClientKeys(t *testing.T) {
 		!strings.Contains(string(js), `["eq","$x-oss-storage-class","IA"]`) || strings.Contains(string(js), `["eq","$key"`) {
 		t.Errorf("policy %s", js)
 	}
-}
-
-func refPostV4(secret, date, region, policy string) string {
-	k := v4SigningKey(secret, date, region) // checked against D4 in TestPostSignatureVectors
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(policy))
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 func TestSigningRouteErrors(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // defaultPresignType is signed when the client names no type, default_type
@@ -127,7 +128,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	b = append(b, `},"key":`...)
 	b = jsonw.AppendString(b, up.key)
 	b = append(b, `,"expires":"`...)
-	b = appendUTCRFC3339(b, expiration)
+	b = osssign.AppendUTCRFC3339(b, expiration)
 	b = append(b, `"}`...)
 	*bp = b
 	return writeJSON(w, http.StatusOK, b)
@@ -158,15 +159,15 @@ func (h *Handler) presignParams(r *http.Request, up *upload, expires time.Durati
 //
 //go:noinline
 func (h *Handler) appendPresignedURL(b []byte, up *upload, expires time.Duration, now time.Time, params [][2]string) []byte {
-	if h.SignatureVersion == sigV4 {
-		return appendPresignV4(b, presignV4Input{
-			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: up.key,
-			contentType: up.hints.contentType, expires: expires, now: now, params: params,
-		}, up.creds, h.v4Keys)
+	if h.SignatureVersion == osssign.V4 {
+		return h.signer.AppendV4URL(b, osssign.V4URL{
+			BaseURL: h.uploadURL, Bucket: h.Bucket, Region: h.Region, Key: up.key,
+			ContentType: up.hints.contentType, Expires: expires, Now: now, Params: params,
+		}, up.creds)
 	}
-	return appendPresignV1(b, presignV1Input{
-		baseURL: h.uploadURL, bucket: h.Bucket, key: up.key,
-		contentType: up.hints.contentType, expires: now.Add(expires), params: params,
+	return h.signer.AppendV1URL(b, http.MethodPut, osssign.V1URL{
+		BaseURL: h.uploadURL, Bucket: h.Bucket, Key: up.key,
+		ContentType: up.hints.contentType, Expires: now.Add(expires), Params: params,
 	}, up.creds)
 }
 
@@ -193,4 +194,14 @@ func wantsJSON(r *http.Request) bool {
 func wantsPlainText(r *http.Request) bool {
 	accept := strings.ToLower(r.Header.Get("Accept"))
 	return strings.Contains(accept, "text/plain") && !strings.Contains(accept, "application/json")
+}
+
+// urlLifetime is the lifetime of a presigned URL signed with c: expires,
+// capped at 12 h for V4 URLs signed with STS credentials.
+func (h *Handler) urlLifetime(c osssign.Credentials) time.Duration {
+	d := time.Duration(h.Expires)
+	if c.Token != "" && h.SignatureVersion == osssign.V4 && d > osssign.MaxSTSURLLifetime {
+		return osssign.MaxSTSURLLifetime
+	}
+	return d
 }

@@ -290,7 +290,7 @@ func (b *stsBroker) fetch(k stsKey, call *stsCall) {
 	close(call.done)
 }
 
-// store caches creds under k, evicting the least recently used entry when
+// store caches osssign.Credentials under k, evicting the least recently used entry when
 // the cache is full. b.mu must be held.
 func (b *stsBroker) store(k stsKey, creds stsCredentials) {
 	if el, ok := b.entries[k]; ok {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // stsRetryAfter is what clients are told to wait when STS is unavailable.
@@ -74,7 +75,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	o.Str("SecurityToken", c.SecurityToken)
 	o.Key("Expiration")
 	o.B = append(o.B, '"')
-	o.B = appendUTCRFC3339(o.B, c.Expiration)
+	o.B = osssign.AppendUTCRFC3339(o.B, c.Expiration)
 	o.B = append(o.B, '"')
 	o.Str("Bucket", h.Bucket)
 	o.Str("Region", h.Region)

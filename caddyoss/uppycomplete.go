@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // uppyCompleteRequest is the body of POST .../complete.
@@ -111,7 +112,7 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 	}
 	h.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
 	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
-		o.Str("location", h.uploadURL+"/"+string(uriEncode(nil, imur.Key, true)))
+		o.Str("location", h.uploadURL+"/"+string(osssign.AppendURIEncode(nil, imur.Key, true)))
 		o.Str("key", imur.Key)
 		o.Str("bucket", h.Bucket)
 		if len(answer) > 0 && json.Valid(answer) {

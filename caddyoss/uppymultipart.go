@@ -15,6 +15,7 @@ import (
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -191,19 +192,19 @@ func parsePartNumber(s string) (int, error) {
 
 // signPartURL presigns the UploadPart PUT of part n. No Content-Type is
 // signed: Uppy sends parts without one.
-func (h *Handler) signPartURL(imur oss.InitiateMultipartUploadResult, c creds, n int) string {
+func (h *Handler) signPartURL(imur oss.InitiateMultipartUploadResult, c osssign.Credentials, n int) string {
 	expires := h.urlLifetime(c)
 	part := strconv.Itoa(n)
-	if h.SignatureVersion == sigV4 {
-		return presignV4(presignV4Input{
-			baseURL: h.uploadURL, bucket: h.Bucket, region: h.Region, key: imur.Key,
-			expires: expires, now: h.now(),
-			params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
-		}, c, h.v4Keys)
+	if h.SignatureVersion == osssign.V4 {
+		return h.signer.V4URL(osssign.V4URL{
+			BaseURL: h.uploadURL, Bucket: h.Bucket, Region: h.Region, Key: imur.Key,
+			Expires: expires, Now: h.now(),
+			Params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
+		}, c)
 	}
-	return string(appendPresignV1(nil, presignV1Input{
-		baseURL: h.uploadURL, bucket: h.Bucket, key: imur.Key, expires: h.now().Add(expires),
-		params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
+	return string(h.signer.AppendV1URL(nil, http.MethodPut, osssign.V1URL{
+		BaseURL: h.uploadURL, Bucket: h.Bucket, Key: imur.Key, Expires: h.now().Add(expires),
+		Params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
 	}, c))
 }
 
@@ -259,10 +260,10 @@ func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed 
 
 // partSigningTarget is what the part-signing routes check before they
 // sign: the upload (uppyTarget) and the server's credentials.
-func (h *Handler) partSigningTarget(w http.ResponseWriter, r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, creds, error) {
+func (h *Handler) partSigningTarget(w http.ResponseWriter, r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, osssign.Credentials, error) {
 	imur, err := h.uppyTarget(r, sealed)
 	if err != nil {
-		return imur, creds{}, err
+		return imur, osssign.Credentials{}, err
 	}
 	c, err := h.creds.get()
 	if err != nil {

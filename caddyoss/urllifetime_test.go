@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -22,11 +23,11 @@ func TestURLLifetimeWithSTSCredentials(t *testing.T) {
 		expires time.Duration
 		want    string // x-oss-expires or, for V1, seconds to Expires
 	}{
-		{"sts, 7 days", true, sigV4, 7 * 24 * time.Hour, "43200"},
-		{"sts, 12 hours and a second", true, sigV4, 12*time.Hour + time.Second, "43200"},
-		{"sts, 12 hours", true, sigV4, 12 * time.Hour, "43200"},
-		{"sts, 1 hour", true, sigV4, time.Hour, "3600"},
-		{"key pair, 7 days", false, sigV4, 7 * 24 * time.Hour, "604800"},
+		{"sts, 7 days", true, osssign.V4, 7 * 24 * time.Hour, "43200"},
+		{"sts, 12 hours and a second", true, osssign.V4, 12*time.Hour + time.Second, "43200"},
+		{"sts, 12 hours", true, osssign.V4, 12 * time.Hour, "43200"},
+		{"sts, 1 hour", true, osssign.V4, time.Hour, "3600"},
+		{"key pair, 7 days", false, osssign.V4, 7 * 24 * time.Hour, "604800"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.sts {

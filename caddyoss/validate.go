@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
 )
 
 // Validate checks the configuration; every message names the field.
@@ -41,7 +42,7 @@ func (h *Handler) Validate() error {
 	case h.AccessKeyID != "" && h.AccessKeySecret == "":
 		errs = append(errs, h.missing("access_key_secret", "access_key_id and access_key_secret must be set together"))
 	}
-	if h.SignatureVersion != sigV4 && h.SignatureVersion != sigV1 && h.SignatureVersion != "" {
+	if h.SignatureVersion != osssign.V4 && h.SignatureVersion != osssign.V1 && h.SignatureVersion != "" {
 		add("signature_version: must be v4 or v1, got %q", h.SignatureVersion)
 	}
 	if h.MinSize < 0 || h.MaxSize < 0 {
@@ -197,7 +198,7 @@ func checkBucket(b string) error {
 // checkSizes checks max_size against the OSS limit and min_size against
 // max_size (0 means no maximum).
 func checkSizes(minSize, maxSize int64) error {
-	if maxSize > maxObjectSize {
+	if maxSize > osssign.MaxObjectSize {
 		return fmt.Errorf("max_size: %d exceeds the OSS limit of 5 GiB", maxSize)
 	}
 	if maxSize > 0 && minSize > maxSize {

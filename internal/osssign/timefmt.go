@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import "time"
 
@@ -6,8 +6,8 @@ import "time"
 // every request. These appenders write them without time.AppendFormat's
 // layout parsing; timefmt_test.go checks them against it.
 
-// appendUTCBasic appends t in UTC as 20060102T150405Z (V4's x-oss-date).
-func appendUTCBasic(b []byte, t time.Time) []byte {
+// AppendUTCBasic appends t in UTC as 20060102T150405Z (V4's x-oss-date).
+func AppendUTCBasic(b []byte, t time.Time) []byte {
 	y, mo, d, h, mi, s := utcParts(t)
 	b = appendDigits(b, y, 4)
 	b = appendDigits(b, mo, 2)
@@ -19,8 +19,8 @@ func appendUTCBasic(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
-// appendUTCRFC3339 appends t in UTC as 2006-01-02T15:04:05Z.
-func appendUTCRFC3339(b []byte, t time.Time) []byte {
+// AppendUTCRFC3339 appends t in UTC as 2006-01-02T15:04:05Z.
+func AppendUTCRFC3339(b []byte, t time.Time) []byte {
 	y, mo, d, h, mi, s := utcParts(t)
 	b = appendDigits(b, y, 4)
 	b = append(b, '-')
@@ -36,10 +36,10 @@ func appendUTCRFC3339(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
-// appendUTCMillis appends t in UTC as 2006-01-02T15:04:05.000Z (a policy's
+// AppendUTCMillis appends t in UTC as 2006-01-02T15:04:05.000Z (a policy's
 // expiration).
-func appendUTCMillis(b []byte, t time.Time) []byte {
-	b = appendUTCRFC3339(b, t)
+func AppendUTCMillis(b []byte, t time.Time) []byte {
+	b = AppendUTCRFC3339(b, t)
 	b = b[:len(b)-1]
 	b = append(b, '.')
 	b = appendDigits(b, t.Nanosecond()/int(time.Millisecond), 3)

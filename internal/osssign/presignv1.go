@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import (
 	"crypto/hmac"
@@ -11,29 +11,24 @@ import (
 	"time"
 )
 
-// presignV1Input is one V1 presigned PUT URL to sign.
-type presignV1Input struct {
-	baseURL     string // where the client sends the bytes, no trailing '/'
-	bucket      string
-	key         string    // the raw object key
-	contentType string    // signed when not empty
-	expires     time.Time // V1's Expires is absolute (unix seconds)
-	// params are extra signed query parameters, all of them V1
+// V1URL is one V1 presigned URL to sign.
+type V1URL struct {
+	BaseURL     string // where the client sends the bytes, no trailing '/'
+	Bucket      string
+	Key         string    // the raw object key
+	ContentType string    // signed when not empty
+	Expires     time.Time // V1's Expires is absolute (unix seconds)
+	// Params are extra signed query parameters, all of them V1
 	// sub-resources (callback, callback-var, partNumber, uploadId), sorted
 	// by name. An empty value is signed and sent as the bare name.
-	params [][2]string
+	Params [][2]string
 }
 
 // v1SecurityToken is the query parameter that carries an STS token in a
 // V1 presigned URL; it is a sub-resource, so it is signed.
 const v1SecurityToken = "security-token"
 
-// appendPresignV1 appends the presigned PUT URL to dst and returns it.
-func appendPresignV1(dst []byte, in presignV1Input, c creds) []byte {
-	return appendPresignV1Method(dst, "PUT", in, c)
-}
-
-// appendPresignV1Method appends a V1 presigned URL for method (protocol
+// AppendV1URL appends a V1 presigned URL for method (protocol
 // §2.1) to dst and returns it:
 //
 //	<baseURL>/<key>?Expires=<unix>&OSSAccessKeyId=<id>&Signature=<sig>[&<params and security-token, sorted>]
@@ -47,9 +42,9 @@ func appendPresignV1(dst []byte, in presignV1Input, c creds) []byte {
 // escapes them in CNAME mode (url.QueryEscape with %20 for a space, so '/'
 // in the key is sent as %2F), which OSS decodes back to the same key; the
 // tests check the URL against the SDK's and an independent reference.
-func appendPresignV1Method(dst []byte, method string, in presignV1Input, c creds) []byte {
-	expires := in.expires.Unix()
-	contentType := strings.TrimSpace(in.contentType) // as the header arrives
+func (s *Signer) AppendV1URL(dst []byte, method string, in V1URL, c Credentials) []byte {
+	expires := in.Expires.Unix()
+	contentType := strings.TrimSpace(in.ContentType) // as the header arrives
 
 	// The string to sign is written after dst's content, hashed, then
 	// dropped: the URL takes its place.
@@ -60,29 +55,29 @@ func appendPresignV1Method(dst []byte, method string, in presignV1Input, c creds
 	b = append(b, '\n')
 	b = strconv.AppendInt(b, expires, 10)
 	b = append(b, "\n/"...)
-	b = append(b, in.bucket...)
+	b = append(b, in.Bucket...)
 	b = append(b, '/')
-	b = append(b, in.key...)
-	if len(in.params) > 0 || c.Token != "" {
+	b = append(b, in.Key...)
+	if len(in.Params) > 0 || c.Token != "" {
 		b = append(b, '?')
-		b = appendV1Params(b, in.params, c.Token, false)
+		b = appendV1Params(b, in.Params, c.Token, false)
 	}
-	b = v1MACs.appendSum(b, c.Secret, b[start:])
+	b = s.v1.appendSum(b, c.Secret, b[start:])
 	var sig [28]byte // base64 of the 20-byte HMAC-SHA1
 	base64.StdEncoding.Encode(sig[:], b[len(b)-sha1.Size:])
 
-	b = append(b[:start], in.baseURL...)
+	b = append(b[:start], in.BaseURL...)
 	b = append(b, '/')
-	b = uriEncode(b, in.key, false)
+	b = AppendURIEncode(b, in.Key, false)
 	b = append(b, "?Expires="...)
 	b = strconv.AppendInt(b, expires, 10)
 	b = append(b, "&OSSAccessKeyId="...)
-	b = uriEncode(b, c.ID, false)
+	b = AppendURIEncode(b, c.ID, false)
 	b = append(b, "&Signature="...)
 	b = appendEscapedBase64(b, sig[:])
-	if len(in.params) > 0 || c.Token != "" {
+	if len(in.Params) > 0 || c.Token != "" {
 		b = append(b, '&')
-		b = appendV1Params(b, in.params, c.Token, true)
+		b = appendV1Params(b, in.Params, c.Token, true)
 	}
 	return b
 }
@@ -122,10 +117,10 @@ func appendV1Param(b []byte, name, value string, escape bool) []byte {
 		}
 		return b
 	}
-	b = uriEncode(b, name, false)
+	b = AppendURIEncode(b, name, false)
 	if value != "" {
 		b = append(b, '=')
-		b = uriEncode(b, value, false)
+		b = AppendURIEncode(b, value, false)
 	}
 	return b
 }
@@ -140,8 +135,6 @@ type v1MACCache struct {
 // maxCachedV1Secrets bounds the cache: rotating credentials (STS, RAM
 // roles) add a secret each time.
 const maxCachedV1Secrets = 64
-
-var v1MACs v1MACCache
 
 func (c *v1MACCache) pool(secret string) *sync.Pool {
 	c.mu.RLock()

@@ -1,8 +1,10 @@
-package caddyoss
+package osssign
 
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/caddy-oss/caddy-oss/internal/refsign"
 )
 
 // TestURIEncodeMatchesReference encodes every byte and generated strings
@@ -26,8 +28,8 @@ func TestURIEncodeMatchesReference(t *testing.T) {
 	}
 	for _, s := range inputs {
 		for _, keep := range []bool{false, true} {
-			if got, want := string(uriEncode([]byte("p="), s, keep)), "p="+refURIEncode(s, keep); got != want {
-				t.Fatalf("uriEncode(%q, %v) = %q, reference %q", s, keep, got, want)
+			if got, want := string(AppendURIEncode([]byte("p="), s, keep)), "p="+refsign.URIEncode(s, keep); got != want {
+				t.Fatalf("AppendURIEncode(%q, %v) = %q, reference %q", s, keep, got, want)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import (
 	"crypto/hmac"
@@ -17,9 +17,10 @@ import (
 )
 
 // signV1 returns base64(HMAC-SHA1(secret, msg)), the V1 signature of a POST
-// policy (protocol §1.5), with the pooled HMACs the policy route uses.
+// policy (protocol §1.5), with the pooled HMACs the signer uses.
 func signV1(secret, msg string) string {
-	return base64.StdEncoding.EncodeToString(v1MACs.appendSum(nil, secret, []byte(msg)))
+	var c v1MACCache
+	return base64.StdEncoding.EncodeToString(c.appendSum(nil, secret, []byte(msg)))
 }
 
 func TestPostSignatureVectors(t *testing.T) {
@@ -32,7 +33,7 @@ func TestPostSignatureVectors(t *testing.T) {
 		{"D4 v4", keys.sign("yourAccessKeySecret", "20231203", "cn-hangzhou", []byte(d4)), "5c1f8008e2bc6d2428e3fe0d7f87d66c07e3f502478786bcf5d5d3b659bcdc26"},
 		// again, from a pooled HMAC, and in two writes
 		{"D4 v4 pooled", keys.sign("yourAccessKeySecret", "20231203", "cn-hangzhou", []byte(d4[:100]), []byte(d4[100:])), "5c1f8008e2bc6d2428e3fe0d7f87d66c07e3f502478786bcf5d5d3b659bcdc26"},
-		{"D4 signing key", hexOf(v4SigningKey("yourAccessKeySecret", "20231203", "cn-hangzhou")), "084d33921e59a5b6e8777f63b55f4a1905d49ac7af6007b45f1bf67f69c54316"},
+		{"D4 signing key", hexOf(SigningKeyV4("yourAccessKeySecret", "20231203", "cn-hangzhou")), "084d33921e59a5b6e8777f63b55f4a1905d49ac7af6007b45f1bf67f69c54316"},
 		{"D4 cached key", hexOf(keys.get("yourAccessKeySecret", "20231203", "cn-hangzhou")), "084d33921e59a5b6e8777f63b55f4a1905d49ac7af6007b45f1bf67f69c54316"},
 	}
 	for _, tc := range tests {
@@ -51,27 +52,27 @@ func TestBuildPostPolicyVectors(t *testing.T) {
 	signAt := time.Date(2023, 12, 3, 12, 12, 12, 0, time.UTC)
 	tests := []struct {
 		name   string
-		in     postPolicyInput
-		creds  creds
+		in     Policy
+		creds  Credentials
 		policy string
 		sig    string
-		fields []formField
+		fields []Field
 	}{
 		{
 			name:   "D3 v1",
-			in:     postPolicyInput{version: sigV1, bucket: "examplebucket", prefix: "user/eric/", expiration: exp, minSize: 1, maxSize: 10485760},
-			creds:  creds{ID: "LTAI5tExampleAccessKeyId", Secret: "yourAccessKeySecret"},
+			in:     Policy{Version: V1, Bucket: "examplebucket", Prefix: "user/eric/", Expiration: exp, MinSize: 1, MaxSize: 10485760},
+			creds:  Credentials{ID: "LTAI5tExampleAccessKeyId", Secret: "yourAccessKeySecret"},
 			policy: "eyJleHBpcmF0aW9uIjoiMjAyMy0xMi0wM1QxMzowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W3siYnVja2V0IjoiZXhhbXBsZWJ1Y2tldCJ9LFsiY29udGVudC1sZW5ndGgtcmFuZ2UiLDEsMTA0ODU3NjBdLFsic3RhcnRzLXdpdGgiLCIka2V5IiwidXNlci9lcmljLyJdXX0=",
 			sig:    "u21B3iBoxtVSM43XVxATOp32cag=",
-			fields: []formField{{"policy", ""}, {"OSSAccessKeyId", "LTAI5tExampleAccessKeyId"}, {"Signature", "u21B3iBoxtVSM43XVxATOp32cag="}},
+			fields: []Field{{"policy", ""}, {"OSSAccessKeyId", "LTAI5tExampleAccessKeyId"}, {"Signature", "u21B3iBoxtVSM43XVxATOp32cag="}},
 		},
 		{
 			name:   "D5 v4 sts",
-			in:     postPolicyInput{version: sigV4, bucket: "examplebucket", region: "cn-hangzhou", prefix: "uploads/", expiration: exp},
-			creds:  creds{ID: "STS.NTestTemporaryAccessKeyId", Secret: "TestTemporaryAccessKeySecret", Token: "CAIS1234TestSecurityToken=="},
+			in:     Policy{Version: V4, Bucket: "examplebucket", Region: "cn-hangzhou", Prefix: "uploads/", Expiration: exp},
+			creds:  Credentials{ID: "STS.NTestTemporaryAccessKeyId", Secret: "TestTemporaryAccessKeySecret", Token: "CAIS1234TestSecurityToken=="},
 			policy: "eyJleHBpcmF0aW9uIjoiMjAyMy0xMi0wM1QxMzowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W3siYnVja2V0IjoiZXhhbXBsZWJ1Y2tldCJ9LHsieC1vc3Mtc2lnbmF0dXJlLXZlcnNpb24iOiJPU1M0LUhNQUMtU0hBMjU2In0seyJ4LW9zcy1jcmVkZW50aWFsIjoiU1RTLk5UZXN0VGVtcG9yYXJ5QWNjZXNzS2V5SWQvMjAyMzEyMDMvY24taGFuZ3pob3Uvb3NzL2FsaXl1bl92NF9yZXF1ZXN0In0seyJ4LW9zcy1zZWN1cml0eS10b2tlbiI6IkNBSVMxMjM0VGVzdFNlY3VyaXR5VG9rZW49PSJ9LHsieC1vc3MtZGF0ZSI6IjIwMjMxMjAzVDEyMTIxMloifSxbInN0YXJ0cy13aXRoIiwiJGtleSIsInVwbG9hZHMvIl1dfQ==",
 			sig:    "fb73dd388c65cc5a61a893a0f9724495585bff0ce968ddb297c571019ad794bf",
-			fields: []formField{{"policy", ""}, {"x-oss-signature-version", "OSS4-HMAC-SHA256"},
+			fields: []Field{{"policy", ""}, {"x-oss-signature-version", "OSS4-HMAC-SHA256"},
 				{"x-oss-credential", "STS.NTestTemporaryAccessKeyId/20231203/cn-hangzhou/oss/aliyun_v4_request"},
 				{"x-oss-date", "20231203T121212Z"}, {"x-oss-signature", "fb73dd388c65cc5a61a893a0f9724495585bff0ce968ddb297c571019ad794bf"},
 				{"x-oss-security-token", "CAIS1234TestSecurityToken=="}},
@@ -79,7 +80,7 @@ func TestBuildPostPolicyVectors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pp, err := buildPostPolicy(tc.in, tc.creds, signAt, new(v4KeyCache))
+			pp, err := new(Signer).SignPolicy(tc.in, tc.creds, signAt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,12 +106,12 @@ func TestBuildPostPolicyVectors(t *testing.T) {
 
 // Everything a configured handler pins goes into the policy OSS enforces.
 func TestBuildPostPolicyConditions(t *testing.T) {
-	in := postPolicyInput{
-		version: sigV4, bucket: "b-1", region: "cn-hangzhou", prefix: "u/7/",
-		expiration: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), maxSize: 100, status: "200",
-		contentType: "image/png", callback: "Y2I=", vars: map[string]string{"x:user": "7", "x:a": "b"},
+	in := Policy{
+		Version: V4, Bucket: "b-1", Region: "cn-hangzhou", Prefix: "u/7/",
+		Expiration: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), MaxSize: 100, Status: "200",
+		ContentType: "image/png", Callback: "Y2I=", Vars: map[string]string{"x:user": "7", "x:a": "b"},
 	}
-	pp, err := buildPostPolicy(in, creds{ID: "id", Secret: "s"}, time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC), new(v4KeyCache))
+	pp, err := new(Signer).SignPolicy(in, Credentials{ID: "id", Secret: "s"}, time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,90 +145,90 @@ func TestBuildPostPolicyMatchesEncoder(t *testing.T) {
 		return b.String()
 	}
 	for i := range 500 {
-		in := postPolicyInput{
-			version: []string{sigV1, sigV4}[i%2], bucket: "b-" + strconv.Itoa(i), region: "cn-" + str(),
-			prefix: "u/" + str() + "/", expiration: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)),
-			minSize: rng.Int64N(3), maxSize: rng.Int64N(3) * 1000,
+		in := Policy{
+			Version: []string{V1, V4}[i%2], Bucket: "b-" + strconv.Itoa(i), Region: "cn-" + str(),
+			Prefix: "u/" + str() + "/", Expiration: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)),
+			MinSize: rng.Int64N(3), MaxSize: rng.Int64N(3) * 1000,
 		}
 		if rng.IntN(2) == 0 {
-			in.key = in.prefix + str()
+			in.Key = in.Prefix + str()
 		}
 		if rng.IntN(2) == 0 {
-			in.status = "201"
+			in.Status = "201"
 		}
 		if rng.IntN(2) == 0 {
-			in.contentType = "image/" + str()
+			in.ContentType = "image/" + str()
 		}
 		if rng.IntN(2) == 0 {
-			in.acl, in.storageClass = "default", "IA"
+			in.ACL, in.StorageClass = "default", "IA"
 		}
 		if rng.IntN(2) == 0 {
-			in.callback = "Y2I" + str()
-			in.vars = map[string]string{"x:" + str(): str(), "x:b": str()}
+			in.Callback = "Y2I" + str()
+			in.Vars = map[string]string{"x:" + str(): str(), "x:b": str()}
 		}
-		c := creds{ID: "id" + str(), Secret: "s" + str()}
+		c := Credentials{ID: "id" + str(), Secret: "s" + str()}
 		if rng.IntN(2) == 0 {
 			c.Token = "CAIS" + str()
 		}
-		now := in.expiration.Add(-time.Duration(rng.Int64N(1e12)))
+		now := in.Expiration.Add(-time.Duration(rng.Int64N(1e12)))
 
 		type simple = map[string]string
-		conds := []any{simple{"bucket": in.bucket}}
+		conds := []any{simple{"bucket": in.Bucket}}
 		date := now.UTC().Format("20060102T150405Z")
-		if in.version == sigV4 {
-			conds = append(conds, simple{"x-oss-signature-version": v4Algorithm},
-				simple{"x-oss-credential": c.ID + "/" + date[:8] + "/" + in.region + "/oss/aliyun_v4_request"})
+		if in.Version == V4 {
+			conds = append(conds, simple{"x-oss-signature-version": V4Algorithm},
+				simple{"x-oss-credential": c.ID + "/" + date[:8] + "/" + in.Region + "/oss/aliyun_v4_request"})
 		}
 		if c.Token != "" {
 			conds = append(conds, simple{"x-oss-security-token": c.Token})
 		}
-		if in.version == sigV4 {
+		if in.Version == V4 {
 			conds = append(conds, simple{"x-oss-date": date})
 		}
-		if in.maxSize > 0 || in.minSize > 0 {
-			maxSize := in.maxSize
+		if in.MaxSize > 0 || in.MinSize > 0 {
+			maxSize := in.MaxSize
 			if maxSize == 0 {
-				maxSize = maxObjectSize
+				maxSize = MaxObjectSize
 			}
-			conds = append(conds, []any{"content-length-range", in.minSize, maxSize})
+			conds = append(conds, []any{"content-length-range", in.MinSize, maxSize})
 		}
 		eq := func(field, value string) { conds = append(conds, []any{"eq", "$" + field, value}) }
-		if in.status != "" {
-			eq("success_action_status", in.status)
+		if in.Status != "" {
+			eq("success_action_status", in.Status)
 		}
-		if in.key != "" {
-			eq("key", in.key)
+		if in.Key != "" {
+			eq("key", in.Key)
 		} else {
-			conds = append(conds, []any{"starts-with", "$key", in.prefix})
+			conds = append(conds, []any{"starts-with", "$key", in.Prefix})
 		}
-		if in.contentType != "" {
-			eq("content-type", in.contentType)
-			eq("x-oss-content-type", in.contentType)
+		if in.ContentType != "" {
+			eq("content-type", in.ContentType)
+			eq("x-oss-content-type", in.ContentType)
 		}
-		if in.acl != "" {
-			eq("x-oss-object-acl", in.acl)
-			eq("x-oss-storage-class", in.storageClass)
+		if in.ACL != "" {
+			eq("x-oss-object-acl", in.ACL)
+			eq("x-oss-storage-class", in.StorageClass)
 		}
-		if in.callback != "" {
-			eq("callback", in.callback)
-			names := make([]string, 0, len(in.vars))
-			for k := range in.vars {
+		if in.Callback != "" {
+			eq("callback", in.Callback)
+			names := make([]string, 0, len(in.Vars))
+			for k := range in.Vars {
 				names = append(names, k)
 			}
 			sort.Strings(names)
 			for _, k := range names {
-				eq(k, in.vars[k])
+				eq(k, in.Vars[k])
 			}
 		}
 		want, err := jsonw.Marshal(struct {
 			Expiration string `json:"expiration"`
 			Conditions []any  `json:"conditions"`
-		}{in.expiration.UTC().Format("2006-01-02T15:04:05.000Z"), conds})
+		}{in.Expiration.UTC().Format("2006-01-02T15:04:05.000Z"), conds})
 		if err != nil {
 			t.Fatal(err)
 		}
 
-		pp, err := buildPostPolicy(in, c, now, new(v4KeyCache))
+		pp, err := new(Signer).SignPolicy(in, c, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,9 +239,9 @@ func TestBuildPostPolicyMatchesEncoder(t *testing.T) {
 			t.Fatalf("case %d: policy base64 %s", i, pp.Policy)
 		}
 		var sig string
-		if in.version == sigV4 {
+		if in.Version == V4 {
 			k := []byte("aliyun_v4" + c.Secret)
-			for _, part := range []string{date[:8], in.region, "oss", "aliyun_v4_request", pp.Policy} {
+			for _, part := range []string{date[:8], in.Region, "oss", "aliyun_v4_request", pp.Policy} {
 				m := hmac.New(sha256.New, k)
 				m.Write([]byte(part))
 				k = m.Sum(nil)
@@ -252,7 +253,7 @@ func TestBuildPostPolicyMatchesEncoder(t *testing.T) {
 			sig = base64.StdEncoding.EncodeToString(m.Sum(nil))
 		}
 		if pp.Signature != sig {
-			t.Fatalf("case %d (%s): signature %s, want %s", i, in.version, pp.Signature, sig)
+			t.Fatalf("case %d (%s): signature %s, want %s", i, in.Version, pp.Signature, sig)
 		}
 	}
 }

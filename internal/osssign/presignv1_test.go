@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+	"github.com/caddy-oss/caddy-oss/internal/refsign"
 )
 
 const (
@@ -52,8 +53,8 @@ var v1SDKCases = []v1SDKCase{
 		params: [][2]string{{"callback", "c"}}},
 }
 
-func (tc v1SDKCase) creds() creds {
-	c := creds{ID: tc.id, Secret: "test/secret+=", Token: tc.token}
+func (tc v1SDKCase) creds() Credentials {
+	c := Credentials{ID: tc.id, Secret: "test/secret+=", Token: tc.token}
 	if c.ID == "" {
 		c.ID = "LTAI5tTestAccessKey"
 	}
@@ -119,9 +120,9 @@ func TestPresignV1MatchesSDK(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.creds()
 			sdkURL, expires := sdkPresignV1(t, tc)
-			ours := string(appendPresignV1(nil, presignV1Input{
-				baseURL: tc.baseURL(), bucket: v1TestBucket, key: tc.key,
-				contentType: tc.ct, expires: expires, params: tc.params,
+			ours := string(new(Signer).AppendV1URL(nil, "PUT", V1URL{
+				BaseURL: tc.baseURL(), Bucket: v1TestBucket, Key: tc.key,
+				ContentType: tc.ct, Expires: expires, Params: tc.params,
 			}, c))
 			su, err := url.Parse(sdkURL)
 			if err != nil {
@@ -155,7 +156,7 @@ func TestPresignV1MatchesSDK(t *testing.T) {
 				t.Errorf("URL\n%s\nSDK\n%s", ours, sdkURL)
 			}
 			// And the independent reference signer agrees.
-			want := refV1(c.Secret, refV1PresignString("PUT", tc.ct, v1TestBucket, tc.key, oq))
+			want := refsign.V1(c.Secret, refsign.V1PresignString("PUT", tc.ct, v1TestBucket, tc.key, oq))
 			if oq.Get("Signature") != want {
 				t.Errorf("signature %s, reference %s", oq.Get("Signature"), want)
 			}
@@ -186,11 +187,11 @@ func TestPresignV1Reference(t *testing.T) {
 			wantQuery: "&callback=c&partNumber=2&security-token=tk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := creds{ID: "ak", Secret: "sk", Token: tc.token}
+			c := Credentials{ID: "ak", Secret: "sk", Token: tc.token}
 			prefix := []byte(`{"url":"`)
-			got := appendPresignV1(prefix, presignV1Input{
-				baseURL: "http://b.localhost:9000", bucket: "b", key: "k/ü v",
-				contentType: tc.ct, expires: exp, params: tc.params,
+			got := new(Signer).AppendV1URL(prefix, "PUT", V1URL{
+				BaseURL: "http://b.localhost:9000", Bucket: "b", Key: "k/ü v",
+				ContentType: tc.ct, Expires: exp, Params: tc.params,
 			}, c)
 			if !strings.HasPrefix(string(got), `{"url":"http://b.localhost:9000/k%2F%C3%BC%20v?Expires=1701609132&OSSAccessKeyId=ak&Signature=`) {
 				t.Fatalf("got %s", got)
@@ -200,7 +201,7 @@ func TestPresignV1Reference(t *testing.T) {
 				t.Fatal(err)
 			}
 			q := u.Query()
-			if want := refV1("sk", refV1PresignString("PUT", tc.signedCT, "b", "k/ü v", q)); q.Get("Signature") != want {
+			if want := refsign.V1("sk", refsign.V1PresignString("PUT", tc.signedCT, "b", "k/ü v", q)); q.Get("Signature") != want {
 				t.Errorf("signature %s, reference %s", q.Get("Signature"), want)
 			}
 			_, after, _ := strings.Cut(u.RawQuery, "&Signature=")
@@ -223,27 +224,27 @@ func TestPresignV1Reference(t *testing.T) {
 // asks the uploader to send, so it is left out.
 func TestPresignV1Vectors(t *testing.T) {
 	const c10CB = "eyJjYWxsYmFja1VybCI6Imh0dHBzOi8vYXBwLmV4YW1wbGUuY29tL29zcy9jYWxsYmFjayIsImNhbGxiYWNrQm9keSI6ImJ1Y2tldD0ke2J1Y2tldH0mb2JqZWN0PSR7b2JqZWN0fSZzaXplPSR7c2l6ZX0mdWlkPSR7eDp1aWR9IiwiY2FsbGJhY2tCb2R5VHlwZSI6ImFwcGxpY2F0aW9uL3gtd3d3LWZvcm0tdXJsZW5jb2RlZCJ9"
-	c9 := creds{ID: "44CF9590006BF252F707", Secret: "OtxrzxIsfpFjA7SwPzILwy8Bw21TLhquhboDYROV"}
-	c9in := func(ct string, params ...[2]string) presignV1Input {
-		return presignV1Input{baseURL: "http://test_bucket.oss-cn-hangzhou.aliyuncs.com", bucket: "test_bucket",
-			key: "test_object_key", contentType: ct, expires: time.Unix(1547105286, 0), params: params}
+	c9 := Credentials{ID: "44CF9590006BF252F707", Secret: "OtxrzxIsfpFjA7SwPzILwy8Bw21TLhquhboDYROV"}
+	c9in := func(ct string, params ...[2]string) V1URL {
+		return V1URL{BaseURL: "http://test_bucket.oss-cn-hangzhou.aliyuncs.com", Bucket: "test_bucket",
+			Key: "test_object_key", ContentType: ct, Expires: time.Unix(1547105286, 0), Params: params}
 	}
 	for _, tc := range []struct {
 		name, method string
-		in           presignV1Input
-		c            creds
+		in           V1URL
+		c            Credentials
 		wantURL      string // the whole URL, when the vector lists it
 		wantSig      string // the decoded Signature, when it lists only that
 	}{
 		{name: "C6", method: "GET",
-			in: presignV1Input{baseURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com", bucket: "bucket", key: "key",
-				expires: time.Unix(1699807420, 0), params: [][2]string{{"versionId", "versionId"}}},
-			c:       creds{ID: "ak", Secret: "sk"},
+			in: V1URL{BaseURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com", Bucket: "bucket", Key: "key",
+				Expires: time.Unix(1699807420, 0), Params: [][2]string{{"versionId", "versionId"}}},
+			c:       Credentials{ID: "ak", Secret: "sk"},
 			wantURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com/key?Expires=1699807420&OSSAccessKeyId=ak&Signature=dcLTea%2BYh9ApirQ8o8dOPqtvJXQ%3D&versionId=versionId"},
 		{name: "C7", method: "GET",
-			in: presignV1Input{baseURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com", bucket: "bucket", key: "key+123",
-				expires: time.Unix(1699808204, 0), params: [][2]string{{"versionId", "versionId"}}},
-			c:       creds{ID: "ak", Secret: "sk", Token: "token"},
+			in: V1URL{BaseURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com", Bucket: "bucket", Key: "key+123",
+				Expires: time.Unix(1699808204, 0), Params: [][2]string{{"versionId", "versionId"}}},
+			c:       Credentials{ID: "ak", Secret: "sk", Token: "token"},
 			wantURL: "http://bucket.oss-cn-hangzhou.aliyuncs.com/key%2B123?Expires=1699808204&OSSAccessKeyId=ak&Signature=jzKYRrM5y6Br0dRFPaTGOsbrDhY%3D&security-token=token&versionId=versionId"},
 		{name: "C9 get", method: "GET", in: c9in(""), c: c9, wantSig: "8bRz6KZY9DF93/4whvcyyv3UY4k="},
 		{name: "C9 get acl", method: "GET", in: c9in("", [2]string{"acl", ""}), c: c9, wantSig: "/NIaPMkHsNUdIUfwp7e+Fz/vytI="},
@@ -254,19 +255,14 @@ func TestPresignV1Vectors(t *testing.T) {
 		// same key, so the decoded path, the raw query and the signature
 		// are what must match.
 		{name: "C10", method: "PUT",
-			in: presignV1Input{baseURL: "https://examplebucket.oss-cn-hangzhou.aliyuncs.com", bucket: "examplebucket",
-				key: "user/eric/photo 1.png", contentType: "image/png", expires: time.Unix(1701609132, 0),
-				params: [][2]string{{"callback", c10CB}, {"callback-var", "eyJ4OnVpZCI6IjEyMzQ1In0="}}},
-			c:       creds{ID: "STS.NTestTemporaryAccessKeyId", Secret: "TestTemporaryAccessKeySecret", Token: "CAIS1234TestSecurityToken=="},
+			in: V1URL{BaseURL: "https://examplebucket.oss-cn-hangzhou.aliyuncs.com", Bucket: "examplebucket",
+				Key: "user/eric/photo 1.png", ContentType: "image/png", Expires: time.Unix(1701609132, 0),
+				Params: [][2]string{{"callback", c10CB}, {"callback-var", "eyJ4OnVpZCI6IjEyMzQ1In0="}}},
+			c:       Credentials{ID: "STS.NTestTemporaryAccessKeyId", Secret: "TestTemporaryAccessKeySecret", Token: "CAIS1234TestSecurityToken=="},
 			wantURL: "https://examplebucket.oss-cn-hangzhou.aliyuncs.com/user/eric/photo%201.png?Expires=1701609132&OSSAccessKeyId=STS.NTestTemporaryAccessKeyId&Signature=VMuPhRBfiHZODMzPkdK3WD69AUY%3D&callback=" + c10CB + "&callback-var=eyJ4OnVpZCI6IjEyMzQ1In0%3D&security-token=CAIS1234TestSecurityToken%3D%3D"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := string(appendPresignV1Method(nil, tc.method, tc.in, tc.c))
-			if tc.method == "PUT" {
-				if put := string(appendPresignV1(nil, tc.in, tc.c)); put != got {
-					t.Errorf("appendPresignV1 %s, PUT %s", put, got)
-				}
-			}
+			got := string(new(Signer).AppendV1URL(nil, tc.method, tc.in, tc.c))
 			gu, err := url.Parse(got)
 			if err != nil {
 				t.Fatal(err)
@@ -277,7 +273,7 @@ func TestPresignV1Vectors(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(tc.in.key, "/") {
+			if !strings.Contains(tc.in.Key, "/") {
 				if got != tc.wantURL {
 					t.Errorf("URL\n%s\nwant\n%s", got, tc.wantURL)
 				}
@@ -299,21 +295,21 @@ func TestPresignV1Vectors(t *testing.T) {
 // others sign: every signature must still be the secret's own.
 func TestPresignV1ManySecrets(t *testing.T) {
 	const workers, secrets = 4, 3 * maxCachedV1Secrets
-	in := presignV1Input{baseURL: "http://b.localhost:9000", bucket: "b", key: "k", contentType: "text/plain", expires: time.Unix(1701609132, 0)}
+	in := V1URL{BaseURL: "http://b.localhost:9000", Bucket: "b", Key: "k", ContentType: "text/plain", Expires: time.Unix(1701609132, 0)}
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
 			var buf []byte
 			for i := range secrets {
-				c := creds{ID: "ak", Secret: "secret-" + strconv.Itoa((i+w*7)%secrets)}
-				buf = appendPresignV1(buf[:0], in, c)
+				c := Credentials{ID: "ak", Secret: "secret-" + strconv.Itoa((i+w*7)%secrets)}
+				buf = new(Signer).AppendV1URL(buf[:0], "PUT", in, c)
 				u, err := url.Parse(string(buf))
 				if err != nil {
 					errs <- err
 					return
 				}
 				q := u.Query()
-				if want := refV1(c.Secret, refV1PresignString("PUT", "text/plain", "b", "k", q)); q.Get("Signature") != want {
+				if want := refsign.V1(c.Secret, refsign.V1PresignString("PUT", "text/plain", "b", "k", q)); q.Get("Signature") != want {
 					errs <- fmt.Errorf("%s: signature %s, reference %s", c.Secret, q.Get("Signature"), want)
 					return
 				}
@@ -339,12 +335,12 @@ func BenchmarkPresignV1Signer(b *testing.B) {
 	for _, tc := range v1BenchCases {
 		b.Run(tc.name, func(b *testing.B) {
 			c := tc.creds()
-			in := presignV1Input{baseURL: tc.baseURL(), bucket: v1TestBucket, key: tc.key, contentType: tc.ct,
-				expires: time.Now().Add(time.Hour), params: tc.params}
+			in := V1URL{BaseURL: tc.baseURL(), Bucket: v1TestBucket, Key: tc.key, ContentType: tc.ct,
+				Expires: time.Now().Add(time.Hour), Params: tc.params}
 			var buf []byte
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = appendPresignV1(buf[:0], in, c)
+				buf = new(Signer).AppendV1URL(buf[:0], "PUT", in, c)
 			}
 		})
 	}

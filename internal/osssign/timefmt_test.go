@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import (
 	"math/rand/v2"
@@ -21,9 +21,9 @@ func TestTimeAppendersMatchFormat(t *testing.T) {
 		layout string
 		fn     func([]byte, time.Time) []byte
 	}{
-		{"20060102T150405Z", appendUTCBasic},
-		{time.RFC3339, appendUTCRFC3339},
-		{"2006-01-02T15:04:05.000Z", appendUTCMillis},
+		{"20060102T150405Z", AppendUTCBasic},
+		{time.RFC3339, AppendUTCRFC3339},
+		{"2006-01-02T15:04:05.000Z", AppendUTCMillis},
 	} {
 		for _, tm := range times {
 			want := tm.UTC().Format(tc.layout)

@@ -1,4 +1,4 @@
-package caddyoss
+package osssign
 
 import (
 	"crypto/hmac"
@@ -14,13 +14,13 @@ import (
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
-// Signature versions.
+// Signature versions, as the configuration names them.
 const (
-	sigV1 = "v1"
-	sigV4 = "v4"
+	V1 = "v1"
+	V4 = "v4"
 
-	// v4Algorithm is the OSS V4 signing algorithm name.
-	v4Algorithm = "OSS4-HMAC-SHA256"
+	// V4Algorithm is the OSS V4 signing algorithm name.
+	V4Algorithm = "OSS4-HMAC-SHA256"
 )
 
 func hmacSHA256(key []byte, msg string) []byte {
@@ -29,9 +29,9 @@ func hmacSHA256(key []byte, msg string) []byte {
 	return m.Sum(nil)
 }
 
-// v4SigningKey derives the OSS V4 signing key for a secret, a YYYYMMDD date
+// SigningKeyV4 derives the OSS V4 signing key for a secret, a YYYYMMDD date
 // and a region.
-func v4SigningKey(secret, date, region string) []byte {
+func SigningKeyV4(secret, date, region string) []byte {
 	k := hmacSHA256([]byte("aliyun_v4"+secret), date)
 	k = hmacSHA256(k, region)
 	k = hmacSHA256(k, "oss")
@@ -74,7 +74,7 @@ func (c *v4KeyCache) entry(secret, date, region string) *v4Key {
 	k, ok := c.keys[id]
 	c.mu.RUnlock()
 	if !ok {
-		k = &v4Key{id: id, key: v4SigningKey(secret, date, region)}
+		k = &v4Key{id: id, key: SigningKeyV4(secret, date, region)}
 		k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
 		c.mu.Lock()
 		if c.keys == nil || len(c.keys) >= maxCachedV4Keys {
@@ -132,111 +132,84 @@ func (c *v4KeyCache) appendSign(dst []byte, secret string, date []byte, region s
 	return dst
 }
 
-// uriUnreserved marks the bytes V4 canonicalization leaves as they are:
-// A-Z a-z 0-9 - _ . ~
-var uriUnreserved = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '~'
-	}
-	return t
-}()
-
-// uriEncode appends s percent-encoded as OSS V4 canonicalizes it: every
-// byte but A-Z a-z 0-9 - _ . ~ (and '/' when keepSlash) as %XX, upper case.
-func uriEncode(b []byte, s string, keepSlash bool) []byte {
-	const upperHex = "0123456789ABCDEF"
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if uriUnreserved[c] || (keepSlash && c == '/') {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
-		start = i + 1
-	}
-	return append(b, s[start:]...)
-}
-
-// presignV4Input is one V4 presigned PUT URL to sign.
-type presignV4Input struct {
-	baseURL     string // where the client sends the bytes, no trailing '/'
-	bucket      string
-	region      string
-	key         string
-	contentType string
-	expires     time.Duration
-	now         time.Time
-	// params are extra signed query parameters (callback, callback-var,
+// V4URL is one V4 presigned PUT URL to sign.
+type V4URL struct {
+	BaseURL     string // where the client sends the bytes, no trailing '/'
+	Bucket      string
+	Region      string
+	Key         string
+	ContentType string // signed when not empty
+	Expires     time.Duration
+	Now         time.Time
+	// Params are extra signed query parameters (callback, callback-var,
 	// partNumber, uploadId), sorted by name, names that need no encoding.
-	params [][2]string
+	Params [][2]string
 }
 
-// presignV4 signs a PUT URL with OSS4-HMAC-SHA256 query auth (protocol
+// V4URL signs a PUT URL with OSS4-HMAC-SHA256 query auth (protocol
 // §2.2): the canonical request covers the method, /bucket/key, every query
 // parameter but the signature, the Content-Type header and an unsigned
 // payload. Tests check it against aliyun-oss-go-sdk's SignURL and an
 // independent reference signer.
-func presignV4(in presignV4Input, c creds, keys *v4KeyCache) string {
+func (s *Signer) V4URL(in V4URL, c Credentials) string {
 	bp := jsonw.Get()
 	defer jsonw.Put(bp)
-	*bp = appendPresignV4((*bp)[:0], in, c, keys)
+	*bp = s.AppendV4URL((*bp)[:0], in, c)
 	return string(*bp)
 }
 
-// appendPresignV4 appends the URL presignV4 signs to dst. The canonical
+// AppendV4URL appends the URL V4URL signs to dst. The canonical
 // query, the canonical request and the string to sign are built in dst's
 // spare capacity, one after the other, and the URL is then moved down to
 // where it belongs.
-func appendPresignV4(dst []byte, in presignV4Input, c creds, keys *v4KeyCache) []byte {
+func (s *Signer) AppendV4URL(dst []byte, in V4URL, c Credentials) []byte {
 	base := len(dst)
 	b := dst
 	var dateBuf [16]byte
-	date := appendUTCBasic(dateBuf[:0], in.now)
+	date := AppendUTCBasic(dateBuf[:0], in.Now)
 	scopeDate := date[:8]
 
 	param := func(k, v string) {
 		if len(b) > base {
 			b = append(b, '&')
 		}
-		b = uriEncode(b, k, false)
+		b = AppendURIEncode(b, k, false)
 		b = append(b, '=')
-		b = uriEncode(b, v, false)
+		b = AppendURIEncode(b, v, false)
 	}
 	// The extra parameters (callback, callback-var, partNumber, uploadId)
 	// sort before x-oss-*.
-	for _, p := range in.params {
+	for _, p := range in.Params {
 		param(p[0], p[1])
 	}
 	if len(b) > base {
 		b = append(b, '&')
 	}
 	b = append(b, "x-oss-credential="...)
-	b = uriEncode(b, c.ID, false)
+	b = AppendURIEncode(b, c.ID, false)
 	b = append(b, "%2F"...)
 	b = append(b, scopeDate...)
 	b = append(b, "%2F"...)
-	b = uriEncode(b, in.region, false)
+	b = AppendURIEncode(b, in.Region, false)
 	b = append(b, "%2Foss%2Faliyun_v4_request&x-oss-date="...)
 	b = append(b, date...) // digits and letters: nothing to encode
 	b = append(b, "&x-oss-expires="...)
-	b = strconv.AppendInt(b, int64(in.expires/time.Second), 10)
+	b = strconv.AppendInt(b, int64(in.Expires/time.Second), 10)
 	if c.Token != "" {
 		param("x-oss-security-token", c.Token)
 	}
-	param("x-oss-signature-version", v4Algorithm)
+	param("x-oss-signature-version", V4Algorithm)
 	queryEnd := len(b)
 
 	creqStart := len(b)
 	b = append(b, "PUT\n/"...)
-	b = uriEncode(b, in.bucket, false)
+	b = AppendURIEncode(b, in.Bucket, false)
 	b = append(b, '/')
-	b = uriEncode(b, in.key, true)
+	b = AppendURIEncode(b, in.Key, true)
 	b = append(b, '\n')
 	b = append(b, b[base:queryEnd]...)
 	b = append(b, '\n')
-	if ct := strings.TrimSpace(in.contentType); ct != "" {
+	if ct := strings.TrimSpace(in.ContentType); ct != "" {
 		// Signed only when the client will send it: a request without
 		// the header has no content-type line (protocol §2.2).
 		b = append(b, "content-type:"...)
@@ -247,39 +220,29 @@ func appendPresignV4(dst []byte, in presignV4Input, c creds, keys *v4KeyCache) [
 	sum := sha256.Sum256(b[creqStart:])
 
 	stsStart := len(b)
-	b = append(b, v4Algorithm+"\n"...)
+	b = append(b, V4Algorithm+"\n"...)
 	b = append(b, date...)
 	b = append(b, '\n')
 	b = append(b, scopeDate...)
 	b = append(b, '/')
-	b = append(b, in.region...)
+	b = append(b, in.Region...)
 	b = append(b, "/oss/aliyun_v4_request\n"...)
 	b = hex.AppendEncode(b, sum[:])
 	stsEnd := len(b)
 
 	urlStart := len(b)
-	b = append(b, in.baseURL...)
+	b = append(b, in.BaseURL...)
 	b = append(b, '/')
-	b = uriEncode(b, in.key, true)
+	b = AppendURIEncode(b, in.Key, true)
 	b = append(b, '?')
 	b = append(b, b[base:queryEnd]...)
 	b = append(b, "&x-oss-signature="...)
-	b = keys.appendSign(b, c.Secret, scopeDate, in.region, b[stsStart:stsEnd])
+	b = s.v4.appendSign(b, c.Secret, scopeDate, in.Region, b[stsStart:stsEnd])
 	n := copy(b[base:], b[urlStart:])
 	return b[:base+n]
 }
 
-// maxSTSURLLifetime is the longest lifetime OSS accepts for a V4 presigned
+// MaxSTSURLLifetime is the longest lifetime OSS accepts for a V4 presigned
 // URL signed with STS credentials (a server on an ECS RAM role or an OIDC
 // role signs with those).
-const maxSTSURLLifetime = 12 * time.Hour
-
-// urlLifetime is the lifetime of a presigned URL signed with c: expires,
-// capped at 12 h for V4 URLs signed with STS credentials.
-func (h *Handler) urlLifetime(c creds) time.Duration {
-	d := time.Duration(h.Expires)
-	if c.Token != "" && h.SignatureVersion == sigV4 && d > maxSTSURLLifetime {
-		return maxSTSURLLifetime
-	}
-	return d
-}
+const MaxSTSURLLifetime = 12 * time.Hour
