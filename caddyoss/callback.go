@@ -1,7 +1,6 @@
 package caddyoss
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,9 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
@@ -147,48 +143,6 @@ func (c *CallbackConfig) varNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// callbackVars expands request placeholders in the custom variables and
-// returns them by name. A value with a character that means something to
-// OSS or RAM (a '$' starts ${...} substitution and policy references, '*'
-// and '?' are wildcards) or a control character is refused: nothing is
-// signed for it.
-func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) (map[string]string, error) {
-	if len(c.Vars) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]string, len(c.Vars))
-	for k, v := range c.Vars {
-		val := repl.ReplaceAll(v, "")
-		if err := checkExpanded(val); err != nil {
-			return nil, fmt.Errorf("callback var %s expands to a value that %v", k, err)
-		}
-		out[k] = val
-	}
-	return out, nil
-}
-
-// issueVars returns the x:<name> variables a signing route sends: the
-// expanded custom variables plus, unless verify_only, the binding that ties
-// the callback to this decision. nil when no callback is issued.
-func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind callback.Kind, scope string, expiry time.Time) (map[string]string, error) {
-	if h.callbackB64 == "" {
-		return nil, nil
-	}
-	out := make(map[string]string, len(custom)+1)
-	for k, v := range custom {
-		out["x:"+k] = v
-	}
-	if h.Callback.VerifyOnly {
-		return out, nil
-	}
-	key, err := h.bindingKeys.forHandler(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out["x:"+bindingVar] = callback.Encode(key, kind, h.Bucket, scope, expiry.Add(bindingGrace), custom)
-	return out, nil
 }
 
 // appendSTSCallback tells SDK clients of the STS route about the callback:

@@ -101,24 +101,6 @@ func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	return nil
 }
 
-// Cleanup stops the handler's queue (the next config's queue takes its
-// records over) and releases the verifier's idle connections.
-func (h *Handler) Cleanup() error {
-	if h.stopQueue != nil {
-		liveQueues.Delete(h.events)
-		h.stopQueue()
-		select {
-		case <-h.queueDone:
-		case <-time.After(queueStopWait):
-			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
-		}
-	}
-	if h.verifier != nil {
-		h.verifier.cleanup()
-	}
-	return nil
-}
-
 // serveRetry passes a retry of this handler's queue to next, rebuilt from
 // its event. It reports false for a request that is not such a retry.
 func (h *Handler) serveRetry(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -12,9 +11,6 @@ import (
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/aliyun/credentials-go/credentials"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
-	"go.uber.org/zap"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // credentialSource yields the server's own credentials. For an explicit key
@@ -159,16 +155,6 @@ func credsFromModel(m *credentials.CredentialModel) (osssign.Credentials, error)
 		return osssign.Credentials{}, errors.New("no Alibaba Cloud credentials: the credential chain returned an empty key")
 	}
 	return c, nil
-}
-
-// credentialsUnavailable answers a signing request when the credential
-// chain, which worked at startup, fails now (an expired role, a removed
-// credentials file): 503 with Retry-After, since the chain may recover.
-func (h *Handler) credentialsUnavailable(w http.ResponseWriter, r *http.Request, err error) error {
-	h.logger.Error("getting signing credentials failed", zap.Error(err), zapRemote(r))
-	w.Header().Set("Retry-After", credentialsRetryAfter)
-	return caddyhttp.Error(http.StatusServiceUnavailable,
-		errors.New("signing credentials are unavailable; retry later"))
 }
 
 // credential returns the source as a credentials-go Credential, the form

@@ -94,3 +94,18 @@ func checkTypeSpelling(field, t string) error {
 	}
 	return nil
 }
+
+// validTypePattern checks an allow_types entry at config load.
+func validTypePattern(p string) error {
+	if p == "*/*" || p == "*" {
+		return nil
+	}
+	major, minor, ok := strings.Cut(p, "/")
+	if !ok || major == "" || minor == "" || major == "*" || strings.ContainsAny(p, " ;,") {
+		return fmt.Errorf("allow_types: %q is not a media type or type/* pattern", p)
+	}
+	if strings.Contains(minor, "*") && minor != "*" {
+		return fmt.Errorf("allow_types: %q: only a whole subtype can be a wildcard", p)
+	}
+	return nil
+}

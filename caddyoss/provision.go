@@ -2,13 +2,14 @@ package caddyoss
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
@@ -213,120 +214,92 @@ func routePath(p, def string, enabled bool) string {
 	}
 }
 
-// signingEnabled reports whether any signing route is on.
-func (h *Handler) signingEnabled() bool {
-	// An unset uppy_path (before Provision) follows policy_path.
-	uppy := h.UppyPath != routeOff && (h.UppyPath != "" || h.PolicyPath != routeOff)
-	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff || uppy
-}
-
-// ServeHTTP answers the signing and callback routes and passes every other
-// request to the next handler untouched.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if retry, err := h.serveRetry(w, r, next); retry {
-		return err
-	}
-	stripVerifiedHeader(r.Header)
-	switch p := r.URL.Path; {
-	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):
-		return h.serveUppyRoute(w, r, p[len(h.uppyPrefix):])
-	case p == h.PolicyPath:
-		return h.serveSigning(w, r, h.servePostPolicy, signRoutePostPolicy)
-	case p == h.PresignPath:
-		return h.serveSigning(w, r, h.servePresign, signRoutePresign)
-	case p == h.STSPath:
-		return h.serveSigning(w, r, h.serveSTS, signRouteSTS)
-	case h.isCallbackRequest(r):
-		return h.serveCallbackRoute(w, r, next)
-	default:
-		return next.ServeHTTP(w, r)
-	}
-}
-
-// serveSigning runs one of the GET signing routes, counts it under name
-// and renders its error. The routes are separate functions, each with only
-// its own locals on the stack: a request's stack then stays within the
-// size the connection's goroutine already has.
-func (h *Handler) serveSigning(w http.ResponseWriter, r *http.Request, route func(http.ResponseWriter, *http.Request) error, name string) error {
-	start := time.Now()
-	var err error
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		err = methodNotAllowed(w, r)
-	} else {
-		err = route(w, r)
-	}
-	observeSign(name, start, err)
-	if err != nil {
-		return renderError(w, r, err)
-	}
-	return nil
-}
-
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Allow", "GET, HEAD")
-	return caddyhttp.Error(http.StatusMethodNotAllowed,
-		fmt.Errorf("method %s is not allowed; use GET", r.Method))
-}
-
-func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest string) error {
-	start := time.Now()
-	err := h.serveUppy(w, r, rest)
-	observeSign(signRouteUppy, start, err)
-	if err != nil {
-		return renderError(w, r, err)
-	}
-	return nil
-}
-
-func (h *Handler) serveCallbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	var nextCalled bool
-	err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		nextCalled = true
-		return next.ServeHTTP(w, r)
-	}))
-	if err != nil && !nextCalled {
-		return renderError(w, r, err)
-	}
-	return err
-}
-
-// upload is what every signing route decides before it signs.
-type upload struct {
-	prefix string
-	key    string
-	hints  uploadHints
-	creds  osssign.Credentials
-	custom map[string]string // expanded custom callback variables by name
-}
-
-// prepareUpload checks the client's hints, decides the object key and gets
-// the signing credentials, into up. w is only for the Retry-After of a 503.
-func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request, up *upload) error {
-	var err error
-	if up.hints, err = h.parseHints(r, r.URL.Path == h.PresignPath); err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, err)
-	}
-	repl := replacer(r)
-	if up.prefix, err = h.keyPrefix(repl); err != nil {
-		return h.forbidden(r, err)
-	}
-	if up.key, err = h.objectKey(repl, up.prefix, up.hints.filename); err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, err)
-	}
-	if h.callbackB64 != "" {
-		if up.custom, err = h.Callback.callbackVars(repl); err != nil {
-			return h.forbidden(r, err)
-		}
-	}
-	if up.creds, err = h.creds.get(); err != nil {
-		return h.credentialsUnavailable(w, r, err)
-	}
-	return nil
-}
-
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// Cleanup stops the handler's queue (the next config's queue takes its
+// records over) and releases the verifier's idle connections.
+func (h *Handler) Cleanup() error {
+	if h.stopQueue != nil {
+		liveQueues.Delete(h.events)
+		h.stopQueue()
+		select {
+		case <-h.queueDone:
+		case <-time.After(queueStopWait):
+			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
+		}
+	}
+	if h.verifier != nil {
+		h.verifier.cleanup()
+	}
+	return nil
+}
+
+// logStartup writes the handler's one startup line: what is on and where
+// the credentials come from. It never logs a key, secret or token.
+func (h *Handler) logStartup() {
+	h.logger.Info("oss_upload configured", h.startupFields()...)
+}
+
+// startupFields are the fields of the startup line:
+//
+//   - bucket, region, signature_version;
+//   - routes: each route that is on, by name (sts, policy, presign,
+//     callback), with its path;
+//   - callbacks: "bound" (only callbacks carrying this site's binding are
+//     accepted), "verify_only", or "off" without a callback block;
+//   - delivery: how verified callbacks reach the upstream ("queued",
+//     "direct"), "off" without a callback route;
+//   - credentials: "static" (the key pair in the config), "environment",
+//     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
+//     "credentials_uri" or "default_chain:<provider>" (see
+//     credentialOrigin), or "unused" when no route needs them;
+//   - form_fields: "minimal" when set (PostObject policies then pin
+//     neither the ACL nor the storage class); absent otherwise.
+func (h *Handler) startupFields() []zap.Field {
+	routes := zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+		for _, r := range []struct{ name, path string }{
+			{"sts", h.STSPath}, {"policy", h.PolicyPath},
+			{"presign", h.PresignPath}, {"callback", h.CallbackPath},
+			{"uppy", h.UppyPath},
+		} {
+			if r.path != routeOff {
+				enc.AddString(r.name, r.path)
+			}
+		}
+		return nil
+	})
+	callbacks := "off"
+	if c := h.Callback; c != nil {
+		callbacks = "bound"
+		if c.VerifyOnly {
+			callbacks = "verify_only"
+		}
+	}
+	delivery := "off"
+	if h.CallbackPath != routeOff {
+		delivery = h.Callback.Delivery
+	}
+	origin := "unused"
+	if h.creds != nil {
+		origin = h.creds.origin
+	}
+	fields := []zap.Field{
+		zap.String("bucket", h.Bucket),
+		zap.String("region", h.Region),
+		zap.Object("routes", routes),
+		zap.String("signature_version", h.SignatureVersion),
+		zap.String("callbacks", callbacks),
+		zap.String("delivery", delivery),
+		zap.String("credentials", origin),
+	}
+	if h.FormFields == formFieldsMinimal {
+		// PostObject policies pin neither the ACL nor the storage class.
+		fields = append(fields, zap.String("form_fields", formFieldsMinimal))
+	}
+	return fields
+}

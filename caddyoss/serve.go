@@ -2,9 +2,11 @@ package caddyoss
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,4 +165,91 @@ func replacer(r *http.Request) *caddy.Replacer {
 		return repl
 	}
 	return caddy.NewReplacer()
+}
+
+// ServeHTTP answers the signing and callback routes and passes every other
+// request to the next handler untouched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if retry, err := h.serveRetry(w, r, next); retry {
+		return err
+	}
+	stripVerifiedHeader(r.Header)
+	switch p := r.URL.Path; {
+	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):
+		return h.serveUppyRoute(w, r, p[len(h.uppyPrefix):])
+	case p == h.PolicyPath:
+		return h.serveSigning(w, r, h.servePostPolicy, signRoutePostPolicy)
+	case p == h.PresignPath:
+		return h.serveSigning(w, r, h.servePresign, signRoutePresign)
+	case p == h.STSPath:
+		return h.serveSigning(w, r, h.serveSTS, signRouteSTS)
+	case h.isCallbackRequest(r):
+		return h.serveCallbackRoute(w, r, next)
+	default:
+		return next.ServeHTTP(w, r)
+	}
+}
+
+// serveSigning runs one of the GET signing routes, counts it under name
+// and renders its error. The routes are separate functions, each with only
+// its own locals on the stack: a request's stack then stays within the
+// size the connection's goroutine already has.
+func (h *Handler) serveSigning(w http.ResponseWriter, r *http.Request, route func(http.ResponseWriter, *http.Request) error, name string) error {
+	start := time.Now()
+	var err error
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		err = methodNotAllowed(w, r)
+	} else {
+		err = route(w, r)
+	}
+	observeSign(name, start, err)
+	if err != nil {
+		return renderError(w, r, err)
+	}
+	return nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Allow", "GET, HEAD")
+	return caddyhttp.Error(http.StatusMethodNotAllowed,
+		fmt.Errorf("method %s is not allowed; use GET", r.Method))
+}
+
+func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest string) error {
+	start := time.Now()
+	err := h.serveUppy(w, r, rest)
+	observeSign(signRouteUppy, start, err)
+	if err != nil {
+		return renderError(w, r, err)
+	}
+	return nil
+}
+
+func (h *Handler) serveCallbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var nextCalled bool
+	err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		nextCalled = true
+		return next.ServeHTTP(w, r)
+	}))
+	if err != nil && !nextCalled {
+		return renderError(w, r, err)
+	}
+	return err
+}
+
+// signingEnabled reports whether any signing route is on.
+func (h *Handler) signingEnabled() bool {
+	// An unset uppy_path (before Provision) follows policy_path.
+	uppy := h.UppyPath != routeOff && (h.UppyPath != "" || h.PolicyPath != routeOff)
+	return h.PolicyPath != routeOff || h.PresignPath != routeOff || h.STSPath != routeOff || uppy
+}
+
+// credentialsUnavailable answers a signing request when the credential
+// chain, which worked at startup, fails now (an expired role, a removed
+// credentials file): 503 with Retry-After, since the chain may recover.
+func (h *Handler) credentialsUnavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	h.logger.Error("getting signing credentials failed", zap.Error(err), zapRemote(r))
+	w.Header().Set("Retry-After", credentialsRetryAfter)
+	return caddyhttp.Error(http.StatusServiceUnavailable,
+		errors.New("signing credentials are unavailable; retry later"))
 }
