@@ -80,7 +80,7 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 			custom[name] = val
 		}
 	}
-	key, err := h.bindingKeys.forHandler(ctx)
+	key, err := h.bindingKeys.ForHandler(ctx)
 	if err != nil {
 		h.logger.Error("loading the callback binding key failed", zap.Error(err))
 		return boundCallback{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")

@@ -166,7 +166,7 @@ type Handler struct {
 	ossBucket    *oss.Bucket // server-side calls (HeadObject, DeleteObject)
 	uppyBucket   *oss.Bucket // the Uppy routes' multipart calls
 	uppyPrefix   string      // UppyPath + "/s3/", "" when off
-	uppyKeys     *bindingKeySource
+	uppySeal     *uploadIDSeal
 	signer       *osssign.Signer
 	uploadURL    string          // UploadURL with defaults applied, no trailing '/'
 	keyPrefixTpl requestTemplate // KeyPrefix split at provision
@@ -178,7 +178,7 @@ type Handler struct {
 	verifier       *callbackVerifier
 	callbackCanon  string        // callback.CanonicalPath(CallbackPath)
 	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only
-	bindingKeys    *bindingKeySource
+	bindingKeys    *callback.KeySource
 	storage        certmagic.Storage // Caddy's storage; tests set their own
 
 	// The callback route's events and their queue, and where retries go.

@@ -76,8 +76,8 @@ func TestPresignRouteSignatures(t *testing.T) {
 			}
 			// The binding names this exact key, the bucket and the variables.
 			b, err := callback.Parse(vars["x:oss_binding"])
-			key, _ := h.bindingKeys.forHandler(context.Background())
-			if err != nil || b.Kind != callback.ExactKey || b.Expiry < before.Add(15*time.Minute+bindingGrace).Unix() ||
+			key, _ := h.bindingKeys.ForHandler(context.Background())
+			if err != nil || b.Kind != callback.ExactKey || b.Expiry < before.Add(15*time.Minute+callback.Grace).Unix() ||
 				!hmac.Equal(b.MAC, callback.MAC(key, callback.ExactKey, "example-bucket", resp.Key, b.Expiry, map[string]string{"user": ""})) {
 				t.Errorf("binding %q: %+v %v", vars["x:oss_binding"], b, err)
 			}

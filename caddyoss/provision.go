@@ -167,7 +167,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		c.renderedBody, h.bodyTpl = body, tpl
 		if !c.VerifyOnly {
-			h.bindingKeys = h.newBindingKeySource()
+			h.bindingKeys = h.newKeySource()
 		}
 		if c.URL != "" {
 			if h.callbackB64, err = c.callbackParam(); err != nil {
@@ -302,4 +302,14 @@ func (h *Handler) startupFields() []zap.Field {
 		fields = append(fields, zap.String("form_fields", formFieldsMinimal))
 	}
 	return fields
+}
+
+// newKeySource is the binding key source of the config: callback
+// binding_key when set, else the key kept in Caddy's storage.
+func (h *Handler) newKeySource() *callback.KeySource {
+	var static []byte
+	if c := h.Callback; c != nil && c.BindingKey != "" {
+		static = []byte(c.BindingKey)
+	}
+	return callback.NewKeySource(static, h.storage, h.id)
 }

@@ -381,10 +381,10 @@ func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind 
 	if h.Callback.VerifyOnly {
 		return out, nil
 	}
-	key, err := h.bindingKeys.forHandler(ctx)
+	key, err := h.bindingKeys.ForHandler(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out["x:"+bindingVar] = callback.Encode(key, kind, h.Bucket, scope, expiry.Add(bindingGrace), custom)
+	out["x:"+bindingVar] = callback.Encode(key, kind, h.Bucket, scope, expiry.Add(callback.Grace), custom)
 	return out, nil
 }

@@ -57,9 +57,9 @@ func (h *Handler) provisionUppy() error {
 		return err
 	}
 	h.uppyBucket = b
-	h.uppyKeys = h.bindingKeys
-	if h.uppyKeys == nil {
-		h.uppyKeys = h.newBindingKeySource()
+	h.uppySeal = &uploadIDSeal{keys: h.bindingKeys}
+	if h.uppySeal.keys == nil {
+		h.uppySeal.keys = h.newKeySource()
 	}
 	return nil
 }

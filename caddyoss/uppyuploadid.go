@@ -11,7 +11,9 @@ import (
 	"hash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 )
 
@@ -59,14 +61,14 @@ func (h *Handler) openUploadID(ctx context.Context, key, sealed string) (string,
 // uploadIDMAC appends the seal of (bucket, key, OSS id) to dst: the first
 // 18 bytes of HMAC-SHA256 with the binding key, from a pool of keyed MACs.
 func (h *Handler) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string) ([]byte, error) {
-	k, err := h.uppyKeys.get(ctx)
+	k, err := h.uppySeal.keys.Shared(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errSealKey, err)
 	}
-	p := h.uppyKeys.macs.Load()
+	p := h.uppySeal.macs.Load()
 	if p == nil || !bytes.Equal(p.key, k) {
 		p = newKeyedMACs(k)
-		h.uppyKeys.macs.Store(p)
+		h.uppySeal.macs.Store(p)
 	}
 	m := p.pool.Get().(hash.Hash)
 	m.Reset()
@@ -83,6 +85,13 @@ func (h *Handler) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string
 	dst = m.Sum(dst)
 	p.pool.Put(m)
 	return dst[:len(dst)-sha256.Size+uploadIDMACBytes], nil
+}
+
+// uploadIDSeal is what seals Uppy upload ids: the binding key source and
+// HMACs keyed with its shared key.
+type uploadIDSeal struct {
+	keys *callback.KeySource
+	macs atomic.Pointer[keyedMACs]
 }
 
 // keyedMACs pools HMAC-SHA256 hashes keyed with one key.

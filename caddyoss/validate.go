@@ -160,8 +160,8 @@ func (h *Handler) Validate() error {
 			if h.CallbackPath != routeOff && (h.Bucket == "" || h.Region == "") {
 				add("bucket and region are required to check callback bindings and confirm them with OSS (set callback verify_only to accept any genuine callback)")
 			}
-			if c.BindingKey != "" && len(c.BindingKey) < minBindingKeyBytes {
-				add("callback.binding_key: must be at least %d characters", minBindingKeyBytes)
+			if c.BindingKey != "" && len(c.BindingKey) < callback.MinKeyBytes {
+				add("callback.binding_key: must be at least %d characters", callback.MinKeyBytes)
 			}
 		}
 		if c.URL != "" {
