@@ -163,24 +163,30 @@ build() {
 	fi
 }
 
-# go_benchmarks runs the package's Go benchmarks before any server starts, so
-# they have both cores. The test binary is built and run directly so that the
+# go_benchmarks runs the Go benchmarks of the handler and of the pure
+# packages it signs and encodes with, before any server starts, so they
+# have both cores. Each test binary is built and run directly so that the
 # handlers' start-up log lines (stderr) stay out of the Benchmark lines.
 # BenchmarkCallbackRoute signs each request with the timer stopped, which is
 # slow; a fixed iteration count still gives its allocations per request.
 go_benchmarks() {
-	log "go test ./caddyoss -run '^\$' -bench . -benchmem"
-	local bin=$tmp/caddyoss.test out=$tmp/go-bench.txt
-	if ! go test -c -o "$bin" ./caddyoss 2>"$tmp/go-bench.err"; then
-		echo "(go test -c failed: $(head -3 "$tmp/go-bench.err"))" >"$out"
-		go_bench_lines=$(cat "$out")
-		return
-	fi
-	(
-		cd caddyoss
-		timeout 300 "$bin" -test.run '^$' -test.bench . -test.skip CallbackRoute -test.benchmem
-		timeout 120 "$bin" -test.run '^$' -test.bench 'CallbackRoute' -test.benchtime 200x -test.benchmem
-	) 2>>"$tmp/go-bench.err" | grep -E '^Benchmark' >"$out" || true
+	local out=$tmp/go-bench.txt pkg bin
+	: >"$out"
+	for pkg in caddyoss $(grep -l '^func Benchmark' internal/*/*_test.go | xargs -n1 dirname | sort -u); do
+		log "go test ./$pkg -run '^\$' -bench . -benchmem"
+		bin=$tmp/$(basename "$pkg").test
+		if ! go test -c -o "$bin" "./$pkg" 2>"$tmp/go-bench.err"; then
+			echo "(go test -c ./$pkg failed: $(head -3 "$tmp/go-bench.err"))" >>"$out"
+			continue
+		fi
+		(
+			cd "$pkg"
+			timeout 300 "$bin" -test.run '^$' -test.bench . -test.skip CallbackRoute -test.benchmem
+			if [ "$pkg" = caddyoss ]; then
+				timeout 120 "$bin" -test.run '^$' -test.bench 'CallbackRoute' -test.benchtime 200x -test.benchmem
+			fi
+		) 2>>"$tmp/go-bench.err" | grep -E '^Benchmark' >>"$out" || true
+	done
 	if [ ! -s "$out" ]; then
 		echo "(no benchmark output: $(tail -3 "$tmp/go-bench.err"))" >"$out"
 	fi
