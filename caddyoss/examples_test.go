@@ -12,7 +12,7 @@ package caddyoss
 // The rule for blocks: a block is a whole example and must adapt as a
 // Caddyfile with at least one oss_upload, unless it is marked as a
 // fragment, by its fence (```caddyfile fragment) or by a first line that
-// is a comment starting with "# fragment"; a fragment is skipped. An
+// is a comment starting with "# fragment"; a fragment is not run (the test logs it). An
 // example with signing routes and no basic_auth or forward_auth must say,
 // near the block, that it is not for production; it is then only adapted,
 // since anyone may ask its routes by design.
