@@ -66,7 +66,7 @@ func BenchmarkUppyParams(b *testing.B) {
 func BenchmarkUppySignPart(b *testing.B) {
 	h := benchHandler(b, osssign.V4)
 	key := "uploads/alice/0123456789abcdef0123456789abcdef.png"
-	id, err := h.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
+	id, err := h.uppy.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
 	if err != nil {
 		b.Fatal(err)
 	}

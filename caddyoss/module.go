@@ -164,9 +164,7 @@ type Handler struct {
 	scope        callback.Scope // KeyPrefix as the space bindings may cover
 	creds        *credentialSource
 	ossBucket    *oss.Bucket // server-side calls (HeadObject, DeleteObject)
-	uppyBucket   *oss.Bucket // the Uppy routes' multipart calls
-	uppyPrefix   string      // UppyPath + "/s3/", "" when off
-	uppySeal     *uploadIDSeal
+	uppy         *uppyRoutes // nil when uppy_path is off
 	signer       *osssign.Signer
 	uploadURL    string          // UploadURL with defaults applied, no trailing '/'
 	keyPrefixTpl requestTemplate // KeyPrefix split at provision

@@ -175,8 +175,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	stripVerifiedHeader(r.Header)
 	switch p := r.URL.Path; {
-	case h.uppyPrefix != "" && strings.HasPrefix(p, h.uppyPrefix):
-		return h.serveUppyRoute(w, r, p[len(h.uppyPrefix):])
+	case h.uppy != nil && strings.HasPrefix(p, h.uppy.prefix):
+		return h.serveUppyRoute(w, r, p[len(h.uppy.prefix):])
 	case p == h.PolicyPath:
 		return h.serveSigning(w, r, h.servePostPolicy, signRoutePostPolicy)
 	case p == h.PresignPath:
@@ -217,7 +217,7 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest string) error {
 	start := time.Now()
-	err := h.serveUppy(w, r, rest)
+	err := h.uppy.serve(w, r, rest)
 	observeSign(signRouteUppy, start, err)
 	if err != nil {
 		return renderError(w, r, err)

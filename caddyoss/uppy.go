@@ -44,23 +44,31 @@ const (
 	uppyReadTimeoutSec    = 60
 )
 
-// provisionUppy builds what the Uppy routes share: the OSS client for
-// multipart calls and the key that seals upload ids (the callback binding
-// key, so every instance of a cluster agrees on it).
+// uppyRoutes answers the Uppy routes of one handler, whose configuration
+// it reads; it owns the OSS client for multipart calls and the seal of
+// upload ids.
+type uppyRoutes struct {
+	*Handler
+	prefix string       // UppyPath + "/s3/"
+	bucket *oss.Bucket  // the multipart calls' client
+	seal   uploadIDSeal // the callback binding key, so every instance of a cluster agrees
+}
+
+// provisionUppy builds the Uppy routes, unless uppy_path is off.
 func (h *Handler) provisionUppy() error {
 	if h.UppyPath == routeOff {
 		return nil
 	}
-	h.uppyPrefix = strings.TrimSuffix(h.UppyPath, "/") + "/s3/"
 	b, err := h.newServerBucket(uppyConnectTimeoutSec, uppyReadTimeoutSec)
 	if err != nil {
 		return err
 	}
-	h.uppyBucket = b
-	h.uppySeal = &uploadIDSeal{keys: h.bindingKeys}
-	if h.uppySeal.keys == nil {
-		h.uppySeal.keys = h.newKeySource()
+	u := &uppyRoutes{Handler: h, prefix: strings.TrimSuffix(h.UppyPath, "/") + "/s3/", bucket: b}
+	u.seal.keys = h.bindingKeys
+	if u.seal.keys == nil {
+		u.seal.keys = h.newKeySource()
 	}
+	h.uppy = u
 	return nil
 }
 
@@ -82,24 +90,24 @@ func checkUppyPath(p string, others []route) error {
 	return nil
 }
 
-// serveUppy dispatches one request below <uppy_path>/s3/; rest is the path
+// serve dispatches one request below <uppy_path>/s3/; rest is the path
 // after that prefix.
-func (h *Handler) serveUppy(w http.ResponseWriter, r *http.Request, rest string) error {
+func (u *uppyRoutes) serve(w http.ResponseWriter, r *http.Request, rest string) error {
 	if rest == "params" {
 		if err := allowMethods(w, r, http.MethodGet); err != nil {
 			return err
 		}
-		return h.serveUppyParams(w, r)
+		return u.serveUppyParams(w, r)
 	}
 	if rest == "multipart" {
 		if err := allowMethods(w, r, http.MethodPost); err != nil {
 			return err
 		}
-		return h.serveUppyCreate(w, r)
+		return u.serveUppyCreate(w, r)
 	}
 	id, sub, ok := strings.Cut(strings.TrimPrefix(rest, "multipart/"), "/")
 	if !strings.HasPrefix(rest, "multipart/") || id == "" || strings.Contains(sub, "/") || (ok && sub == "") {
-		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no Uppy route %s%s", h.uppyPrefix, rest))
+		return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no Uppy route %s%s", u.prefix, rest))
 	}
 	switch {
 	case !ok:
@@ -107,24 +115,24 @@ func (h *Handler) serveUppy(w http.ResponseWriter, r *http.Request, rest string)
 			return err
 		}
 		if r.Method == http.MethodDelete {
-			return h.serveUppyAbort(w, r, id)
+			return u.serveUppyAbort(w, r, id)
 		}
-		return h.serveUppyList(w, r, id)
+		return u.serveUppyList(w, r, id)
 	case sub == "complete":
 		if err := allowMethods(w, r, http.MethodPost); err != nil {
 			return err
 		}
-		return h.serveUppyComplete(w, r, id)
+		return u.serveUppyComplete(w, r, id)
 	case sub == "batch":
 		if err := allowMethods(w, r, http.MethodGet); err != nil {
 			return err
 		}
-		return h.serveUppyBatch(w, r, id)
+		return u.serveUppyBatch(w, r, id)
 	default:
 		if err := allowMethods(w, r, http.MethodGet); err != nil {
 			return err
 		}
-		return h.serveUppySignPart(w, r, id, sub)
+		return u.serveUppySignPart(w, r, id, sub)
 	}
 }
 
@@ -148,12 +156,12 @@ func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) err
 // serveUppyParams answers GET <uppy_path>/s3/params?filename=&type= with
 // the PostObject form Uppy sends for a single upload: the same policy as
 // the post-policy route (exact key, limits, type, callback).
-func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error {
+func (u *uppyRoutes) serveUppyParams(w http.ResponseWriter, r *http.Request) error {
 	var up upload
-	if err := h.prepareUpload(w, r, &up); err != nil {
+	if err := u.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	_, pp, err := h.signPostObject(r, up, "201")
+	_, pp, err := u.signPostObject(r, up, "201")
 	if err != nil {
 		return err
 	}
@@ -162,11 +170,11 @@ func (h *Handler) serveUppyParams(w http.ResponseWriter, r *http.Request) error 
 	b := append((*bp)[:0], `{"method":"POST","url":"`...)
 	// With the trailing '/', as Companion answers it: Uppy reports the
 	// object's location as url + key.
-	b = jsonw.AppendStringContent(b, h.uploadURL)
+	b = jsonw.AppendStringContent(b, u.uploadURL)
 	b = append(b, `/",`...)
 	b = appendFieldsObject(b, up.key, pp.Fields)
 	b = append(b, `,"expires":`...)
-	b = strconv.AppendInt(b, int64(time.Duration(h.Expires)/time.Second), 10)
+	b = strconv.AppendInt(b, int64(time.Duration(u.Expires)/time.Second), 10)
 	b = append(b, '}')
 	*bp = b
 	return writeJSON(w, http.StatusOK, b)

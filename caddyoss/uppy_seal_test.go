@@ -18,17 +18,17 @@ func TestUppySealSharedByStorage(t *testing.T) {
 	b := testHandler(t, func(h *Handler) { h.storage = shared })
 	other := testHandler(t, nil)
 	ctx := context.Background()
-	sealed, err := a.sealUploadID(ctx, "u/k.bin", "0004B9894A22E5B1888A1E29F8236E2D")
+	sealed, err := a.uppy.sealUploadID(ctx, "u/k.bin", "0004B9894A22E5B1888A1E29F8236E2D")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := b.openUploadID(ctx, "u/k.bin", sealed); err != nil || id != "0004B9894A22E5B1888A1E29F8236E2D" {
+	if id, err := b.uppy.openUploadID(ctx, "u/k.bin", sealed); err != nil || id != "0004B9894A22E5B1888A1E29F8236E2D" {
 		t.Errorf("the other instance opened %q, %v", id, err)
 	}
-	if _, err := b.openUploadID(ctx, "u/other.bin", sealed); err == nil {
+	if _, err := b.uppy.openUploadID(ctx, "u/other.bin", sealed); err == nil {
 		t.Error("an id sealed for one key opened for another")
 	}
-	if _, err := other.openUploadID(ctx, "u/k.bin", sealed); err == nil {
+	if _, err := other.uppy.openUploadID(ctx, "u/k.bin", sealed); err == nil {
 		t.Error("an instance with other storage opened the id")
 	}
 }
@@ -41,11 +41,11 @@ func TestUppySealSpellings(t *testing.T) {
 	h := testHandler(t, nil)
 	ctx := context.Background()
 	const key, ossID = "u/alice/k.bin", "0004B9894A22E5B1888A1E29F8236E2D"
-	sealed, err := h.sealUploadID(ctx, key, ossID)
+	sealed, err := h.uppy.sealUploadID(ctx, key, ossID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := h.openUploadID(ctx, key, sealed); err != nil || id != ossID {
+	if id, err := h.uppy.openUploadID(ctx, key, sealed); err != nil || id != ossID {
 		t.Fatalf("genuine: %q %v", id, err)
 	}
 	dot := strings.LastIndexByte(sealed, '.')
@@ -61,7 +61,7 @@ func TestUppySealSpellings(t *testing.T) {
 		variants = append(variants, sealed[:i]+sealed[i+1:])
 	}
 	for _, v := range variants {
-		if id, err := h.openUploadID(ctx, key, v); err == nil {
+		if id, err := h.uppy.openUploadID(ctx, key, v); err == nil {
 			t.Fatalf("%q opened as %q", v, id)
 		}
 	}
@@ -72,16 +72,16 @@ func TestUppySealSpellings(t *testing.T) {
 			defer wg.Done()
 			for i := range 200 {
 				k, id := fmt.Sprintf("u/%d/%d.bin", g, i), fmt.Sprintf("%032X", g*1000+i)
-				s, err := h.sealUploadID(ctx, k, id)
+				s, err := h.uppy.sealUploadID(ctx, k, id)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if got, err := h.openUploadID(ctx, k, s); err != nil || got != id {
+				if got, err := h.uppy.openUploadID(ctx, k, s); err != nil || got != id {
 					t.Errorf("%s: %q %v", k, got, err)
 					return
 				}
-				if _, err := h.openUploadID(ctx, k+"x", s); err == nil {
+				if _, err := h.uppy.openUploadID(ctx, k+"x", s); err == nil {
 					t.Errorf("%s: opened for another key", k)
 					return
 				}

@@ -32,8 +32,8 @@ type uppyCompleteRequest struct {
 // max_size or under min_size the upload is aborted. The callback, when one
 // is configured, goes with CompleteMultipartUpload, so the app hears of
 // the object as with every other mode.
-func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, sealed string) error {
-	imur, err := h.uppyTarget(r, sealed)
+func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, sealed string) error {
+	imur, err := u.uppyTarget(r, sealed)
 	if err != nil {
 		return err
 	}
@@ -61,9 +61,9 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 		}
 	}
 
-	stored, err := h.listAllParts(r.Context(), imur)
+	stored, err := u.listAllParts(r.Context(), imur)
 	if err != nil {
-		return h.ossFailed(r, "listing the parts", err)
+		return u.ossFailed(r, "listing the parts", err)
 	}
 	byNumber := make(map[int]oss.UploadedPart, len(stored))
 	for _, p := range stored {
@@ -80,41 +80,41 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 		}
 		total += int64(s.Size)
 	}
-	if h.MaxSize > 0 && total > h.MaxSize {
-		return h.abortForLimit(r, imur, http.StatusRequestEntityTooLarge,
-			fmt.Errorf("the upload is %d bytes, over max_size %d; it was aborted", total, h.MaxSize))
+	if u.MaxSize > 0 && total > u.MaxSize {
+		return u.abortForLimit(r, imur, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("the upload is %d bytes, over max_size %d; it was aborted", total, u.MaxSize))
 	}
-	if total < h.MinSize {
-		return h.abortForLimit(r, imur, http.StatusBadRequest,
-			fmt.Errorf("the upload is %d bytes, under min_size %d; it was aborted", total, h.MinSize))
+	if total < u.MinSize {
+		return u.abortForLimit(r, imur, http.StatusBadRequest,
+			fmt.Errorf("the upload is %d bytes, under min_size %d; it was aborted", total, u.MinSize))
 	}
 
 	opts := []oss.Option{oss.WithContext(r.Context())}
 	var answer []byte
-	if h.callbackB64 != "" {
-		custom, err := h.Callback.callbackVars(replacer(r))
+	if u.callbackB64 != "" {
+		custom, err := u.Callback.callbackVars(replacer(r))
 		if err != nil {
-			return h.forbidden(r, err)
+			return u.forbidden(r, err)
 		}
-		vars, err := h.issueVars(r.Context(), custom, callback.ExactKey, imur.Key, h.now().Add(time.Duration(h.Expires)))
+		vars, err := u.issueVars(r.Context(), custom, callback.ExactKey, imur.Key, u.now().Add(time.Duration(u.Expires)))
 		if err != nil {
-			return h.unavailable(r, "signing the callback binding", err)
+			return u.unavailable(r, "signing the callback binding", err)
 		}
-		opts = append(opts, oss.Callback(h.callbackB64), oss.CallbackResult(&answer))
+		opts = append(opts, oss.Callback(u.callbackB64), oss.CallbackResult(&answer))
 		if v, err := callbackVarParam(vars); err != nil {
-			return h.internalError(r, "encoding callback variables", err)
+			return u.internalError(r, "encoding callback variables", err)
 		} else if v != "" {
 			opts = append(opts, oss.CallbackVar(v))
 		}
 	}
-	if _, err := h.uppyBucket.CompleteMultipartUpload(imur, parts, opts...); err != nil {
-		return h.ossFailed(r, "completing the upload", err)
+	if _, err := u.bucket.CompleteMultipartUpload(imur, parts, opts...); err != nil {
+		return u.ossFailed(r, "completing the upload", err)
 	}
-	h.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
+	u.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
 	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
-		o.Str("location", h.uploadURL+"/"+string(osssign.AppendURIEncode(nil, imur.Key, true)))
+		o.Str("location", u.uploadURL+"/"+string(osssign.AppendURIEncode(nil, imur.Key, true)))
 		o.Str("key", imur.Key)
-		o.Str("bucket", h.Bucket)
+		o.Str("bucket", u.Bucket)
 		if len(answer) > 0 && json.Valid(answer) {
 			o.Raw("callback", answer)
 		}
@@ -123,22 +123,22 @@ func (h *Handler) serveUppyComplete(w http.ResponseWriter, r *http.Request, seal
 
 // abortForLimit aborts an upload that broke a limit and returns the error
 // the client gets.
-func (h *Handler) abortForLimit(r *http.Request, imur oss.InitiateMultipartUploadResult, status int, why error) error {
-	if err := h.uppyBucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
-		h.logger.Error("aborting an upload over the limits failed", zapKey(imur.Key), zap.Error(err), zapRemote(r))
+func (u *uppyRoutes) abortForLimit(r *http.Request, imur oss.InitiateMultipartUploadResult, status int, why error) error {
+	if err := u.bucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
+		u.logger.Error("aborting an upload over the limits failed", zapKey(imur.Key), zap.Error(err), zapRemote(r))
 	}
-	h.logger.Info("multipart upload refused", zapKey(imur.Key), zap.Error(why), zapRemote(r))
+	u.logger.Info("multipart upload refused", zapKey(imur.Key), zap.Error(why), zapRemote(r))
 	return caddyhttp.Error(status, why)
 }
 
 // serveUppyAbort answers DELETE <uppy_path>/s3/multipart/:uploadId?key=.
-func (h *Handler) serveUppyAbort(w http.ResponseWriter, r *http.Request, sealed string) error {
-	imur, err := h.uppyTarget(r, sealed)
+func (u *uppyRoutes) serveUppyAbort(w http.ResponseWriter, r *http.Request, sealed string) error {
+	imur, err := u.uppyTarget(r, sealed)
 	if err != nil {
 		return err
 	}
-	if err := h.uppyBucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
-		return h.ossFailed(r, "aborting the upload", err)
+	if err := u.bucket.AbortMultipartUpload(imur, oss.WithContext(r.Context())); err != nil {
+		return u.ossFailed(r, "aborting the upload", err)
 	}
 	return writeJSON(w, http.StatusOK, []byte("{}"))
 }
@@ -147,7 +147,7 @@ func (h *Handler) serveUppyAbort(w http.ResponseWriter, r *http.Request, sealed 
 // error: OSS's verdict on the client's request keeps its meaning (no such
 // upload, an invalid part) without OSS's internals; anything else is a 502
 // and a log line.
-func (h *Handler) ossFailed(r *http.Request, doing string, err error) error {
+func (u *uppyRoutes) ossFailed(r *http.Request, doing string, err error) error {
 	code, status := ossErrorCode(err)
 	switch code {
 	case "NoSuchUpload":
@@ -161,12 +161,12 @@ func (h *Handler) ossFailed(r *http.Request, doing string, err error) error {
 	case "FileAlreadyExists":
 		return caddyhttp.Error(http.StatusConflict, errors.New("an object with this key already exists"))
 	case "CallbackFailed":
-		h.logger.Warn(doing+": the upload was stored but its callback failed", zap.String("oss_code", code), zapRemote(r))
+		u.logger.Warn(doing+": the upload was stored but its callback failed", zap.String("oss_code", code), zapRemote(r))
 		return caddyhttp.Error(http.StatusBadGateway, errors.New("the upload was stored but the site's callback failed"))
 	}
 	if errors.Is(err, context.Canceled) {
 		return caddyhttp.Error(499, err)
 	}
-	h.logger.Error(doing+" failed", zap.String("oss_code", code), zap.Int("oss_status", status), zap.Error(err), zapRemote(r))
+	u.logger.Error(doing+" failed", zap.String("oss_code", code), zap.Int("oss_status", status), zap.Error(err), zapRemote(r))
 	return caddyhttp.Error(http.StatusBadGateway, errors.New(doing+" failed"))
 }

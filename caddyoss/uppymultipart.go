@@ -22,7 +22,7 @@ import (
 // uppyTarget checks the key and upload id of a request on an existing
 // upload: the key must be below the caller's key prefix and the upload id
 // sealed for that key. It returns the OSS upload to act on.
-func (h *Handler) uppyTarget(r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, error) {
+func (u *uppyRoutes) uppyTarget(r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, error) {
 	var imur oss.InitiateMultipartUploadResult
 	key := queryValues(r.URL.RawQuery, "key")[0]
 	if key == "" {
@@ -31,21 +31,21 @@ func (h *Handler) uppyTarget(r *http.Request, sealed string) (oss.InitiateMultip
 	if err := checkKeyPart(key); err != nil || strings.HasSuffix(key, "/") {
 		return imur, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("key %q is not a valid object key", key))
 	}
-	prefix, err := h.keyPrefix(replacer(r))
+	prefix, err := u.keyPrefix(replacer(r))
 	if err != nil {
-		return imur, h.forbidden(r, err)
+		return imur, u.forbidden(r, err)
 	}
 	if !strings.HasPrefix(key, prefix) {
-		return imur, h.forbidden(r, fmt.Errorf("key %q is outside your upload prefix", key))
+		return imur, u.forbidden(r, fmt.Errorf("key %q is outside your upload prefix", key))
 	}
-	ossID, err := h.openUploadID(r.Context(), key, sealed)
+	ossID, err := u.openUploadID(r.Context(), key, sealed)
 	if err != nil {
 		if errors.Is(err, errSealKey) {
-			return imur, h.unavailable(r, "reading the upload id key", err)
+			return imur, u.unavailable(r, "reading the upload id key", err)
 		}
-		return imur, h.forbidden(r, err)
+		return imur, u.forbidden(r, err)
 	}
-	imur.Bucket, imur.Key, imur.UploadID = h.Bucket, key, ossID
+	imur.Bucket, imur.Key, imur.UploadID = u.Bucket, key, ossID
 	return imur, nil
 }
 
@@ -81,7 +81,7 @@ func readUppyJSON(w http.ResponseWriter, r *http.Request, v any) error {
 // serveUppyCreate answers POST <uppy_path>/s3/multipart: the server picks
 // the key below the caller's prefix, checks the type against allow_types
 // and starts the multipart upload.
-func (h *Handler) serveUppyCreate(w http.ResponseWriter, r *http.Request) error {
+func (u *uppyRoutes) serveUppyCreate(w http.ResponseWriter, r *http.Request) error {
 	var req uppyCreateRequest
 	if err := readUppyJSON(w, r, &req); err != nil {
 		return err
@@ -93,45 +93,45 @@ func (h *Handler) serveUppyCreate(w http.ResponseWriter, r *http.Request) error 
 		q.Set("type", req.Type)
 	}
 	hr := r.WithContext(r.Context())
-	u := *r.URL
-	u.RawQuery = q.Encode()
-	hr.URL = &u
+	hu := *r.URL
+	hu.RawQuery = q.Encode()
+	hr.URL = &hu
 	var up upload
-	if err := h.prepareUpload(w, hr, &up); err != nil {
+	if err := u.prepareUpload(w, hr, &up); err != nil {
 		return err
 	}
 	opts := []oss.Option{
 		oss.ObjectACL(oss.ACLDefault),
-		oss.ObjectStorageClass(oss.StorageClassType(h.StorageClass)),
+		oss.ObjectStorageClass(oss.StorageClassType(u.StorageClass)),
 		oss.WithContext(r.Context()),
 	}
 	if up.hints.contentType != "" {
 		opts = append(opts, oss.ContentType(up.hints.contentType))
 	}
-	imur, err := h.uppyBucket.InitiateMultipartUpload(up.key, opts...)
+	imur, err := u.bucket.InitiateMultipartUpload(up.key, opts...)
 	if err != nil {
-		return h.ossFailed(r, "starting the multipart upload", err)
+		return u.ossFailed(r, "starting the multipart upload", err)
 	}
-	sealed, err := h.sealUploadID(r.Context(), up.key, imur.UploadID)
+	sealed, err := u.sealUploadID(r.Context(), up.key, imur.UploadID)
 	if err != nil {
 		// Nobody can use the upload without its sealed id.
-		_ = h.uppyBucket.AbortMultipartUpload(imur)
-		return h.unavailable(r, "sealing the upload id", err)
+		_ = u.bucket.AbortMultipartUpload(imur)
+		return u.unavailable(r, "sealing the upload id", err)
 	}
-	h.logger.Debug("multipart upload started", zapKey(up.key), zapRemote(r))
+	u.logger.Debug("multipart upload started", zapKey(up.key), zapRemote(r))
 	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
 		o.Str("key", up.key)
 		o.Str("uploadId", sealed)
-		o.Str("bucket", h.Bucket)
+		o.Str("bucket", u.Bucket)
 	})
 }
 
 // listAllParts lists every uploaded part of an upload, page by page.
-func (h *Handler) listAllParts(ctx context.Context, imur oss.InitiateMultipartUploadResult) ([]oss.UploadedPart, error) {
+func (u *uppyRoutes) listAllParts(ctx context.Context, imur oss.InitiateMultipartUploadResult) ([]oss.UploadedPart, error) {
 	var parts []oss.UploadedPart
 	marker := 0
 	for page := 0; page <= maxPartNumber/maxPartsPage; page++ {
-		res, err := h.uppyBucket.ListUploadedParts(imur, oss.MaxParts(maxPartsPage),
+		res, err := u.bucket.ListUploadedParts(imur, oss.MaxParts(maxPartsPage),
 			oss.PartNumberMarker(marker), oss.WithContext(ctx))
 		if err != nil {
 			return nil, err
@@ -151,14 +151,14 @@ func (h *Handler) listAllParts(ctx context.Context, imur oss.InitiateMultipartUp
 
 // serveUppyList answers GET <uppy_path>/s3/multipart/:uploadId?key= with
 // every uploaded part, as Companion does.
-func (h *Handler) serveUppyList(w http.ResponseWriter, r *http.Request, sealed string) error {
-	imur, err := h.uppyTarget(r, sealed)
+func (u *uppyRoutes) serveUppyList(w http.ResponseWriter, r *http.Request, sealed string) error {
+	imur, err := u.uppyTarget(r, sealed)
 	if err != nil {
 		return err
 	}
-	parts, err := h.listAllParts(r.Context(), imur)
+	parts, err := u.listAllParts(r.Context(), imur)
 	if err != nil {
-		return h.ossFailed(r, "listing the parts", err)
+		return u.ossFailed(r, "listing the parts", err)
 	}
 	bp := jsonw.Get()
 	defer jsonw.Put(bp)
@@ -192,43 +192,43 @@ func parsePartNumber(s string) (int, error) {
 
 // signPartURL presigns the UploadPart PUT of part n. No Content-Type is
 // signed: Uppy sends parts without one.
-func (h *Handler) signPartURL(imur oss.InitiateMultipartUploadResult, c osssign.Credentials, n int) string {
-	expires := h.urlLifetime(c)
+func (u *uppyRoutes) signPartURL(imur oss.InitiateMultipartUploadResult, c osssign.Credentials, n int) string {
+	expires := u.urlLifetime(c)
 	part := strconv.Itoa(n)
-	if h.SignatureVersion == osssign.V4 {
-		return h.signer.V4URL(osssign.V4URL{
-			BaseURL: h.uploadURL, Bucket: h.Bucket, Region: h.Region, Key: imur.Key,
-			Expires: expires, Now: h.now(),
+	if u.SignatureVersion == osssign.V4 {
+		return u.signer.V4URL(osssign.V4URL{
+			BaseURL: u.uploadURL, Bucket: u.Bucket, Region: u.Region, Key: imur.Key,
+			Expires: expires, Now: u.now(),
 			Params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
 		}, c)
 	}
-	return string(h.signer.AppendV1URL(nil, http.MethodPut, osssign.V1URL{
-		BaseURL: h.uploadURL, Bucket: h.Bucket, Key: imur.Key, Expires: h.now().Add(expires),
+	return string(u.signer.AppendV1URL(nil, http.MethodPut, osssign.V1URL{
+		BaseURL: u.uploadURL, Bucket: u.Bucket, Key: imur.Key, Expires: u.now().Add(expires),
 		Params: [][2]string{{"partNumber", part}, {"uploadId", imur.UploadID}},
 	}, c))
 }
 
 // serveUppySignPart answers GET <uppy_path>/s3/multipart/:uploadId/:partNumber?key=
 // with a presigned UploadPart URL.
-func (h *Handler) serveUppySignPart(w http.ResponseWriter, r *http.Request, sealed, partNumber string) error {
+func (u *uppyRoutes) serveUppySignPart(w http.ResponseWriter, r *http.Request, sealed, partNumber string) error {
 	n, err := parsePartNumber(partNumber)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	imur, c, err := h.partSigningTarget(w, r, sealed)
+	imur, c, err := u.partSigningTarget(w, r, sealed)
 	if err != nil {
 		return err
 	}
-	signed := h.signPartURL(imur, c, n)
+	signed := u.signPartURL(imur, c, n)
 	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
 		o.Str("url", signed)
-		o.Int("expires", int64(h.urlLifetime(c)/time.Second))
+		o.Int("expires", int64(u.urlLifetime(c)/time.Second))
 	})
 }
 
 // serveUppyBatch answers GET <uppy_path>/s3/multipart/:uploadId/batch?key=&partNumbers=1,2
 // with {"presignedUrls": {"1": url, ...}}, the form older Uppy clients use.
-func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed string) error {
+func (u *uppyRoutes) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed string) error {
 	list := queryValues(r.URL.RawQuery, "partNumbers")[0]
 	if list == "" {
 		return caddyhttp.Error(http.StatusBadRequest, errors.New("partNumbers is required"))
@@ -245,14 +245,14 @@ func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed 
 			numbers = append(numbers, n)
 		}
 	}
-	imur, c, err := h.partSigningTarget(w, r, sealed)
+	imur, c, err := u.partSigningTarget(w, r, sealed)
 	if err != nil {
 		return err
 	}
 	return writeObject(w, http.StatusOK, func(o *jsonw.Object) {
-		o.Object("presignedUrls", func(u *jsonw.Object) {
+		o.Object("presignedUrls", func(urls *jsonw.Object) {
 			for _, n := range numbers {
-				u.Str(strconv.Itoa(n), h.signPartURL(imur, c, n))
+				urls.Str(strconv.Itoa(n), u.signPartURL(imur, c, n))
 			}
 		})
 	})
@@ -260,14 +260,14 @@ func (h *Handler) serveUppyBatch(w http.ResponseWriter, r *http.Request, sealed 
 
 // partSigningTarget is what the part-signing routes check before they
 // sign: the upload (uppyTarget) and the server's credentials.
-func (h *Handler) partSigningTarget(w http.ResponseWriter, r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, osssign.Credentials, error) {
-	imur, err := h.uppyTarget(r, sealed)
+func (u *uppyRoutes) partSigningTarget(w http.ResponseWriter, r *http.Request, sealed string) (oss.InitiateMultipartUploadResult, osssign.Credentials, error) {
+	imur, err := u.uppyTarget(r, sealed)
 	if err != nil {
 		return imur, osssign.Credentials{}, err
 	}
-	c, err := h.creds.get()
+	c, err := u.creds.get()
 	if err != nil {
-		return imur, c, h.credentialsUnavailable(w, r, err)
+		return imur, c, u.credentialsUnavailable(w, r, err)
 	}
 	return imur, c, nil
 }

@@ -24,9 +24,9 @@ import (
 const uploadIDMACBytes = 18
 
 // sealUploadID returns the upload id Uppy gets for OSS's id of key.
-func (h *Handler) sealUploadID(ctx context.Context, key, ossID string) (string, error) {
+func (u *uppyRoutes) sealUploadID(ctx context.Context, key, ossID string) (string, error) {
 	var sum [sha256.Size]byte
-	mac, err := h.uploadIDMAC(ctx, sum[:0], key, ossID)
+	mac, err := u.uploadIDMAC(ctx, sum[:0], key, ossID)
 	if err != nil {
 		return "", err
 	}
@@ -35,7 +35,7 @@ func (h *Handler) sealUploadID(ctx context.Context, key, ossID string) (string, 
 
 // openUploadID returns OSS's upload id from a sealed one, or an error when
 // the seal is not this site's for key.
-func (h *Handler) openUploadID(ctx context.Context, key, sealed string) (string, error) {
+func (u *uppyRoutes) openUploadID(ctx context.Context, key, sealed string) (string, error) {
 	i := strings.LastIndexByte(sealed, '.')
 	// 18 bytes are exactly 24 base64 characters, without padding or spare
 	// bits: one spelling per seal.
@@ -48,7 +48,7 @@ func (h *Handler) openUploadID(ctx context.Context, key, sealed string) (string,
 		return "", errors.New("uploadId was not issued by this site")
 	}
 	var sum [sha256.Size]byte
-	mac, err := h.uploadIDMAC(ctx, sum[:0], key, ossID)
+	mac, err := u.uploadIDMAC(ctx, sum[:0], key, ossID)
 	if err != nil {
 		return "", err
 	}
@@ -60,21 +60,21 @@ func (h *Handler) openUploadID(ctx context.Context, key, sealed string) (string,
 
 // uploadIDMAC appends the seal of (bucket, key, OSS id) to dst: the first
 // 18 bytes of HMAC-SHA256 with the binding key, from a pool of keyed MACs.
-func (h *Handler) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string) ([]byte, error) {
-	k, err := h.uppySeal.keys.Shared(ctx)
+func (u *uppyRoutes) uploadIDMAC(ctx context.Context, dst []byte, key, ossID string) ([]byte, error) {
+	k, err := u.seal.keys.Shared(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errSealKey, err)
 	}
-	p := h.uppySeal.macs.Load()
+	p := u.seal.macs.Load()
 	if p == nil || !bytes.Equal(p.key, k) {
 		p = newKeyedMACs(k)
-		h.uppySeal.macs.Store(p)
+		u.seal.macs.Store(p)
 	}
 	m := p.pool.Get().(hash.Hash)
 	m.Reset()
 	bp := jsonw.Get()
 	b := append((*bp)[:0], "oss_upload uppy upload\x00"...)
-	b = append(b, h.Bucket...)
+	b = append(b, u.Bucket...)
 	b = append(b, 0)
 	b = append(b, key...)
 	b = append(b, 0)

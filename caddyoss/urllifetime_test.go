@@ -61,7 +61,7 @@ func TestURLLifetimeWithSTSCredentials(t *testing.T) {
 				t.Errorf("presign x-oss-expires = %s, want %s", e, tc.want)
 			}
 			key := "a/b.bin"
-			id, err := h.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
+			id, err := h.uppy.sealUploadID(context.Background(), key, "0004B9894A22E5B1888A1E29F8236E2D")
 			if err != nil {
 				t.Fatal(err)
 			}
