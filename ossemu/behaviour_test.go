@@ -1,21 +1,11 @@
 package ossemu_test
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/md5"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,101 +15,6 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
-
-// callbackServer records callbacks and answers with answer (status, body).
-type callbackServer struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []*recordedCallback
-	status   int
-	answer   string
-	delay    time.Duration
-}
-
-type recordedCallback struct {
-	uri    string
-	header http.Header
-	body   []byte
-}
-
-func newCallbackServer(t *testing.T, status int, answer string) *callbackServer {
-	t.Helper()
-	cs := &callbackServer{status: status, answer: answer}
-	cs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		cs.mu.Lock()
-		cs.requests = append(cs.requests, &recordedCallback{r.URL.RequestURI(), r.Header.Clone(), body})
-		cs.mu.Unlock()
-		if cs.delay > 0 {
-			time.Sleep(cs.delay)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(cs.status)
-		io.WriteString(w, cs.answer)
-	}))
-	t.Cleanup(cs.Close)
-	return cs
-}
-
-func (cs *callbackServer) last(t *testing.T) *recordedCallback {
-	t.Helper()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if len(cs.requests) == 0 {
-		t.Fatal("no callback received")
-	}
-	return cs.requests[len(cs.requests)-1]
-}
-
-func b64JSON(v any) string {
-	b, _ := json.Marshal(v)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// verifyCallback checks a callback's signature with the key its
-// x-oss-pub-key-url points at, fetched over HTTP.
-func verifyCallback(t *testing.T, cb *recordedCallback) {
-	t.Helper()
-	keyURL, err := base64.StdEncoding.DecodeString(cb.header.Get("x-oss-pub-key-url"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(string(keyURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		t.Fatalf("no PEM at %s", keyURL)
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, query, hasQuery := strings.Cut(cb.uri, "?")
-	decoded, _ := url.PathUnescape(path)
-	msg := decoded
-	if hasQuery {
-		msg += "?" + query
-	}
-	msg += "\n" + string(cb.body)
-	sum := md5.Sum([]byte(msg))
-	sig, _ := base64.StdEncoding.DecodeString(cb.header.Get("Authorization"))
-	if err := rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.MD5, sum[:], sig); err != nil {
-		t.Fatalf("callback signature does not verify: %v", err)
-	}
-	bodySum := md5.Sum(cb.body)
-	if cb.header.Get("Content-MD5") != base64.StdEncoding.EncodeToString(bodySum[:]) {
-		t.Fatal("Content-MD5 does not match the callback body")
-	}
-	for _, h := range []string{"x-oss-bucket", "x-oss-request-id", "Date", "x-oss-tag"} {
-		if cb.header.Get(h) == "" {
-			t.Errorf("callback header %s missing", h)
-		}
-	}
-}
 
 // TestCallbackByHeader: PutObject with x-oss-callback through the Go SDK;
 // form body with system and custom variables; the callback's JSON comes
@@ -250,56 +145,6 @@ func TestCallbackInvalid(t *testing.T) {
 			t.Errorf("%s: object stored despite the bad callback", name)
 		}
 	}
-}
-
-type formField struct{ name, value string }
-
-func postObject(t *testing.T, url string, fields []formField, fileName, fileType string, data []byte) (*http.Response, string) {
-	t.Helper()
-	return postObjectWithHeader(t, url, nil, fields, fileName, fileType, data)
-}
-
-// postObjectWithHeader is postObject with extra request headers.
-func postObjectWithHeader(t *testing.T, url string, header http.Header, fields []formField, fileName, fileType string, data []byte) (*http.Response, string) {
-	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, f := range fields {
-		if f.name == "file" {
-			h := make(map[string][]string)
-			h["Content-Disposition"] = []string{`form-data; name="file"; filename="` + fileName + `"`}
-			h["Content-Type"] = []string{fileType}
-			w, _ := mw.CreatePart(h)
-			w.Write(data)
-			continue
-		}
-		mw.WriteField(f.name, f.value)
-	}
-	mw.Close()
-	req, err := http.NewRequest(http.MethodPost, url, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(body)
-}
-
-// v1PostFields signs a policy the way the PostObject V1 documentation
-// describes; used only to exercise form handling (ali-oss covers the
-// signature itself).
-func v1PostFields(t *testing.T, policy map[string]any) []formField {
-	t.Helper()
-	p := b64JSON(policy)
-	return []formField{{"OSSAccessKeyId", testAK}, {"policy", p}, {"Signature", hmacSHA1(testSK, p)}}
 }
 
 func TestPostObjectForm(t *testing.T) {
@@ -529,37 +374,6 @@ func TestErrorShape(t *testing.T) {
 	} else if st, _ := serviceCode(t, err); st != 404 {
 		t.Fatalf("HEAD missing: %v", err)
 	}
-}
-
-// rawRequest sends a request as it is, unsigned unless its URL or headers
-// carry a signature, and returns the status, the OSS error code (from the
-// body, or from x-oss-err for HEAD) and the response.
-func rawRequest(t *testing.T, method, url string, header http.Header, body string) (int, string, *http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	errXML := got
-	if method == http.MethodHead {
-		errXML, _ = base64.StdEncoding.DecodeString(resp.Header.Get("x-oss-err"))
-	}
-	var e struct{ Code string }
-	_ = xmlUnmarshal(errXML, &e)
-	return resp.StatusCode, e.Code, resp, string(got)
-}
-
-func policyExpiring() string {
-	return time.Now().Add(time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 // TestPostObjectACLAndStorageClass: the x-oss-object-acl and

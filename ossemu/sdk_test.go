@@ -6,9 +6,7 @@ package ossemu_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,77 +14,11 @@ import (
 	"testing"
 	"time"
 
-	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
-	sts "github.com/alibabacloud-go/sts-20150401/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
-
-const (
-	testBucket = "examplebucket"
-	testAK     = "LTAI5tEmulatorKey"
-	testSK     = "emulator-secret-0123456789"
-	testRole   = "acs:ram::1234567890123456:role/uploader"
-)
-
-func startEmu(t *testing.T, opts ossemu.Options) *ossemu.Emulator {
-	t.Helper()
-	if opts.Buckets == nil {
-		opts.Buckets = []string{testBucket}
-	}
-	if opts.AccessKeys == nil {
-		opts.AccessKeys = map[string]string{testAK: testSK}
-	}
-	if opts.Roles == nil {
-		opts.Roles = []ossemu.Role{{ARN: testRole, MaxSessionDuration: 2 * time.Hour}}
-	}
-	emu, err := ossemu.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	return emu
-}
-
-func ossBucket(t *testing.T, emu *ossemu.Emulator, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
-	t.Helper()
-	return bucketAt(t, emu.Endpoint(), emu.Region(), ak, sk, opts...)
-}
-
-// bucketAt is an SDK client of testBucket at endpoint, path style.
-func bucketAt(t *testing.T, endpoint, region, ak, sk string, opts ...oss.ClientOption) *oss.Bucket {
-	t.Helper()
-	opts = append([]oss.ClientOption{oss.ForcePathStyle(true), oss.Region(region)}, opts...)
-	client, err := oss.New(endpoint, ak, sk, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := client.Bucket(testBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func serviceCode(t *testing.T, err error) (int, string) {
-	t.Helper()
-	var se oss.ServiceError
-	if !errors.As(err, &se) {
-		t.Fatalf("want an OSS ServiceError, got %T %v", err, err)
-	}
-	return se.StatusCode, se.Code
-}
 
 // putGet stores data with the SDK, reads it back and checks the bytes and
 // what the emulator holds. The SDK checks x-oss-hash-crc64ecma itself.
@@ -283,48 +215,6 @@ func TestGoSDKUploadFile(t *testing.T) {
 	}
 }
 
-func stsClient(t *testing.T, emu *ossemu.Emulator, ak, sk string) *sts.Client {
-	t.Helper()
-	c, err := sts.NewClient(&openapi.Config{
-		AccessKeyId:     tea.String(ak),
-		AccessKeySecret: tea.String(sk),
-		Endpoint:        tea.String(emu.Addr()),
-		Protocol:        tea.String("http"),
-		RegionId:        tea.String(emu.Region()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-const sessionPolicy = `{"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:PutObject","oss:GetObject","oss:ListParts","oss:AbortMultipartUpload"],"Resource":["acs:oss:*:*:examplebucket/user/eric/*"]}]}`
-
-func assumeRole(t *testing.T, emu *ossemu.Emulator, policy string) *sts.AssumeRoleResponseBodyCredentials {
-	t.Helper()
-	req := &sts.AssumeRoleRequest{
-		RoleArn:         tea.String(testRole),
-		RoleSessionName: tea.String("web-upload-42"),
-		DurationSeconds: tea.Int64(3600),
-	}
-	if policy != "" {
-		req.Policy = tea.String(policy)
-	}
-	resp, err := stsClient(t, emu, testAK, testSK).AssumeRole(req)
-	if err != nil {
-		t.Fatalf("AssumeRole: %v", err)
-	}
-	c := resp.Body.Credentials
-	if !strings.HasPrefix(tea.StringValue(c.AccessKeyId), "STS.") || tea.StringValue(c.SecurityToken) == "" {
-		t.Fatalf("credentials %+v", c)
-	}
-	exp, err := time.Parse(time.RFC3339, tea.StringValue(c.Expiration))
-	if err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > 61*time.Minute {
-		t.Fatalf("Expiration %s (%v)", tea.StringValue(c.Expiration), err)
-	}
-	return c
-}
-
 func TestGoSDKSTSCredentials(t *testing.T) {
 	for _, v := range []struct {
 		name string
@@ -375,18 +265,6 @@ func TestGoSDKSTSCredentials(t *testing.T) {
 			}
 		})
 	}
-}
-
-func writeFile(path string, data []byte) error {
-	f, err := createFile(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func TestGoSDKListObjects(t *testing.T) {
