@@ -17,31 +17,17 @@ import (
 
 func TestCORS(t *testing.T) {
 	emu := startEmu(t, ossemu.Options{})
-	preflight := func(origin, method, headers string) *http.Response {
-		req, _ := http.NewRequest("OPTIONS", emu.Endpoint()+"/"+testBucket+"/k", nil)
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Access-Control-Request-Method", method)
-		if headers != "" {
-			req.Header.Set("Access-Control-Request-Headers", headers)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	resp := preflight("http://localhost:8080", "PUT", "Content-Type, x-oss-date")
+	resp := preflight(t, emu, "http://localhost:8080", "PUT", "Content-Type, x-oss-date")
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:8080" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "PUT") ||
 		resp.Header.Get("Access-Control-Allow-Headers") != "content-type, x-oss-date" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
-	if resp := preflight("https://evil.example", "PUT", ""); resp.StatusCode != 403 {
+	if resp := preflight(t, emu, "https://evil.example", "PUT", ""); resp.StatusCode != 403 {
 		t.Fatalf("foreign origin: %d", resp.StatusCode)
 	}
-	if resp := preflight("http://localhost:8080", "PATCH", ""); resp.StatusCode != 403 {
+	if resp := preflight(t, emu, "http://localhost:8080", "PATCH", ""); resp.StatusCode != 403 {
 		t.Fatalf("method not allowed: %d", resp.StatusCode)
 	}
 	// Actual requests carry the CORS answer, errors included.

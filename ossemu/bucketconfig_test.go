@@ -2,7 +2,6 @@ package ossemu_test
 
 import (
 	"bytes"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -55,20 +54,6 @@ func TestBucketConfigurationAPI(t *testing.T) {
 	if err != nil || len(got.CORSRules) != 1 || got.CORSRules[0].ExposeHeader[0] != "ETag" {
 		t.Fatalf("GetBucketCORS = %+v, %v", got, err)
 	}
-	preflight := func(origin, method, headers string) int {
-		req, _ := http.NewRequest(http.MethodOptions, emu.Endpoint()+"/"+testBucket+"/k", nil)
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Access-Control-Request-Method", method)
-		if headers != "" {
-			req.Header.Set("Access-Control-Request-Headers", headers)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	for _, tc := range []struct {
 		origin, method, headers string
 		want                    int
@@ -78,7 +63,7 @@ func TestBucketConfigurationAPI(t *testing.T) {
 		{"https://www.example.com", "PUT", "x-oss-date", 403},
 		{"http://localhost:8080", "PUT", "", 403}, // the default rules no longer apply
 	} {
-		if got := preflight(tc.origin, tc.method, tc.headers); got != tc.want {
+		if got := preflight(t, emu, tc.origin, tc.method, tc.headers).StatusCode; got != tc.want {
 			t.Errorf("preflight %+v = %d, want %d", tc, got, tc.want)
 		}
 	}
@@ -90,7 +75,7 @@ func TestBucketConfigurationAPI(t *testing.T) {
 	} else if status, code := serviceCode(t, err); status != 404 || code != "NoSuchCORSConfiguration" {
 		t.Fatalf("GetBucketCORS after delete: %d %s", status, code)
 	}
-	if got := preflight("https://www.example.com", "PUT", ""); got != 403 {
+	if got := preflight(t, emu, "https://www.example.com", "PUT", "").StatusCode; got != 403 {
 		t.Errorf("preflight without rules = %d", got)
 	}
 

@@ -145,10 +145,7 @@ func TestAbortMultipartUpload(t *testing.T) {
 // part's MD5 in quoted upper-case hex, as OSS sends it and as UploadPart
 // returns it; the URL does not serve another part number or upload.
 func TestUploadPartPresigned(t *testing.T) {
-	for _, v := range []struct {
-		name string
-		opt  oss.ClientOption
-	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+	for _, v := range authVersions {
 		t.Run(v.name, func(t *testing.T) {
 			emu := startEmu(t, ossemu.Options{})
 			b := ossBucket(t, emu, testAK, testSK, v.opt)

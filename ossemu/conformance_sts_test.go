@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
 	sts "github.com/alibabacloud-go/sts-20150401/v2/client"
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -66,27 +65,6 @@ func TestRAMResourceWildcards(t *testing.T) {
 			}
 		})
 	}
-}
-
-// stsClientWithToken is an STS client signing with STS credentials, as a
-// server on an ECS RAM role or an OIDC role does.
-func stsClientWithToken(t *testing.T, emu *ossemu.Emulator, ak, sk, token string) *sts.Client {
-	t.Helper()
-	cfg := &openapi.Config{
-		AccessKeyId:     tea.String(ak),
-		AccessKeySecret: tea.String(sk),
-		Endpoint:        tea.String(emu.Addr()),
-		Protocol:        tea.String("http"),
-		RegionId:        tea.String(emu.Region()),
-	}
-	if token != "" {
-		cfg.SecurityToken = tea.String(token)
-	}
-	c, err := sts.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // TestAssumeRoleWithSTSCredentials: AssumeRole signed with an STS

@@ -55,10 +55,7 @@ func TestGetObjectResponseOverrides(t *testing.T) {
 			t.Errorf("user metadata lost: %v", resp.Header)
 		}
 	}
-	for _, v := range []struct {
-		name string
-		opt  oss.ClientOption
-	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+	for _, v := range authVersions {
 		t.Run("signed URL "+v.name, func(t *testing.T) {
 			b := ossBucket(t, emu, testAK, testSK, v.opt)
 			u, err := b.SignURL("pub/r.bin", oss.HTTPGet, 60, overrides...)

@@ -98,6 +98,13 @@ func bucketAt(t *testing.T, endpoint, region, ak, sk string, opts ...oss.ClientO
 	return b
 }
 
+// authVersions are the SDK's two signature versions, for the tests that
+// run in both.
+var authVersions = []struct {
+	name string
+	opt  oss.ClientOption
+}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}}
+
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
@@ -116,19 +123,10 @@ func serviceCode(t *testing.T, err error) (int, string) {
 	return se.StatusCode, se.Code
 }
 
+// stsClient is an STS client signing with a permanent key.
 func stsClient(t *testing.T, emu *ossemu.Emulator, ak, sk string) *sts.Client {
 	t.Helper()
-	c, err := sts.NewClient(&openapi.Config{
-		AccessKeyId:     tea.String(ak),
-		AccessKeySecret: tea.String(sk),
-		Endpoint:        tea.String(emu.Addr()),
-		Protocol:        tea.String("http"),
-		RegionId:        tea.String(emu.Region()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return stsClientWithToken(t, emu, ak, sk, "")
 }
 
 const sessionPolicy = `{"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:PutObject","oss:GetObject","oss:ListParts","oss:AbortMultipartUpload"],"Resource":["acs:oss:*:*:examplebucket/user/eric/*"]}]}`
@@ -344,4 +342,58 @@ func rawRequest(t *testing.T, method, url string, header http.Header, body strin
 
 func policyExpiring() string {
 	return time.Now().Add(time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// stsClientWithToken is an STS client signing with STS credentials, as a
+// server on an ECS RAM role or an OIDC role does.
+func stsClientWithToken(t *testing.T, emu *ossemu.Emulator, ak, sk, token string) *sts.Client {
+	t.Helper()
+	cfg := &openapi.Config{
+		AccessKeyId:     tea.String(ak),
+		AccessKeySecret: tea.String(sk),
+		Endpoint:        tea.String(emu.Addr()),
+		Protocol:        tea.String("http"),
+		RegionId:        tea.String(emu.Region()),
+	}
+	if token != "" {
+		cfg.SecurityToken = tea.String(token)
+	}
+	c, err := sts.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// uploadParts uploads data to the multipart upload in parts of 100 KiB,
+// numbered from 1.
+func uploadParts(t *testing.T, b *oss.Bucket, imur oss.InitiateMultipartUploadResult, data []byte) []oss.UploadPart {
+	t.Helper()
+	var parts []oss.UploadPart
+	for i, off := 1, 0; off < len(data); i, off = i+1, off+100<<10 {
+		end := min(off+100<<10, len(data))
+		p, err := b.UploadPart(imur, bytes.NewReader(data[off:end]), int64(end-off), i)
+		if err != nil {
+			t.Fatalf("UploadPart %d: %v", i, err)
+		}
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// preflight sends a CORS preflight for an object of testBucket.
+func preflight(t *testing.T, emu *ossemu.Emulator, origin, method, headers string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodOptions, emu.Endpoint()+"/"+testBucket+"/k", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", method)
+	if headers != "" {
+		req.Header.Set("Access-Control-Request-Headers", headers)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }

@@ -52,15 +52,7 @@ func TestScenarioCompleteMultipartCallback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var parts []oss.UploadPart
-			for i, off := 1, 0; off < len(data); i, off = i+1, off+100<<10 {
-				end := min(off+100<<10, len(data))
-				p, err := b.UploadPart(imur, bytes.NewReader(data[off:end]), int64(end-off), i)
-				if err != nil {
-					t.Fatalf("UploadPart %d: %v", i, err)
-				}
-				parts = append(parts, p)
-			}
+			parts := uploadParts(t, b, imur, data)
 			callback := b64JSON(map[string]string{
 				"callbackUrl": cs.URL + "/hooks/oss?app=docs", "callbackBody": tc.body, "callbackBodyType": tc.bodyType,
 			})

@@ -74,10 +74,7 @@ func TestGoSDKSignURLV4(t *testing.T) {
 // x-oss-forbid-overwrite is refused; headers that were signed must be sent
 // with the signed values.
 func TestGoSDKSignURLUnsignedHeaders(t *testing.T) {
-	for _, v := range []struct {
-		name string
-		opt  oss.ClientOption
-	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+	for _, v := range authVersions {
 		t.Run(v.name, func(t *testing.T) {
 			emu := startEmu(t, ossemu.Options{})
 			b := ossBucket(t, emu, testAK, testSK, v.opt)

@@ -90,15 +90,7 @@ func multipartRoundTrip(t *testing.T, emu *ossemu.Emulator, b *oss.Bucket, key s
 	if err != nil {
 		t.Fatalf("InitiateMultipartUpload: %v", err)
 	}
-	var parts []oss.UploadPart
-	for i, off := 1, 0; off < len(data); i, off = i+1, off+100<<10 {
-		end := min(off+100<<10, len(data))
-		p, err := b.UploadPart(imur, bytes.NewReader(data[off:end]), int64(end-off), i)
-		if err != nil {
-			t.Fatalf("UploadPart %d: %v", i, err)
-		}
-		parts = append(parts, p)
-	}
+	parts := uploadParts(t, b, imur, data)
 	listed, err := b.ListUploadedParts(imur)
 	if err != nil || len(listed.UploadedParts) != 3 {
 		t.Fatalf("ListUploadedParts: %v %+v", err, listed)
@@ -163,10 +155,7 @@ func TestGoSDKUploadFile(t *testing.T) {
 }
 
 func TestGoSDKSTSCredentials(t *testing.T) {
-	for _, v := range []struct {
-		name string
-		opt  oss.ClientOption
-	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+	for _, v := range authVersions {
 		t.Run(v.name, func(t *testing.T) {
 			emu := startEmu(t, ossemu.Options{})
 			c := assumeRole(t, emu, sessionPolicy)
@@ -251,10 +240,7 @@ func TestGoSDKListObjects(t *testing.T) {
 // public-read object can be fetched with a plain http.Get, and values
 // outside OSS's lists are refused.
 func TestGoSDKObjectACLAndStorageClass(t *testing.T) {
-	for _, v := range []struct {
-		name string
-		opt  oss.ClientOption
-	}{{"V1", oss.AuthVersion(oss.AuthV1)}, {"V4", oss.AuthVersion(oss.AuthV4)}} {
+	for _, v := range authVersions {
 		t.Run(v.name, func(t *testing.T) {
 			emu := startEmu(t, ossemu.Options{})
 			b := ossBucket(t, emu, testAK, testSK, v.opt)
