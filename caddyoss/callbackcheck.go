@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
+	"github.com/caddy-oss/caddy-oss/internal/redact"
 )
 
 // ossCallTimeout bounds a server-side OSS call made while OSS waits (5 s)
@@ -130,7 +131,7 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 			code = se.Code
 		}
 		h.logger.Error("confirming a callback with OSS failed",
-			zap.String("object", object), zap.String("oss_code", code), zap.String("error", redactError(err)), zapRemote(r))
+			zap.String("object", object), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
 		return nil, callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}
 	checks := []struct{ variable, stored string }{

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/redact"
 )
 
 // alibabaCallbackKeyPEM is https://gosspublic.alicdn.com/callback_pub_key_v1.pem,
@@ -252,8 +254,8 @@ func (v *callbackVerifier) runFetch(keyURL string, f *keyFetch) {
 		// Logged once per fetch, not per callback: callers cannot make
 		// the log grow faster than the fetches.
 		v.logger.Warn("fetching callback public key failed",
-			zap.String("url", redactURL(keyURL)),
-			zap.String("error", redactError(err)),
+			zap.String("url", redact.URL(keyURL)),
+			zap.String("error", redact.Error(err)),
 			zap.Duration("retry_after", keyFetchRetryAfter))
 	}
 	f.key, f.err = k, err

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/redact"
 )
 
 // limitDeleteTimeout bounds the deletion of an upload outside the limits.
@@ -62,7 +64,7 @@ func (h *Handler) enforceLimits(ctx context.Context, r *http.Request, object str
 			code = se.Code
 		}
 		h.logger.Error("deleting an upload outside the limits failed: it stays stored",
-			zap.String("object", object), zap.String("why", why), zap.String("oss_code", code), zap.String("error", redactError(err)), zapRemote(r))
+			zap.String("object", object), zap.String("why", why), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
 		return callbackErr(status, reasonLimits, "upload outside the limits ("+why+"); deleting it failed")
 	}
 	h.logger.Warn("upload outside the limits deleted",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-oss/caddy-oss/internal/doctor"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 // The `caddy oss-doctor` command lives here, not in its own package, so
@@ -144,9 +145,9 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 			break
 		}
 	}
-	sts := h.STSPath != routeOff && h.STS != nil
+	stsOn := h.STSPath != routeOff && h.STS != nil
 	switch {
-	case sts:
+	case stsOn:
 		t.ClientACL = "STS uploaders can set an object's ACL"
 	case strings.EqualFold(h.FormFields, formFieldsMinimal) && (t.PostObject || t.Uppy):
 		t.ClientACL = "with form_fields minimal PostObject uploaders can add an x-oss-object-acl field"
@@ -169,7 +170,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 		}
 	}
 
-	if sts {
+	if stsOn {
 		s := *h.STS
 		s.RoleARN, s.ExternalID, s.Endpoint = expand(s.RoleARN), expand(s.ExternalID), expand(s.Endpoint)
 		if s.SessionName == "" {
@@ -181,7 +182,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 		if s.Endpoint == "" {
 			s.Endpoint = "sts." + h.Region + ".aliyuncs.com"
 		}
-		policy, err := uploadPolicy(h.Bucket, h.KeyPrefix)
+		policy, err := sts.UploadPolicy(h.Bucket, h.KeyPrefix)
 		if err != nil {
 			return doctor.Target{}, err
 		}
@@ -197,11 +198,11 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 				return doctor.Target{}, err
 			}
 			t.STS.AssumeRole = func(ctx context.Context, session, policy string) (doctor.Credentials, error) {
-				c, err := broker.assumeRole(ctx, session, policy)
+				c, err := broker.AssumeRole(ctx, session, policy)
 				if err != nil {
 					return doctor.Credentials{}, err
 				}
-				return doctor.Credentials{ID: c.AccessKeyID, Secret: c.AccessKeySecret, Token: c.SecurityToken}, nil
+				return doctor.Credentials{ID: c.ID, Secret: c.Secret, Token: c.Token}, nil
 			}
 		} else {
 			t.STS.AssumeRole = func(context.Context, string, string) (doctor.Credentials, error) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-oss/caddy-oss/internal/sts/ststest"
 )
 
 // Integration tests run a real Caddy in this test binary (caddytest): the
@@ -227,7 +229,7 @@ http://localhost:9080 {
 
 // The STS route through a running Caddy, against the local fake STS.
 func TestIntegrationSTSRoute(t *testing.T) {
-	f := newFakeSTS(t)
+	f := ststest.NewServer(t)
 	tester := newTester(t)
 	tester.InitServer(integrationGlobal+`
 http://localhost:9080 {
@@ -240,7 +242,7 @@ http://localhost:9080 {
 		sts {
 			role_arn acs:ram::123:role/up
 			session_name web-{http.request.header.X-User}
-			endpoint `+f.srv.URL+`
+			endpoint `+f.URL+`
 		}
 	}
 }`, "caddyfile")
@@ -255,10 +257,10 @@ http://localhost:9080 {
 	if body["AccessKeyId"] != "STS.key1" || body["Prefix"] != "uploads/carol/" || body["SecurityToken"] != "CAIStoken1" {
 		t.Errorf("response %v", body)
 	}
-	if f.lastQuery["RoleSessionName"] != "web-carol" {
-		t.Errorf("AssumeRole %v", f.lastQuery)
+	if f.LastQuery["RoleSessionName"] != "web-carol" {
+		t.Errorf("AssumeRole %v", f.LastQuery)
 	}
-	f.set(func(f *fakeSTS) { f.mode = "down" })
+	f.Set(func(f *ststest.Server) { f.Mode = ststest.Down })
 	req, _ = http.NewRequest("GET", "http://localhost:9080/oss/sts", nil)
 	req.Header.Set("X-User", "dave")
 	resp = tester.AssertResponseCode(req, 503)

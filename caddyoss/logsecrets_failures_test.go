@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-oss/caddy-oss/internal/osssign"
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 // leakySTS answers AssumeRole with answer and keeps every query it gets.
@@ -97,14 +100,22 @@ func stsFailure(t *testing.T, logger *zap.Logger, endpoint string, readTimeout t
 	h := testHandler(t, func(h *Handler) {
 		h.STS = &STSConfig{RoleARN: "acs:ram::123:role/up", Endpoint: endpoint}
 	})
-	h.logger, h.sts.logger = logger, logger
+	// The handler and a broker built as Provision builds it log to logger.
+	h.logger = logger
+	cred, err := h.creds.credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.sts, err = newSTSBroker(*h.STS, h.Region, cred, logger); err != nil {
+		t.Fatal(err)
+	}
 	if readTimeout > 0 {
-		h.sts.readTimeout = readTimeout
+		h.sts.ReadTimeout = readTimeout
 	}
 	var mu sync.Mutex
 	var raw []error
-	assumeRole := h.sts.assumeRole
-	h.sts.assumeRole = func(ctx context.Context, session, policy string) (stsCredentials, error) {
+	assumeRole := h.sts.Call
+	h.sts.Call = func(ctx context.Context, session, policy string) (osssign.Credentials, error) {
 		c, err := assumeRole(ctx, session, policy)
 		mu.Lock()
 		raw = append(raw, err)
@@ -124,7 +135,7 @@ func stsFailure(t *testing.T, logger *zap.Logger, endpoint string, readTimeout t
 		if err == nil {
 			t.Fatal("AssumeRole succeeded")
 		}
-		t.Logf("SDK error %T, logged as %q", err, stsErrorSummary(err))
+		t.Logf("SDK error %T, logged as %q", err, sts.ErrorSummary(err))
 	}
 	return raw
 }

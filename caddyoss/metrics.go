@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-oss/caddy-oss/internal/delivery"
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 // Label values of the oss_upload metrics. A label only ever carries one of
@@ -29,9 +30,8 @@ const (
 	signRefused = "refused" // 4xx: the client's fault
 	signError   = "error"   // 5xx: ours or upstream's
 
-	// source of caddy_oss_sts_credentials_total.
-	stsSourceCache      = "cache"
-	stsSourceAssumeRole = "assume_role"
+	// source of caddy_oss_sts_credentials_total: sts.SourceCache and
+	// sts.SourceAssumeRole.
 
 	// result of caddy_oss_callbacks_total.
 	callbackVerified = "verified"
@@ -77,7 +77,7 @@ type metricSet struct {
 	signRequests      *prometheus.CounterVec
 	signDuration      *prometheus.HistogramVec
 	stsCredentials    *prometheus.CounterVec
-	stsFromCache      prometheus.Counter // stsCredentials{source="cache"}, looked up once
+	stsBroker         sts.Metrics // what the STS broker increments, looked up once
 	assumeRoleErrors  prometheus.Counter
 	callbacks         *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
@@ -123,10 +123,13 @@ func newOSSMetrics() *metricSet {
 		deliveryRefused, deliveryDead, deliveryLost, deliveryStorage} {
 		m.deliveries.WithLabelValues(o)
 	}
-	for _, s := range []string{stsSourceCache, stsSourceAssumeRole} {
-		m.stsCredentials.WithLabelValues(s)
+	// The STS broker's series: both sources are exported from the start
+	// too.
+	m.stsBroker = sts.Metrics{
+		FromCache:        m.stsCredentials.WithLabelValues(sts.SourceCache),
+		FromAssumeRole:   m.stsCredentials.WithLabelValues(sts.SourceAssumeRole),
+		AssumeRoleErrors: m.assumeRoleErrors,
 	}
-	m.stsFromCache = m.stsCredentials.WithLabelValues(stsSourceCache)
 	return m
 }
 

@@ -19,6 +19,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/caddy-oss/caddy-oss/internal/sts"
+	"github.com/caddy-oss/caddy-oss/internal/sts/ststest"
 )
 
 // scrapeOSS reads the caddy_oss_* series at the admin endpoint's /metrics,
@@ -247,8 +250,8 @@ func TestMetricsIntegration(t *testing.T) {
 		fmt.Sprintf(duration, signRoutePostPolicy):               5,
 		fmt.Sprintf(duration, signRoutePresign):                  1,
 		fmt.Sprintf(duration, signRouteSTS):                      2,
-		fmt.Sprintf(creds, stsSourceAssumeRole):                  1,
-		fmt.Sprintf(creds, stsSourceCache):                       1,
+		fmt.Sprintf(creds, sts.SourceAssumeRole):                 1,
+		fmt.Sprintf(creds, sts.SourceCache):                      1,
 		"caddy_oss_sts_assume_role_errors_total":                 0,
 		fmt.Sprintf(callback, reasonOK, callbackVerified):        2,
 		fmt.Sprintf(callback, reasonMethod, callbackRejected):    1,
@@ -270,9 +273,9 @@ func TestMetricsIntegration(t *testing.T) {
 
 	// A reload (STS now down, a second site with its own handler): the
 	// counts go on from where they were.
-	f := newFakeSTS(t)
-	f.set(func(f *fakeSTS) { f.mode = "down" })
-	reloaded := strings.Replace(env.config, "\t\t\tendpoint "+env.emu.STSEndpoint(), "\t\t\tendpoint "+f.srv.URL, 1) + `
+	f := ststest.NewServer(t)
+	f.Set(func(f *ststest.Server) { f.Mode = ststest.Down })
+	reloaded := strings.Replace(env.config, "\t\t\tendpoint "+env.emu.STSEndpoint(), "\t\t\tendpoint "+f.URL, 1) + `
 http://other.localhost:9080 {
 	oss_upload {
 		bucket other-bucket
@@ -281,7 +284,7 @@ http://other.localhost:9080 {
 		access_key_secret testsecret
 	}
 }`
-	if !strings.Contains(reloaded, f.srv.URL) {
+	if !strings.Contains(reloaded, f.URL) {
 		t.Fatal("the STS endpoint was not replaced")
 	}
 	env.tester.InitServer(reloaded, "caddyfile")

@@ -16,6 +16,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 // metricLabelValues are all the values a label of the oss_upload metrics
@@ -23,7 +25,7 @@ import (
 var metricLabelValues = []string{
 	signRoutePostPolicy, signRoutePresign, signRouteSTS, signRouteUppy,
 	signOK, signRefused, signError,
-	stsSourceCache, stsSourceAssumeRole,
+	sts.SourceCache, sts.SourceAssumeRole,
 	callbackVerified, callbackRejected,
 	deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
 	deliveryRefused, deliveryDead, deliveryLost, deliveryStorage, reasonURL,

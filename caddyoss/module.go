@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/delivery"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 func init() {
@@ -172,7 +173,7 @@ type Handler struct {
 	uploadURLPlain bool
 	callbackB64    string // the callback parameter, "" when not configured
 	now            func() time.Time
-	sts            *stsBroker
+	sts            *sts.Broker
 	verifier       *callbackVerifier
 	callbackCanon  string        // callback.CanonicalPath(CallbackPath)
 	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only

@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
 // stsRetryAfter is what clients are told to wait when STS is unavailable.
@@ -32,13 +33,13 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		return h.forbidden(r, fmt.Errorf("sts session_name expands to a value that %v", err))
 	}
 	session = sanitizeSessionName(session)
-	policy, err := uploadPolicy(h.Bucket, prefix)
+	policy, err := sts.UploadPolicy(h.Bucket, prefix)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	c, err := h.sts.get(r.Context(), session, policy)
+	c, err := h.sts.Get(r.Context(), session, policy)
 	if err != nil {
-		if errors.Is(err, errSTSUnavailable) {
+		if errors.Is(err, sts.ErrUnavailable) {
 			w.Header().Set("Retry-After", stsRetryAfter)
 			return caddyhttp.Error(http.StatusServiceUnavailable,
 				errors.New("temporary credentials are unavailable; retry later"))
@@ -51,8 +52,12 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	if ce := h.logger.Check(zapcore.DebugLevel, "STS credentials issued"); ce != nil {
 		logIssued(ce, r, c, session, prefix)
 	}
+	// Without a callback the answer depends only on the credentials and
+	// the prefix, which the cache key (the session policy) fixes, so the
+	// first request to hand them out keeps it and the next ones send the
+	// same bytes.
 	if h.callbackB64 == "" {
-		if body := c.answer.get(); body != nil {
+		if body := c.Answer.Bytes(); body != nil {
 			return writeJSON(w, http.StatusOK, body)
 		}
 	}
@@ -70,9 +75,9 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	defer jsonw.Put(bp)
 	o := jsonw.Object{B: *bp}
 	o.Open()
-	o.Str("AccessKeyId", c.AccessKeyID)
-	o.Str("AccessKeySecret", c.AccessKeySecret)
-	o.Str("SecurityToken", c.SecurityToken)
+	o.Str("AccessKeyId", c.ID)
+	o.Str("AccessKeySecret", c.Secret)
+	o.Str("SecurityToken", c.Token)
 	o.Key("Expiration")
 	o.B = append(o.B, '"')
 	o.B = osssign.AppendUTCRFC3339(o.B, c.Expiration)
@@ -89,7 +94,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	o.Close()
 	*bp = o.B
 	if h.callbackB64 == "" {
-		c.answer.keep(o.B)
+		c.Answer.Keep(o.B)
 	}
 	return writeJSON(w, http.StatusOK, o.B) // Cache-Control: no-store
 }
@@ -141,7 +146,7 @@ func validSessionName(s string) bool {
 // fields would otherwise take room on every request's stack.
 //
 //go:noinline
-func logIssued(ce *zapcore.CheckedEntry, r *http.Request, c stsCredentials, session, prefix string) {
-	ce.Write(zap.String("source", c.source), zap.String("session_name", session), zap.String("prefix", prefix),
+func logIssued(ce *zapcore.CheckedEntry, r *http.Request, c sts.Issued, session, prefix string) {
+	ce.Write(zap.String("source", c.Source), zap.String("session_name", session), zap.String("prefix", prefix),
 		zapExpires(c.Expiration), zapRemote(r))
 }

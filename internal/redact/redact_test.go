@@ -1,4 +1,4 @@
-package caddyoss
+package redact
 
 import (
 	"testing"
@@ -54,8 +54,8 @@ func TestRedactSecrets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := redactSecrets(tc.in); got != tc.want {
-				t.Errorf("redactSecrets(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			if got := Secrets(tc.in); got != tc.want {
+				t.Errorf("Secrets(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 			}
 		})
 	}
