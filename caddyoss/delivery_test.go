@@ -152,9 +152,15 @@ type deliveryEnv struct {
 }
 
 func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
+	return newDeliveryEnvWith(t, "", callbackExtra)
+}
+
+// newDeliveryEnvWith is newDeliveryEnv with globalExtra in the global
+// options.
+func newDeliveryEnvWith(t *testing.T, globalExtra, callbackExtra string) *deliveryEnv {
 	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
 	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}
-	e.config = testGlobal(t) + `
+	e.config = strings.Replace(testGlobal(t), "persist_config off\n", "persist_config off\n"+globalExtra, 1) + `
 http://localhost:9080 {
 	oss_upload {
 		bucket dl-bucket
