@@ -78,6 +78,7 @@ func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("callback events: instance id: %w", err)
 	}
+	h.emitter = newUploadEvents(ctx, h.logger)
 	h.events, err = delivery.New(delivery.Config{
 		Storage:  h.storage,
 		Prefix:   eventsPrefix + "/" + h.id,
@@ -87,6 +88,7 @@ func (h *Handler) provisionCallback(ctx caddy.Context) error {
 		Send:     h.sendQueued,
 		RetryFor: time.Duration(h.Callback.RetryFor),
 		Observe:  observeDelivery,
+		OnSettle: h.emitter.settled,
 	})
 	if err != nil {
 		return err
@@ -131,6 +133,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 		h.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
 		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback records are unavailable")
 		countCallback(err)
+		h.emitter.rejected(r, err)
 		return err
 	}
 	countCallback(nil)
@@ -138,6 +141,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next cad
 	if !claim.Fresh {
 		return h.answerCopy(w, r, claim)
 	}
+	h.emitter.verified(ev, facts, viaCallback)
 	// Settle or Release frees the event's locks; this only matters if the
 	// attempt panics.
 	defer h.events.Unhold(context.WithoutCancel(ctx), ev.ID)
@@ -162,6 +166,7 @@ func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event, facts map
 func (h *Handler) rejectCallback(r *http.Request, err error) error {
 	h.logger.Warn("callback rejected", zap.Error(err), zapRemote(r))
 	countCallback(err)
+	h.emitter.rejected(r, err)
 	return err
 }
 

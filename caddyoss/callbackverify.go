@@ -190,12 +190,12 @@ func originalRequestURI(r *http.Request) string {
 	return r.URL.RequestURI()
 }
 
-// callbackFacts picks bucket, object, size and etag out of a callback body
-// for checks, placeholders and logs. The body's own shape decides JSON or
-// form: the Content-Type header is not signed.
+// callbackFacts picks bucket, object, size, etag and mimeType out of a
+// callback body for checks, placeholders, logs and events. The body's own
+// shape decides JSON or form: the Content-Type header is not signed.
 func callbackFacts(body []byte) map[string]string {
 	out := map[string]string{}
-	names := []string{"bucket", "object", "size", "etag"}
+	names := []string{"bucket", "object", "size", "etag", "mimeType"}
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
 		var m map[string]any
 		dec := json.NewDecoder(bytes.NewReader(body))

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,12 @@ type deliveryEnv struct {
 }
 
 func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
+	return newDeliveryEnvWith(t, "", callbackExtra)
+}
+
+// newDeliveryEnvWith is newDeliveryEnv with globalExtra in the global
+// options.
+func newDeliveryEnvWith(t *testing.T, globalExtra, callbackExtra string) *deliveryEnv {
 	emu, keyFile := startEmu(t, ossemu.Options{Buckets: []string{"dl-bucket"}, AccessKeys: map[string]string{"dl-ak": "dl-secret"}})
 	e := &deliveryEnv{emu: emu, app: newFlakyApp(t), tester: newTester(t), toOSS: loopbackClient(emu.Addr())}
 	e.config = appSite(t, emu, "dl-bucket", "dl-ak", "dl-secret", `
@@ -122,6 +129,7 @@ func newDeliveryEnv(t *testing.T, callbackExtra string) *deliveryEnv {
 			answer_within 1s
 			`+callbackExtra+`
 		}`, e.app.addr)
+	e.config = strings.Replace(e.config, "persist_config off\n", "persist_config off\n"+globalExtra, 1)
 	e.tester.InitServer(e.config, "caddyfile")
 	return e
 }

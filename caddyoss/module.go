@@ -187,6 +187,7 @@ type Handler struct {
 	stopQueue context.CancelFunc
 	queueDone chan struct{}
 	srv       *atomic.Pointer[caddyhttp.Server] // found on the first retry
+	emitter   *uploadEvents                     // Caddy events of the uploads; nil without an events app
 }
 
 // STSConfig configures AssumeRole for the STS route.

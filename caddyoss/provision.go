@@ -233,6 +233,7 @@ func (h *Handler) Cleanup() error {
 			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
 		}
 	}
+	h.emitter.stop()
 	if h.verifier != nil {
 		h.verifier.cleanup()
 	}

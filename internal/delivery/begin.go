@@ -88,6 +88,13 @@ func (q *Queue) release(ctx context.Context, lock, id string) {
 	processLocks.unlock(lock)
 }
 
+// settleHeld is settleFirst for an event whose locks, named lock, the
+// caller took from held: they are freed when it returns, even on a panic.
+func (q *Queue) settleHeld(ctx context.Context, lock string, ev *Event, status int, answer []byte, sendErr error) (State, error) {
+	defer q.release(ctx, lock, ev.ID)
+	return q.settleFirst(ctx, ev, status, answer, sendErr)
+}
+
 // settleFirst records the outcome of the first attempt at an event begun
 // with Begin, whose locks the caller holds: one write, the done record if
 // the app took or refused the event, else its pending record, due after a

@@ -56,4 +56,15 @@
 // A storage failure is never read as "not found" or "settled": the event
 // stays owed, is tried again with backoff, and the failure is logged with its
 // cause.
+//
+// # Outcomes
+//
+// Config.OnSettle hears of each outcome recorded (delivered, refused,
+// dead) once, from the queue whose write recorded it, after that write and
+// outside the event's lock: an outcome storage refused is reported when a
+// later try writes it, and copies, clean-ups and other queues sharing the
+// storage report nothing more. An outcome is written, and reported, twice
+// only where the event was sent to the app twice: an attempt that outlived
+// its lease, or an outcome kept in memory (storage refused it) while
+// another instance took the event over.
 package delivery

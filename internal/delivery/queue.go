@@ -68,6 +68,17 @@ type Config struct {
 	// Observe, if set, is told each outcome (the Outcome constants). It is
 	// called from several goroutines.
 	Observe func(outcome string)
+	// OnSettle, if set, is called once for each outcome this queue
+	// records: an event delivered, refused or dead, given its record as
+	// written (State, Attempts, Status, LastError; Answer for a refused
+	// event). It is called after the storage write succeeded, outside the
+	// event's lock, by the queue that made the write, and never for an
+	// outcome that was not written (one written later, on the queue's next
+	// try, is reported then). It is called from several goroutines, on the
+	// path of Settle's caller (a first attempt's answer waits for it), so
+	// it must return quickly, and it must not modify the record's Body,
+	// Header or Answer. Default: nothing.
+	OnSettle func(Event)
 	// Parallel bounds the attempts Run makes at once (default 4).
 	Parallel int
 	// Tick is how often Run looks at the clock for due work (default 1 s).
@@ -87,6 +98,7 @@ type Queue struct {
 	lease    time.Duration
 	keepDead time.Duration
 	observe  func(string)
+	onSettle func(Event)
 	parallel int
 	tick     time.Duration
 	rand     func() float64
@@ -143,6 +155,7 @@ func New(cfg Config) (*Queue, error) {
 		lease:    orDefault(cfg.Lease, DefaultLease),
 		keepDead: orDefault(cfg.KeepDead, DefaultKeepDead),
 		observe:  cfg.Observe,
+		onSettle: cfg.OnSettle,
 		parallel: cfg.Parallel,
 		tick:     orDefault(cfg.Tick, DefaultTick),
 		rand:     rand.Float64,
@@ -159,6 +172,9 @@ func New(cfg Config) (*Queue, error) {
 	}
 	if q.observe == nil {
 		q.observe = func(string) {}
+	}
+	if q.onSettle == nil {
+		q.onSettle = func(Event) {}
 	}
 	if q.parallel <= 0 {
 		q.parallel = DefaultParallel

@@ -126,6 +126,7 @@ func (q *Queue) recordOutcome(ctx context.Context, rec *Event, key string) {
 	}
 	q.logger.Info("an event's outcome, which storage had refused, is recorded now",
 		zap.String("id", rec.ID), zap.String("state", string(rec.State)), zap.String("key", key))
+	q.onSettle(*rec)
 }
 
 // take reserves an owed event for an attempt by this queue: under the

@@ -42,8 +42,11 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		return "", err
 	}
 	if lock, ok := q.takeHeld(ev.ID); ok {
-		defer q.release(ctx, lock, ev.ID)
-		return q.settleFirst(ctx, ev, status, answer, sendErr)
+		st, err := q.settleHeld(ctx, lock, ev, status, answer, sendErr)
+		if err == nil && st != Received {
+			q.onSettle(*ev) // once the event's locks are free
+		}
+		return st, err
 	}
 	now := q.now()
 	rec := attempted(ev, status, sendErr)
@@ -75,6 +78,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 			q.observe(OutcomeRefused)
 			log(zapcore.WarnLevel, "the app refused the event; copies get its answer")
 		}
+		q.onSettle(rec)
 		return st, nil
 	}
 
@@ -93,6 +97,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		*ev = rec
 		q.observe(OutcomeDead)
 		log(zapcore.ErrorLevel, "event not delivered within retry_for; kept as dead", zap.String("kept_at", key))
+		q.onSettle(rec)
 		return Dead, nil
 	}
 

@@ -1,0 +1,530 @@
+package caddyoss
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+
+	"github.com/caddy-oss/caddy-oss/internal/delivery"
+	"github.com/caddy-oss/caddy-oss/ossemu"
+)
+
+func init() {
+	caddy.RegisterModule(eventRecorder{})
+}
+
+// eventRecorder is an event handler for tests (events.handlers.
+// oss_test_record): it records every event it is given in recordedEvents,
+// with the origin module and what the {event.data.object} placeholder,
+// which a command handler's arguments would use, expands to.
+type eventRecorder struct{}
+
+func (eventRecorder) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "events.handlers.oss_test_record", New: func() caddy.Module { return new(eventRecorder) }}
+}
+
+func (*eventRecorder) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the handler's name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func (*eventRecorder) Handle(ctx context.Context, e caddy.Event) error {
+	rec := recordedEvent{name: e.Name(), data: maps.Clone(e.Data)}
+	if o := e.Origin(); o != nil {
+		rec.origin = string(o.CaddyModule().ID)
+	}
+	if repl, ok := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		rec.objectPlaceholder = repl.ReplaceAll("{event.data.object}", "")
+	}
+	recordedEvents.add(rec)
+	return nil
+}
+
+var (
+	_ caddyevents.Handler   = (*eventRecorder)(nil)
+	_ caddyfile.Unmarshaler = (*eventRecorder)(nil)
+)
+
+type recordedEvent struct {
+	name, origin      string
+	data              map[string]any
+	objectPlaceholder string
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []recordedEvent
+}
+
+var recordedEvents eventLog
+
+func (l *eventLog) add(e recordedEvent) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) reset() {
+	l.mu.Lock()
+	l.events = nil
+	l.mu.Unlock()
+}
+
+func (l *eventLog) all() []recordedEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+// eventsGlobal subscribes the recorder to every upload event by name.
+const eventsGlobal = `	events {
+		on upload_verified oss_test_record
+		on upload_delivered oss_test_record
+		on upload_refused oss_test_record
+		on upload_dead oss_test_record
+		on callback_rejected oss_test_record
+	}
+`
+
+// eventsUpload is one upload of an events test: what OSS sent as its
+// callback and what the app saw as its Idempotency-Key.
+type eventsUpload struct {
+	content  string
+	callback url.Values
+	record   ossemu.CallbackRecord
+	id       string
+}
+
+// uploadForEvents uploads content in e with the app in mode, checks the
+// uploader's answer, and returns what identifies the upload.
+func uploadForEvents(t *testing.T, e *deliveryEnv, content, mode string, wantStatus int) eventsUpload {
+	t.Helper()
+	e.app.setMode(mode)
+	before := len(e.emu.Callbacks())
+	status, body := e.upload(t, content)
+	if status != wantStatus {
+		t.Fatalf("uploader got %d %s, want %d", status, body, wantStatus)
+	}
+	sent := e.emu.Callbacks()
+	if len(sent) != before+1 {
+		t.Fatalf("OSS sent %d callbacks", len(sent)-before)
+	}
+	cb := sent[len(sent)-1]
+	form, err := url.ParseQuery(cb.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := eventsUpload{content: content, callback: form, record: cb}
+	for _, r := range e.app.requests() {
+		if r.form().Get("object") == form.Get("object") {
+			up.id = r.header.Get("Idempotency-Key")
+		}
+	}
+	if up.id == "" && mode != "down" {
+		t.Fatal("the app did not receive the callback")
+	}
+	return up
+}
+
+// resendCallback sends up's callback to Caddy again, as OSS or a relay
+// might, with another Authorization when signature is not empty, and
+// returns the status.
+func resendCallback(t *testing.T, up eventsUpload, signature string) int {
+	t.Helper()
+	u, _ := url.Parse(up.record.URL)
+	status, _ := resend(t, up.record, u.RequestURI(), up.record.Body, func(h http.Header) {
+		if signature != "" {
+			h.Set("Authorization", signature)
+		}
+	})
+	return status
+}
+
+// wantEvent is an event a test expects, once, and what its data must say.
+type wantEvent struct {
+	name string
+	data map[string]any // exact values; an int value -1 means "at least 2"
+}
+
+const forgedSignature = "c2lnbmF0dXJl" // valid base64 that does not verify
+
+// Every kind of upload event reaches a subscribed event handler once per
+// fact, with the documented data: a callback sent twice is verified once,
+// a delivery retried until the app is back is delivered once with its
+// attempts, a refusal and a dead letter are reported, and a rejected
+// callback is reported without its signature, body or any secret.
+func TestEventsOfUploads(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		callbackExtra string
+		// run makes the uploads and returns the events it expects.
+		run func(t *testing.T, e *deliveryEnv) []wantEvent
+	}{
+		{name: "delivered at once, its callback sent twice", run: func(t *testing.T, e *deliveryEnv) []wantEvent {
+			up := uploadForEvents(t, e, "delivered at once", "up", 200)
+			if s := resendCallback(t, up, ""); s != 200 {
+				t.Fatalf("copy: %d", s)
+			}
+			return []wantEvent{verifiedWant(up), {eventUploadDelivered, map[string]any{
+				"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"), "attempts": 1, "status": 200,
+			}}}
+		}},
+		{name: "retried while the app is down, then delivered", run: func(t *testing.T, e *deliveryEnv) []wantEvent {
+			up := uploadForEvents(t, e, "app down, then up", "down", 200)
+			e.app.setMode("up")
+			keys := e.waitDelivered(t, 1, 15*time.Second)
+			if len(keys) != 1 {
+				t.Fatalf("not delivered: %v", keys)
+			}
+			for k := range keys {
+				up.id = k
+			}
+			return []wantEvent{verifiedWant(up), {eventUploadDelivered, map[string]any{
+				"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"), "attempts": -1, "status": 200,
+			}}}
+		}},
+		{name: "refused by the app, its callback sent twice", run: func(t *testing.T, e *deliveryEnv) []wantEvent {
+			up := uploadForEvents(t, e, "refused", "4xx", 203)
+			if s := resendCallback(t, up, ""); s != 409 {
+				t.Fatalf("copy of a refused callback: %d", s)
+			}
+			return []wantEvent{verifiedWant(up), {eventUploadRefused, map[string]any{
+				"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"), "attempts": 1, "status": 409,
+			}}}
+		}},
+		{name: "dead after retry_for", callbackExtra: "retry_for 2s", run: func(t *testing.T, e *deliveryEnv) []wantEvent {
+			up := uploadForEvents(t, e, "never taken", "5xx", 200)
+			return []wantEvent{verifiedWant(up), {eventUploadDead, map[string]any{
+				"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"), "attempts": -1, "status": 503,
+				"reason": "not delivered within retry_for; the app last answered 503",
+			}}}
+		}},
+		{name: "rejected: a forged signature", run: func(t *testing.T, e *deliveryEnv) []wantEvent {
+			up := uploadForEvents(t, e, "genuine, then forged", "up", 200)
+			if s := resendCallback(t, up, forgedSignature); s != 403 {
+				t.Fatalf("forged copy: %d", s)
+			}
+			return []wantEvent{verifiedWant(up), {eventUploadDelivered, map[string]any{
+				"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"), "attempts": 1, "status": 200,
+			}}, {eventCallbackRejected, map[string]any{
+				"reason": reasonSignature, "status": 403, "message": "callback signature does not verify", "remote_ip": "127.0.0.1",
+			}}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDeliveryEnvWith(t, eventsGlobal, "var source events-test\n\t\t\t"+tc.callbackExtra)
+			recordedEvents.reset()
+			want := tc.run(t, e)
+			waitEvents(t, len(want), 15*time.Second)
+			time.Sleep(1500 * time.Millisecond) // nothing more arrives
+			got := recordedEvents.all()
+			if len(got) != len(want) {
+				t.Errorf("%d events, want %d: %v", len(got), len(want), names(got))
+			}
+			for _, w := range want {
+				var found []recordedEvent
+				for _, g := range got {
+					if g.name == w.name {
+						found = append(found, g)
+					}
+				}
+				if len(found) != 1 {
+					t.Errorf("%s emitted %d times, want once", w.name, len(found))
+					continue
+				}
+				checkEventData(t, found[0], w)
+			}
+			// An upload's outcome comes after its upload_verified.
+			order := slices.IndexFunc(got, func(g recordedEvent) bool { return g.name == eventUploadVerified })
+			for i, g := range got {
+				if strings.HasPrefix(g.name, "upload_") && g.name != eventUploadVerified && i < order {
+					t.Errorf("%s came before upload_verified: %v", g.name, names(got))
+				}
+			}
+			secrets := []string{"dl-secret", forgedSignature}
+			for _, cb := range e.emu.Callbacks() {
+				form, _ := url.ParseQuery(cb.Body)
+				secrets = append(secrets, cb.Header.Get("Authorization"), cb.Body, form.Get("oss_binding"))
+			}
+			for _, g := range got {
+				text := fmt.Sprint(g.data)
+				for _, s := range secrets {
+					if s != "" && strings.Contains(text, s) {
+						t.Errorf("%s carries %q: %s", g.name, s, text)
+					}
+				}
+			}
+		})
+	}
+}
+
+// verifiedWant is the upload_verified event of up.
+func verifiedWant(up eventsUpload) wantEvent {
+	return wantEvent{eventUploadVerified, map[string]any{
+		"id": up.id, "bucket": "dl-bucket", "object": up.callback.Get("object"),
+		"size": int64(len(up.content)), "etag": up.callback.Get("etag"), "content_type": "text/plain",
+		"vars": map[string]string{"source": "events-test"}, "via": "callback",
+	}}
+}
+
+func checkEventData(t *testing.T, g recordedEvent, w wantEvent) {
+	t.Helper()
+	if g.origin != "http.handlers.oss_upload" {
+		t.Errorf("%s comes from %q", g.name, g.origin)
+	}
+	if obj, ok := w.data["object"]; ok && g.objectPlaceholder != obj {
+		t.Errorf("%s: {event.data.object} = %q, want %q", g.name, g.objectPlaceholder, obj)
+	}
+	if w.data["id"] == "" {
+		t.Errorf("%s: the test does not know the event id", g.name)
+	}
+	for k, v := range w.data {
+		gv, ok := g.data[k]
+		switch {
+		case !ok:
+			t.Errorf("%s has no %s: %v", g.name, k, g.data)
+		case v == -1:
+			if n, ok := gv.(int); !ok || n < 2 {
+				t.Errorf("%s: %s = %v, want at least 2", g.name, k, gv)
+			}
+		case fmt.Sprintf("%T %v", gv, gv) != fmt.Sprintf("%T %v", v, v):
+			t.Errorf("%s: %s = %T %v, want %T %v", g.name, k, gv, gv, v, v)
+		}
+	}
+	for k := range g.data {
+		if _, ok := w.data[k]; !ok {
+			t.Errorf("%s has the undocumented field %s = %v", g.name, k, g.data[k])
+		}
+	}
+}
+
+// waitEvents waits (bounded) until n events are recorded.
+func waitEvents(t *testing.T, n int, within time.Duration) []recordedEvent {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := recordedEvents.all()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func names(evs []recordedEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.name)
+	}
+	return out
+}
+
+// newTestEventsApp is the events app of a provisioned config (not
+// started), with handler subscribed to names (none: no subscription), and
+// the config's context. A config without apps gives a nil app.
+func newTestEventsApp(t *testing.T, withApp bool, handler caddyevents.Handler, names ...string) (*caddyevents.App, caddy.Context) {
+	t.Helper()
+	cfg := &caddy.Config{
+		Admin:      &caddy.AdminConfig{Disabled: true},
+		StorageRaw: json.RawMessage(`{"module":"file_system","root":` + strconv.Quote(t.TempDir()) + `}`),
+	}
+	if withApp {
+		cfg.AppsRaw = caddy.ModuleMap{"events": json.RawMessage(`{}`)}
+	}
+	// ProvisionContext makes the config's storage certmagic's default;
+	// a running Caddy's is put back.
+	defaultStorage := certmagic.Default.Storage
+	t.Cleanup(func() { certmagic.Default.Storage = defaultStorage })
+	ctx, err := caddy.ProvisionContext(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !withApp {
+		return nil, ctx
+	}
+	a, err := ctx.AppIfConfigured("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := a.(*caddyevents.App)
+	for _, n := range names {
+		if err := app.On(n, handler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return app, ctx
+}
+
+// testEmitter is an uploadEvents on app, started, whose queue nobody
+// reads.
+func testEmitter(t *testing.T, app *caddyevents.App, ctx caddy.Context, buffer int) *uploadEvents {
+	t.Helper()
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u := &uploadEvents{app: app, ctx: ctx, logger: zap.NewNop(), started: make(chan struct{}), queue: make(chan uploadEvent, buffer)}
+	u.start()
+	return u
+}
+
+// The emitter queues only what a subscription can hear, never waits for a
+// full queue or a stopped handler, and counts what it drops; without an
+// events app it does nothing at all.
+func TestUploadEventsQueueing(t *testing.T) {
+	ev := &delivery.Event{ID: "e1", Object: "uploads/a.png", Header: map[string]string{headerBucket: "b"}}
+	facts := map[string]string{"object": "uploads/a.png", "size": "4", "x:user": "alice", "x:" + bindingVar: "2.k.1.x.y"}
+	settled := delivery.Event{ID: "e1", Object: "uploads/a.png", State: delivery.Delivered, Attempts: 1, Status: 200}
+	emitAll := func(u *uploadEvents) {
+		u.verified(ev, facts, viaCallback)
+		u.settled(settled)
+		u.rejected(httptestRequest(), callbackErr(http.StatusForbidden, reasonSignature, "callback signature does not verify"))
+	}
+	for _, tc := range []struct {
+		name       string
+		subscribed []string
+		buffer     int
+		stopped    bool
+		wantQueued []string
+		wantDrops  uint64
+	}{
+		{name: "no subscription", buffer: 8},
+		{name: "other events only", subscribed: []string{"cert_obtained"}, buffer: 8},
+		{name: "one event", subscribed: []string{eventUploadDelivered}, buffer: 8, wantQueued: []string{eventUploadDelivered}},
+		{name: "all events", subscribed: []string{""}, buffer: 8,
+			wantQueued: []string{eventUploadVerified, eventUploadDelivered, eventCallbackRejected}},
+		{name: "queue full", subscribed: []string{""}, buffer: 1, wantQueued: []string{eventUploadVerified}, wantDrops: 2},
+		{name: "stopped", subscribed: []string{""}, buffer: 8, stopped: true, wantDrops: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app, ctx := newTestEventsApp(t, true, &eventRecorder{}, tc.subscribed...)
+			u := testEmitter(t, app, ctx, tc.buffer)
+			if tc.stopped {
+				u.stop()
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				emitAll(u)
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("emitting waited")
+			}
+			var queued []string
+			for len(u.queue) > 0 {
+				queued = append(queued, (<-u.queue).name)
+			}
+			if !slices.Equal(queued, tc.wantQueued) || u.dropped.Load() != tc.wantDrops {
+				t.Fatalf("queued %v, dropped %d; want %v, %d", queued, u.dropped.Load(), tc.wantQueued, tc.wantDrops)
+			}
+		})
+	}
+
+	// No events app in the config (or no config): no emitter, and a nil
+	// one does nothing.
+	if _, ctx := newTestEventsApp(t, false, nil); newUploadEvents(ctx, zap.NewNop()) != nil {
+		t.Fatal("an emitter without an events app")
+	}
+	noCfg, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	none := newUploadEvents(noCfg, zap.NewNop())
+	if none != nil {
+		t.Fatal("an emitter without a config")
+	}
+	emitAll(none)
+	none.stop()
+
+	// Unsubscribed, an event is not even built.
+	app, ctx := newTestEventsApp(t, true, nil)
+	u := testEmitter(t, app, ctx, 8)
+	if n := testing.AllocsPerRun(100, func() {
+		u.verified(ev, facts, viaCallback)
+		u.settled(settled)
+	}); n != 0 {
+		t.Errorf("an unsubscribed event costs %v allocations", n)
+	}
+}
+
+// Until the config has started (its subscriptions are not in place yet)
+// events are held, then emitted in order once Caddy's "started" event
+// comes; a config unloaded before it started drops them.
+func TestUploadEventsWaitForStart(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		unload   bool
+		wantSeen int
+	}{
+		{"started", false, 2},
+		{"unloaded before start", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recordedEvents.reset()
+			app, ctx := newTestEventsApp(t, true, &eventRecorder{}, eventUploadDelivered, eventUploadRefused)
+			var u *uploadEvents
+			unloaded, done := make(chan struct{}), make(chan struct{})
+			if tc.unload {
+				u = &uploadEvents{app: app, ctx: ctx, logger: zap.NewNop(), started: make(chan struct{}), queue: make(chan uploadEvent, 8)}
+				go func() {
+					defer close(done)
+					u.run(unloaded)
+				}()
+			} else {
+				u = newUploadEvents(ctx, zap.NewNop()) // as a handler's Provision does
+				close(done)
+			}
+			if err := app.Start(); err != nil {
+				t.Fatal(err)
+			}
+			u.settled(delivery.Event{ID: "e1", State: delivery.Delivered, Attempts: 1, Status: 200})
+			u.settled(delivery.Event{ID: "e2", State: delivery.Refused, Attempts: 1, Status: 409})
+			time.Sleep(50 * time.Millisecond)
+			if n := len(recordedEvents.all()); n != 0 {
+				t.Fatalf("%d events emitted before the config started", n)
+			}
+			if tc.unload {
+				close(unloaded)
+			} else {
+				app.Emit(ctx, "started", nil) // as Caddy does once every app has started
+			}
+			waitEvents(t, tc.wantSeen, 5*time.Second)
+			u.stop()
+			<-done
+			got := recordedEvents.all()
+			if len(got) != tc.wantSeen {
+				t.Fatalf("%d events emitted, want %d", len(got), tc.wantSeen)
+			}
+			if tc.wantSeen == 2 && (got[0].data["id"] != "e1" || got[1].data["id"] != "e2") {
+				t.Fatalf("out of order: %v", got)
+			}
+			if tc.unload && u.dropped.Load() != 2 {
+				t.Fatalf("dropped %d, want 2", u.dropped.Load())
+			}
+		})
+	}
+}
+
+func httptestRequest() *http.Request {
+	r, _ := http.NewRequest("POST", "/oss/callback", nil)
+	r.RemoteAddr = "192.0.2.7:4711"
+	return r
+}
