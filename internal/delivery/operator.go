@@ -373,6 +373,22 @@ func (q *Queue) CountDead(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
+// CountPending counts the pending records below the prefix (one List; no
+// record is read): the events owed to the app, on every instance.
+func (q *Queue) CountPending(ctx context.Context) (int, error) {
+	keys, err := q.storage.List(ctx, q.dir(pendingDir), false)
+	if err != nil && !notFound(err) {
+		return 0, fmt.Errorf("delivery: listing %s: %w", q.dir(pendingDir), err)
+	}
+	n := 0
+	for _, k := range keys {
+		if checkID(path.Base(k)) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // refreshDead counts the dead events for Dead; a failure is logged and
 // counted, and the last count stays.
 func (q *Queue) refreshDead(ctx context.Context) {

@@ -470,12 +470,18 @@ func TestRedeliverFromAnOperatorQueue(t *testing.T) {
 	if n, err := op.CountDead(ctx); n != 1 || err != nil || op.Dead() != 1 {
 		t.Fatalf("CountDead = %d, %v", n, err)
 	}
+	if n, err := op.CountPending(ctx); n != 0 || err != nil {
+		t.Fatalf("CountPending = %d, %v", n, err)
+	}
 	h.app.answer = nil
 	if _, err := op.Redeliver(ctx, "e1"); err != nil {
 		t.Fatal(err)
 	}
 	if op.Owed() != 0 {
 		t.Fatal("an operator's queue owes events")
+	}
+	if n, err := op.CountPending(ctx); n != 1 || err != nil {
+		t.Fatalf("CountPending after the redelivery = %d, %v", n, err)
 	}
 	h.drive(9, time.Second)
 	h.drive(3, time.Second) // the next scan (every 10 s) finds it
