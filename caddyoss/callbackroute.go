@@ -93,7 +93,7 @@ func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	liveQueues.Store(h.events, struct{}{})
+	liveQueues.Store(h.events, h.id)
 	qctx, stop := context.WithCancel(ctx)
 	h.stopQueue, h.queueDone = stop, make(chan struct{})
 	go func() {

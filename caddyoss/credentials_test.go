@@ -108,12 +108,14 @@ func noCredentialsEnv(t *testing.T) string {
 }
 
 // provision provisions h as a Caddy module would be, with a storage of
-// the test's own, and returns Provision's error.
+// the test's own, and returns Provision's error. Cleanup runs at the end
+// of the test, as Caddy runs it after a failed Provision or an unload.
 func provision(t *testing.T, h *Handler) error {
 	t.Helper()
 	h.storage = &certmagic.FileStorage{Path: t.TempDir()}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
+	t.Cleanup(func() { _ = h.Cleanup() })
 	return h.Provision(ctx)
 }
 

@@ -82,6 +82,7 @@ type metricSet struct {
 	callbacks         *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
 	callbackQueueSize prometheus.GaugeFunc
+	callbackQueueDead *deadGauge
 }
 
 // newOSSMetrics creates the collectors, unregistered.
@@ -117,6 +118,7 @@ func newOSSMetrics() *metricSet {
 			Namespace: ns, Subsystem: sub, Name: "callback_queue_pending",
 			Help: "Verified callbacks waiting for delivery.",
 		}, owedEvents),
+		callbackQueueDead: newDeadGauge(),
 	}
 	// Every outcome is exported from the start, at zero.
 	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
@@ -137,7 +139,7 @@ func newOSSMetrics() *metricSet {
 func (m *metricSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.signRequests, m.signDuration, m.stsCredentials, m.assumeRoleErrors,
-		m.callbacks, m.deliveries, m.callbackQueueSize,
+		m.callbacks, m.deliveries, m.callbackQueueSize, m.callbackQueueDead,
 	}
 }
 
@@ -240,8 +242,8 @@ func observeDelivery(outcome string) {
 }
 
 // liveQueues holds the event queues of the provisioned handlers, whose
-// owed events callback_queue_pending sums.
-var liveQueues sync.Map // *delivery.Queue → struct{}
+// owed events callback_queue_pending sums, with their handler ids.
+var liveQueues sync.Map // *delivery.Queue → handler id (string)
 
 func owedEvents() float64 {
 	n := 0

@@ -255,6 +255,9 @@ func (h *Handler) logStartup() {
 //     accepted), "verify_only", or "off" without a callback block;
 //   - delivery: how verified callbacks reach the upstream ("queued",
 //     "direct"), "off" without a callback route;
+//   - handler_id: with a callback route, the id that names the handler's
+//     events (in storage, the admin API and caddy_oss_callback_queue_dead);
+//   - dead_events: how many of its events are dead, when there are any;
 //   - credentials: "static" (the key pair in the config), "environment",
 //     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
 //     "credentials_uri" or "default_chain:<provider>" (see
@@ -297,6 +300,12 @@ func (h *Handler) startupFields() []zap.Field {
 		zap.String("callbacks", callbacks),
 		zap.String("delivery", delivery),
 		zap.String("credentials", origin),
+	}
+	if h.CallbackPath != routeOff {
+		fields = append(fields, zap.String("handler_id", h.id))
+		if n := h.deadAtStartup(); n > 0 {
+			fields = append(fields, zap.Int("dead_events", n))
+		}
 	}
 	if h.FormFields == formFieldsMinimal {
 		// PostObject policies pin neither the ACL nor the storage class.

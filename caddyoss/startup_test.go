@@ -33,7 +33,7 @@ func TestStartupLine(t *testing.T) {
 		})
 		msg, f := startupLine(t, h)
 		b, _ := json.Marshal(f)
-		want := `{"bucket":"example-bucket","callbacks":"bound","credentials":"static","delivery":"queued","region":"cn-hangzhou",` +
+		want := `{"bucket":"example-bucket","callbacks":"bound","credentials":"static","delivery":"queued","handler_id":"` + h.id + `","region":"cn-hangzhou",` +
 			`"routes":{"callback":"/oss/callback","policy":"/oss/post-policy","presign":"/up/presign","sts":"/oss/sts","uppy":"/oss/uppy"},"signature_version":"v4"}`
 		if msg != "oss_upload configured" || string(b) != want {
 			t.Errorf("%s %s\nwant %s", msg, b, want)
@@ -54,7 +54,7 @@ func TestStartupLine(t *testing.T) {
 		})
 		_, f := startupLine(t, h)
 		b, _ := json.Marshal(f)
-		want := `{"bucket":"example-bucket","callbacks":"verify_only","credentials":"environment","delivery":"queued","region":"cn-hangzhou",` +
+		want := `{"bucket":"example-bucket","callbacks":"verify_only","credentials":"environment","delivery":"queued","handler_id":"` + h.id + `","region":"cn-hangzhou",` +
 			`"routes":{"callback":"/oss/callback","presign":"/oss/presign"},"signature_version":"v1"}`
 		if string(b) != want {
 			t.Errorf("%s\nwant %s", b, want)
@@ -74,6 +74,43 @@ func TestStartupLine(t *testing.T) {
 		})
 		if _, f := startupLine(t, h); f["credentials"] != "unused" || f["callbacks"] != "verify_only" {
 			t.Errorf("%v", f)
+		}
+	})
+	t.Run("handler id and dead events", func(t *testing.T) {
+		for _, tc := range []struct {
+			name     string
+			callback bool
+			dead     []string // dead records to write, below the handler's events
+			want     string   // the line's handler_id and dead_events, as JSON
+		}{
+			{"no callback route", false, nil, `{}`},
+			{"no dead events", true, nil, `{"handler_id":"<id>"}`},
+			{"dead events", true, []string{"dead/1893456000/e1", "dead/1893456000/e2", "dead/1893459600/e3", "pending/e4", "done/1893456000/e5"},
+				`{"dead_events":3,"handler_id":"<id>"}`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				h := testHandler(t, func(h *Handler) {
+					if tc.callback {
+						h.Callback = &CallbackConfig{URL: "https://app.example.com/cb"}
+					}
+				})
+				for _, k := range tc.dead {
+					if err := h.storage.Store(t.Context(), eventsPrefix+"/"+h.id+"/"+k, []byte(`{}`)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				_, f := startupLine(t, h)
+				got := map[string]any{}
+				for _, k := range []string{"handler_id", "dead_events"} {
+					if v, ok := f[k]; ok {
+						got[k] = v
+					}
+				}
+				b, _ := json.Marshal(got)
+				if want := strings.ReplaceAll(tc.want, "<id>", h.id); string(b) != want || len(h.id) != 32 {
+					t.Errorf("%s, want %s", b, want)
+				}
+			})
 		}
 	})
 }

@@ -175,6 +175,7 @@ func TestProvisionNamesEmptyPlaceholders(t *testing.T) {
 				h.storage = &certmagic.FileStorage{Path: t.TempDir()}
 				ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 				defer cancel()
+				defer func() { _ = h.Cleanup() }() // as Caddy does after a failed Provision
 				err = h.Provision(ctx)
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

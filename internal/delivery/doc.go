@@ -67,4 +67,18 @@
 // only where the event was sent to the app twice: an attempt that outlived
 // its lease, or an outcome kept in memory (storage refused it) while
 // another instance took the event over.
+//
+// # Dead letters
+//
+// Operators list the pending and dead events (List), look one up in any
+// state (Find), and act on dead ones: Redeliver (or RedeliverDead for all)
+// writes the event's pending record again, due now, with the same id and a
+// fresh RetryFor window counted from its Redelivered time, then deletes
+// its dead record; Drop deletes a dead event for good. Both run under the
+// event's storage lock and write before they delete. A redelivery whose
+// delete failed leaves a dead record older than the pending one (by
+// Redelivered): Run recognizes it and deletes it instead of taking the
+// event for settled. Every running queue finds a redelivered event at its
+// next scan; a Queue built with Open does these actions without
+// delivering. Each scan also counts the dead records (Dead).
 package delivery

@@ -43,6 +43,10 @@ type Event struct {
 	Object string `json:"object,omitempty"`
 	// Created is when the event was first recorded.
 	Created time.Time `json:"created"`
+	// Redelivered is when an operator last put the dead event back in the
+	// queue (zero: never). RetryFor counts from the later of Created and
+	// Redelivered.
+	Redelivered time.Time `json:"redelivered,omitzero"`
 	// Expires is how long the record must at least be kept: until then a
 	// copy of the event is recognized.
 	Expires time.Time `json:"expires"`

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -55,8 +56,9 @@ type Config struct {
 	// app's status and answer body, or status 0 and an error when the app
 	// could not be reached. Its ctx ends at half the lease.
 	Send func(ctx context.Context, ev *Event) (status int, answer []byte, err error)
-	// RetryFor is how long after Created a failed event is still retried;
-	// then it is dead (default DefaultRetryFor).
+	// RetryFor is how long after Created (or after an operator redelivered
+	// it) a failed event is still retried; then it is dead (default
+	// DefaultRetryFor).
 	RetryFor time.Duration
 	// Lease is how long an attempt reserves an event (default
 	// DefaultLease). Each attempt of the queue gets half of it, so that a
@@ -109,6 +111,12 @@ type Queue struct {
 	corrupt  map[string]bool   // unreadable pending records already reported
 	held     map[string]string // events begun (Begin) whose locks are held, by id: their lock names
 	wg       sync.WaitGroup    // attempts in flight
+
+	// dead is the number of dead records below Prefix as last counted
+	// (CountDead, at each scan), plus the events given up since.
+	dead atomic.Int64
+	// passive: opened for an operator (Open); Run does nothing.
+	passive bool
 
 	// Used by Run's goroutine only.
 	nextScan, nextPurge time.Time

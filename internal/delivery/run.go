@@ -16,9 +16,14 @@ import (
 // At start and every 10 s it lists pending/, which also picks up events
 // recorded by other handlers and instances sharing the storage (for
 // example during a configuration reload); at start and every 10 minutes it
-// purges expired groups. Each due event is attempted as the package
-// documentation describes, at most Parallel at a time.
+// purges expired groups; at each scan it also counts the dead records
+// (Dead). Each due event is attempted as the package documentation
+// describes, at most Parallel at a time. On a Queue opened for an
+// operator (Open) it returns at once.
 func (q *Queue) Run(ctx context.Context) {
+	if q.passive {
+		return
+	}
 	defer q.wg.Wait()
 	t := time.NewTicker(q.tick)
 	defer t.Stop()
@@ -45,6 +50,7 @@ func (q *Queue) step(ctx context.Context) {
 	}
 	if !now.Before(q.nextScan) {
 		q.scan(ctx)
+		q.refreshDead(ctx)
 		q.nextScan = now.Add(scanEvery)
 	}
 	q.startDue(ctx)
@@ -122,6 +128,7 @@ func (q *Queue) recordOutcome(ctx context.Context, rec *Event, key string) {
 	case Refused:
 		q.observe(OutcomeRefused)
 	case Dead:
+		q.dead.Add(1)
 		q.observe(OutcomeDead)
 	}
 	q.logger.Info("an event's outcome, which storage had refused, is recorded now",
@@ -168,10 +175,20 @@ func (q *Queue) take(ctx context.Context, id string) *Event {
 	}
 	// A settled event whose pending record could not be deleted: finish
 	// the move instead of delivering it again.
-	done, err := q.settled(ctx, id, settledGroups(ev.Expires, now))
+	groups := settledGroups(ev.Expires, now)
+	done, err := q.settled(ctx, id, groups)
 	if err != nil {
 		q.storageFailed("checking an owed event for a settled record failed; it stays owed", id, ev.Expires, ev.Attempts, err)
 		return nil
+	}
+	if staleDead(done, ev) {
+		// The dead record of an earlier life, which the redelivery could
+		// not delete: the event is owed again; finish the redelivery.
+		if err := q.deleteDead(ctx, id, groups); err != nil {
+			q.storageFailed("removing the dead record of a redelivered event failed; it stays owed", id, ev.Expires, ev.Attempts, err)
+			return nil
+		}
+		done = nil
 	}
 	if done != nil {
 		if err := q.storage.Delete(ctx, q.pendingKey(id)); err != nil {

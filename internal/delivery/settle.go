@@ -24,7 +24,8 @@ var errTaken = errors.New("the event was taken over or settled by another holder
 //     MaxAnswer bytes) for copies;
 //   - Received (retryable): Attempts+1, the lease is released and the next
 //     attempt is due after a backoff; once RetryFor has passed since
-//     Created, the record moves to dead/ instead and Dead is returned.
+//     Created (or since an operator redelivered the event), the record
+//     moves to dead/ instead and Dead is returned.
 //
 // Each change is one write (a move also deletes the pending record, after
 // the new record is written). On success ev is updated to the new record.
@@ -82,7 +83,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 		return st, nil
 	}
 
-	if !now.Before(rec.Created.Add(q.retryFor)) {
+	if !now.Before(retryFrom(&rec).Add(q.retryFor)) {
 		rec.State, rec.NextAt = Dead, time.Time{}
 		group := hourCeil(rec.Expires)
 		if now.After(rec.Expires) {
@@ -95,6 +96,7 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 			return Received, err
 		}
 		*ev = rec
+		q.dead.Add(1)
 		q.observe(OutcomeDead)
 		log(zapcore.ErrorLevel, "event not delivered within retry_for; kept as dead", zap.String("kept_at", key))
 		q.onSettle(rec)
@@ -120,6 +122,15 @@ func (q *Queue) Settle(ctx context.Context, ev *Event, status int, answer []byte
 	}
 	log(zapcore.WarnLevel, "delivery attempt failed; will retry", zap.Time("retry_at", rec.NextAt))
 	return Received, nil
+}
+
+// retryFrom is when rec's RetryFor window began: when it was first
+// recorded, or when an operator last redelivered it.
+func retryFrom(rec *Event) time.Time {
+	if rec.Redelivered.After(rec.Created) {
+		return rec.Redelivered
+	}
+	return rec.Created
 }
 
 // attempted is ev's record after one more attempt that ended with status

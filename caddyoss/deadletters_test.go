@@ -1,0 +1,50 @@
+package caddyoss
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The gauge caddy_oss_callback_queue_dead has one series per handler id
+// served here, from its queue's count, and none for a handler that is
+// gone.
+func TestDeadGauge(t *testing.T) {
+	h := testHandler(t, func(h *Handler) {
+		h.Callback = &CallbackConfig{URL: "https://app.example.com/cb"}
+	})
+	for _, k := range []string{"dead/1893456000/e1", "dead/1893459600/e2"} {
+		if err := h.storage.Store(t.Context(), eventsPrefix+"/"+h.id+"/"+k, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.events.CountDead(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	series := func() map[string]float64 {
+		ch := make(chan prometheus.Metric, 16)
+		go func() { ossMetrics.callbackQueueDead.Collect(ch); close(ch) }()
+		out := map[string]float64{}
+		for m := range ch {
+			var d dto.Metric
+			if err := m.Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.GetLabel()) != 1 || d.GetLabel()[0].GetName() != "handler" {
+				t.Fatalf("labels %v", d.GetLabel())
+			}
+			out[d.GetLabel()[0].GetValue()] = d.GetGauge().GetValue()
+		}
+		return out
+	}
+	if got := series(); got[h.id] != 2 {
+		t.Fatalf("series %v, want %s = 2", got, h.id)
+	}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := series()[h.id]; ok {
+		t.Fatal("a cleaned-up handler still has a series")
+	}
+}
