@@ -208,7 +208,7 @@ func TestAdminAPIRoutes(t *testing.T) {
 		})
 	}
 	// The served handler's queue owes what was redelivered, at once.
-	if n := h.events.Owed(); n < 2 {
+	if n := h.callback.events.Owed(); n < 2 {
 		t.Errorf("the running queue owes %d events, want at least the 2 redelivered", n)
 	}
 }

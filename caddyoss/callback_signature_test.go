@@ -137,7 +137,7 @@ func TestCallbackKeyFetch(t *testing.T) {
 		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(b)), Header: http.Header{}}, nil
 	})
 	h := callbackHandler(t)
-	h.verifier.client.Transport = rt
+	h.callback.verifier.client.Transport = rt
 	otherPath := base64.StdEncoding.EncodeToString([]byte("http://gosspublic.alicdn.com/callback_pub_key_v3.pem"))
 	for i := 0; i < 3; i++ {
 		// The same genuine callback: the first is forwarded, the copies are
@@ -176,7 +176,7 @@ func FuzzCallbackVerify(f *testing.F) {
 	v.client.Transport = roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 404, Body: http.NoBody, Header: http.Header{}}, nil
 	})
-	h.verifier = v
+	h.callback.verifier = v
 	f.Fuzz(func(t *testing.T, uri, body, sig, keyURL, md5h string) {
 		if !strings.HasPrefix(uri, "/") {
 			uri = "/" + uri
@@ -193,7 +193,7 @@ func FuzzCallbackVerify(f *testing.F) {
 		}
 		called := false
 		next := handlerFunc(func(http.ResponseWriter, *http.Request) error { called = true; return nil })
-		_ = h.serveCallback(httptest.NewRecorder(), withReplacer(r), next)
+		_ = h.callback.serveCallback(httptest.NewRecorder(), withReplacer(r), next)
 		genuine := uri == e1Path && body == e1Body && sig == e1Sig
 		if called && !genuine {
 			t.Fatalf("unverified callback reached the upstream: %q %q %q %q", uri, body, sig, keyURL)

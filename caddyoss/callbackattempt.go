@@ -16,10 +16,10 @@ import (
 
 // firstAttempt hands a fresh event to the app within what is left of OSS's
 // wait, records the outcome, and answers OSS.
-func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ev *delivery.Event) error {
+func (cr *callbackRoute) firstAttempt(ctx context.Context, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ev *delivery.Event) error {
 	fwd := r.WithContext(ctx)
-	h.target.rebuild(fwd, ev)
-	if ce := h.logger.Check(zapcore.DebugLevel, "callback verified"); ce != nil {
+	cr.target.rebuild(fwd, ev)
+	if ce := cr.logger.Check(zapcore.DebugLevel, "callback verified"); ce != nil {
 		ce.Write(zap.String("id", ev.ID), zap.String("object", ev.Object), zapRemote(r))
 	}
 	ans := newAnswerRecorder()
@@ -40,25 +40,25 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 	answerStatus, answer := ans.normalized()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
-	if h.Callback.Delivery == deliveryModeDirect && delivery.Classify(status, err) == delivery.Received {
+	if cr.Callback.Delivery == deliveryModeDirect && delivery.Classify(status, err) == delivery.Received {
 		// Direct delivery keeps nothing owed: the uploader may send the
 		// upload again.
-		if rerr := h.events.Release(sctx, ev); rerr != nil {
-			h.logger.Error("releasing a callback the app did not take failed", zap.String("id", ev.ID), zap.Error(rerr))
+		if rerr := cr.events.Release(sctx, ev); rerr != nil {
+			cr.logger.Error("releasing a callback the app did not take failed", zap.String("id", ev.ID), zap.Error(rerr))
 		}
 		observeDelivery(deliveryFailed)
-		h.logger.Warn("the upstream did not take the callback (delivery direct: not retried)",
+		cr.logger.Warn("the upstream did not take the callback (delivery direct: not retried)",
 			zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
 		if status == 0 {
 			return writeJSON(w, http.StatusBadGateway, jsonError("the app did not take the callback"))
 		}
 		return writeJSON(w, answerStatus, answer)
 	}
-	st, serr := h.events.Settle(sctx, ev, status, answer, err) // Settle logs a storage failure
+	st, serr := cr.events.Settle(sctx, ev, status, answer, err) // Settle logs a storage failure
 	switch {
 	case st == delivery.Delivered || st == delivery.Refused || (serr != nil && status != 0 && delivery.Classify(status, nil) != delivery.Received):
 		if status != http.StatusOK && status < http.StatusBadRequest {
-			h.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): it is sent as 200",
+			cr.logger.Warn("upstream answer breaks OSS's callback contract (200, JSON, within 5 s): it is sent as 200",
 				zap.Int("status", status), zap.String("object", ev.Object))
 		}
 		return writeJSON(w, answerStatus, answer)
@@ -69,15 +69,15 @@ func (h *Handler) firstAttempt(ctx context.Context, w http.ResponseWriter, r *ht
 		// the uploader the callback failed.
 		return writeJSON(w, http.StatusServiceUnavailable, jsonError("callback records are unavailable"))
 	}
-	h.logger.Info("callback queued: the upstream did not take it in time",
+	cr.logger.Info("callback queued: the upstream did not take it in time",
 		zap.String("id", ev.ID), zap.String("object", ev.Object), zap.Int("status", status), zap.Error(err))
 	return writeJSON(w, http.StatusOK, queuedAnswer(ev.ID))
 }
 
 // answerCopy answers a callback whose event is already recorded, by the
 // event's state; the app is not called.
-func (h *Handler) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.Claim) error {
-	log := h.logger.With(zap.String("id", c.Event.ID), zap.String("object", c.Event.Object), zap.String("state", string(c.State)), zapRemote(r))
+func (cr *callbackRoute) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.Claim) error {
+	log := cr.logger.With(zap.String("id", c.Event.ID), zap.String("object", c.Event.Object), zap.String("state", string(c.State)), zapRemote(r))
 	switch c.State {
 	case delivery.Delivered:
 		log.Info("copy of a delivered callback answered as duplicate, not forwarded")

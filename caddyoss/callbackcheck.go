@@ -38,26 +38,26 @@ type boundCallback struct {
 // the body has exactly the configured template's fields, the binding is
 // this handler's, unexpired, and covers the bucket, the object and every
 // custom variable, and OSS confirms the object's facts.
-func (h *Handler) checkBound(ctx context.Context, r *http.Request, body []byte) (boundCallback, error) {
-	vars, err := h.bodyTpl.parseBody(body)
+func (cr *callbackRoute) checkBound(ctx context.Context, r *http.Request, body []byte) (boundCallback, error) {
+	vars, err := cr.bodyTpl.parseBody(body)
 	if err != nil {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBody, err.Error())
 	}
-	bc, err := h.checkBinding(ctx, r, vars)
+	bc, err := cr.checkBinding(ctx, r, vars)
 	bc.vars = vars
 	return bc, err
 }
 
-func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (boundCallback, error) {
+func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (boundCallback, error) {
 	b, err := callback.Parse(vars["x:"+bindingVar])
 	if err != nil {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
 	}
 	expiry := time.Unix(b.Expiry, 0)
-	if !h.now().Before(expiry) {
+	if !cr.now().Before(expiry) {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding has expired")
 	}
-	if v, ok := vars["bucket"]; ok && v != h.Bucket {
+	if v, ok := vars["bucket"]; ok && v != cr.Bucket {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", v))
 	}
 	object := vars["object"]
@@ -68,11 +68,11 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 	// and a prefix binding names exactly such an expansion.
 	scope := b.Scope
 	switch {
-	case !h.scope.Contains(object):
+	case !cr.scope.Contains(object):
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside this handler's key_prefix")
 	case b.Kind == callback.ExactKey:
 		scope = object
-	case !h.scope.FitsPrefix(scope) || !strings.HasPrefix(object, scope):
+	case !cr.scope.FitsPrefix(scope) || !strings.HasPrefix(object, scope):
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside the prefix its binding names")
 	}
 	custom := map[string]string{}
@@ -81,25 +81,25 @@ func (h *Handler) checkBinding(ctx context.Context, r *http.Request, vars map[st
 			custom[name] = val
 		}
 	}
-	key, err := h.bindingKeys.ForHandler(ctx)
+	key, err := cr.bindingKeys.ForHandler(ctx)
 	if err != nil {
-		h.logger.Error("loading the callback binding key failed", zap.Error(err))
+		cr.logger.Error("loading the callback binding key failed", zap.Error(err))
 		return boundCallback{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")
 	}
-	if !hmac.Equal(b.MAC, callback.MAC(key, b.Kind, h.Bucket, scope, b.Expiry, custom)) {
+	if !hmac.Equal(b.MAC, callback.MAC(key, b.Kind, cr.Bucket, scope, b.Expiry, custom)) {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding does not match this handler, its bucket, object or variables")
 	}
 	// The body's facts are confirmed with OSS: a holder of STS credentials
 	// writes the callback parameter itself, and anyone can make OSS (from
 	// another account, another bucket) send a genuinely signed body that
 	// copies a binding it was given, with facts of its choosing.
-	stored, err := h.confirmFacts(ctx, r, object, vars)
+	stored, err := cr.confirmFacts(ctx, r, object, vars)
 	if err != nil {
 		return boundCallback{}, err
 	}
 	// What OSS stores, not what the body claims, is held to the limits,
 	// which OSS does not enforce on STS uploads and presigned PUTs.
-	if err := h.enforceLimits(ctx, r, object, stored); err != nil {
+	if err := cr.enforceLimits(ctx, r, object, stored); err != nil {
 		return boundCallback{}, err
 	}
 	return boundCallback{expiry: expiry, binding: b.String(), etag: strings.Trim(stored.Get("ETag"), `"`)}, nil
@@ -116,11 +116,11 @@ func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 // callback when the body's size, etag or content type differ from what OSS
 // stores, or when there is no such object. It returns OSS's answer
 // (HeadObject's headers).
-func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) (http.Header, error) {
-	if h.ossBucket == nil {
+func (cr *callbackRoute) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) (http.Header, error) {
+	if cr.ossBucket == nil {
 		return nil, callbackErr(http.StatusForbidden, reasonConfirm, "callback cannot be confirmed: this instance has no OSS client")
 	}
-	hdr, err := h.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
+	hdr, err := cr.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
 	if err != nil {
 		var se oss.ServiceError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
@@ -130,7 +130,7 @@ func (h *Handler) confirmFacts(ctx context.Context, r *http.Request, object stri
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		h.logger.Error("confirming a callback with OSS failed",
+		cr.logger.Error("confirming a callback with OSS failed",
 			zap.String("object", object), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
 		return nil, callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}

@@ -109,21 +109,21 @@ var errNotReached = errors.New("the handler that queued this callback is not in 
 // sendQueued makes one attempt at a queued event: through the server and
 // the route the handler sits in, so that the request passes the same
 // handlers and upstream as the first attempt.
-func (h *Handler) sendQueued(ctx context.Context, ev *delivery.Event) (int, []byte, error) {
-	srv, err := h.server()
+func (cr *callbackRoute) sendQueued(ctx context.Context, ev *delivery.Event) (int, []byte, error) {
+	srv, err := cr.server()
 	if err != nil {
 		return 0, nil, err
 	}
-	mark := &retryMark{handler: h.id, ev: ev}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, retryMarkKey{}, mark), http.MethodPost, h.target.uri, nil)
+	mark := &retryMark{handler: cr.id, ev: ev}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, retryMarkKey{}, mark), http.MethodPost, cr.target.uri, nil)
 	if err != nil {
 		return 0, nil, err
 	}
-	h.target.rebuild(req, ev)
+	cr.target.rebuild(req, ev)
 	// Only the handler the mark names says the request is verified (it
 	// rebuilds it again): on any other way through the server it is not.
 	delete(req.Header, verifiedHeader)
-	if h.target.host == "" {
+	if cr.target.host == "" {
 		req.Host = ev.Header[metaHost]
 	}
 	req.RemoteAddr = ev.Header[metaRemote]
@@ -148,11 +148,11 @@ const (
 )
 
 // server finds the server whose routes hold this handler, once.
-func (h *Handler) server() (*caddyhttp.Server, error) {
-	if s := h.srv.Load(); s != nil {
+func (cr *callbackRoute) server() (*caddyhttp.Server, error) {
+	if s := cr.srv.Load(); s != nil {
 		return s, nil
 	}
-	a, err := h.ctx.AppIfConfigured("http")
+	a, err := cr.ctx.AppIfConfigured("http")
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +161,8 @@ func (h *Handler) server() (*caddyhttp.Server, error) {
 		return nil, errors.New("the http app is not caddyhttp.App")
 	}
 	for _, s := range app.Servers {
-		if routesHold(s.Routes, h) || (s.Errors != nil && routesHold(s.Errors.Routes, h)) {
-			h.srv.Store(s)
+		if routesHold(s.Routes, cr.Handler) || (s.Errors != nil && routesHold(s.Errors.Routes, cr.Handler)) {
+			cr.srv.Store(s)
 			return s, nil
 		}
 	}

@@ -57,10 +57,10 @@ func keyFetchHandler(t *testing.T, answer http.HandlerFunc, timeout time.Duratio
 	t.Helper()
 	ks := newKeyServer(t, answer)
 	h := callbackHandler(t)
-	useKeyServer(t, h.verifier, ks, timeout)
-	h.verifier.logger = zap.NewNop()
+	useKeyServer(t, h.callback.verifier, ks, timeout)
+	h.callback.verifier.logger = zap.NewNop()
 	clock := &testClock{t: time.Now()}
-	h.verifier.now = clock.now
+	h.callback.verifier.now = clock.now
 	return h, ks, clock
 }
 

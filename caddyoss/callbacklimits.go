@@ -41,33 +41,33 @@ func (h *Handler) limitViolation(size int64, contentType string) (string, int) {
 // size on no presigned PUT. An object outside them is deleted and the
 // callback refused, so that OSS reports CallbackFailed (203) to the
 // uploader and the app never hears of it.
-func (h *Handler) enforceLimits(ctx context.Context, r *http.Request, object string, stored http.Header) error {
-	if h.MaxSize == 0 && h.MinSize == 0 && len(h.AllowTypes) == 0 {
+func (cr *callbackRoute) enforceLimits(ctx context.Context, r *http.Request, object string, stored http.Header) error {
+	if cr.MaxSize == 0 && cr.MinSize == 0 && len(cr.AllowTypes) == 0 {
 		return nil
 	}
 	size, err := strconv.ParseInt(stored.Get("Content-Length"), 10, 64)
 	if err != nil || size < 0 {
-		h.logger.Error("OSS told no size of a callback's object", zap.String("object", object), zapRemote(r))
+		cr.logger.Error("OSS told no size of a callback's object", zap.String("object", object), zapRemote(r))
 		return callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed: no object size")
 	}
 	contentType := stored.Get("Content-Type")
-	why, status := h.limitViolation(size, contentType)
+	why, status := cr.limitViolation(size, contentType)
 	if why == "" {
 		return nil
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limitDeleteTimeout)
 	defer cancel()
-	if err := h.ossBucket.DeleteObject(object, oss.WithContext(dctx)); err != nil {
+	if err := cr.ossBucket.DeleteObject(object, oss.WithContext(dctx)); err != nil {
 		code := ""
 		var se oss.ServiceError
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		h.logger.Error("deleting an upload outside the limits failed: it stays stored",
+		cr.logger.Error("deleting an upload outside the limits failed: it stays stored",
 			zap.String("object", object), zap.String("why", why), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
 		return callbackErr(status, reasonLimits, "upload outside the limits ("+why+"); deleting it failed")
 	}
-	h.logger.Warn("upload outside the limits deleted",
+	cr.logger.Warn("upload outside the limits deleted",
 		zap.String("object", object), zap.Int64("size", size), zap.String("type", contentType), zap.String("why", why), zapRemote(r))
 	return callbackErr(status, reasonLimits, "upload outside the limits ("+why+"); it was deleted")
 }

@@ -234,7 +234,7 @@ func TestEnforceLimitsDeleteFails(t *testing.T) {
 	h.logger = zap.New(core)
 	req := httptest.NewRequest("POST", "/oss/callback", nil)
 	stored := http.Header{"Content-Length": {"1001"}, "Content-Type": {"image/png"}}
-	err := h.enforceLimits(req.Context(), req, "uploads/x.png", stored)
+	err := h.callback.enforceLimits(req.Context(), req, "uploads/x.png", stored)
 	var he caddyhttp.HandlerError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusRequestEntityTooLarge || callbackReason(err) != reasonLimits ||
 		!strings.Contains(err.Error(), "size 1001 exceeds max_size 1000") || !strings.Contains(err.Error(), "deleting it failed") {
@@ -245,10 +245,10 @@ func TestEnforceLimitsDeleteFails(t *testing.T) {
 		t.Errorf("logs %+v", logs.All())
 	}
 	// Within the limits nothing is deleted: no OSS call, no error.
-	if err := h.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{"Content-Length": {"1000"}}); err != nil {
+	if err := h.callback.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{"Content-Length": {"1000"}}); err != nil {
 		t.Errorf("within the limits: %v", err)
 	}
-	err = h.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{})
+	err = h.callback.enforceLimits(req.Context(), req, "uploads/x.png", http.Header{})
 	if !errors.As(err, &he) || he.StatusCode != http.StatusBadGateway || callbackReason(err) != reasonConfirm {
 		t.Errorf("no size: %v", err)
 	}

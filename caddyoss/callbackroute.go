@@ -57,61 +57,93 @@ type callbackError struct {
 
 func (e *callbackError) Error() string { return e.msg }
 
-// provisionCallback builds the verifier of the callback route, where
+// callbackRoute answers the callback route of one handler, whose
+// configuration it reads: it owns the verifier of OSS's signatures, where
 // verified callbacks go, and the handler's event records and queue in
 // Caddy's storage.
+type callbackRoute struct {
+	*Handler
+	ctx       caddy.Context
+	verifier  *callbackVerifier
+	target    forwardTarget
+	events    *delivery.Queue
+	stopQueue context.CancelFunc
+	queueDone chan struct{}
+	srv       *atomic.Pointer[caddyhttp.Server] // found on the first retry
+	emitter   *uploadEvents                     // Caddy events of the uploads; nil without an events app
+}
+
+// provisionCallback builds the callback route, unless callback_path is off,
+// and starts its queue.
 func (h *Handler) provisionCallback(ctx caddy.Context) error {
 	if h.CallbackPath == routeOff {
 		return nil
 	}
-	h.ctx, h.srv = ctx, new(atomic.Pointer[caddyhttp.Server])
 	h.callbackCanon = callback.CanonicalPath(h.CallbackPath)
+	cr := &callbackRoute{Handler: h, ctx: ctx, srv: new(atomic.Pointer[caddyhttp.Server])}
 	v, err := newCallbackVerifier(h.Callback.TrustedKeys, h.logger)
 	if err != nil {
 		return err
 	}
-	h.verifier = v
-	if h.target, err = newForwardTarget(h.Callback, h.CallbackPath); err != nil {
+	cr.verifier = v
+	if cr.target, err = newForwardTarget(h.Callback, h.CallbackPath); err != nil {
 		return err
 	}
 	inst, err := caddy.InstanceID()
 	if err != nil {
 		return fmt.Errorf("callback events: instance id: %w", err)
 	}
-	h.emitter = newUploadEvents(ctx, h.logger)
-	h.events, err = delivery.New(delivery.Config{
+	cr.emitter = newUploadEvents(ctx, h.logger)
+	cr.events, err = delivery.New(delivery.Config{
 		Storage:  h.storage,
 		Prefix:   eventsPrefix + "/" + h.id,
 		Instance: inst.String(),
 		Now:      h.now,
 		Logger:   h.logger,
-		Send:     h.sendQueued,
+		Send:     cr.sendQueued,
 		RetryFor: time.Duration(h.Callback.RetryFor),
 		Observe:  observeDelivery,
-		OnSettle: h.emitter.settled,
+		OnSettle: cr.emitter.settled,
 	})
 	if err != nil {
 		return err
 	}
-	liveQueues.Store(h.events, h.id)
+	h.callback = cr
+	liveQueues.Store(cr.events, h.id)
 	qctx, stop := context.WithCancel(ctx)
-	h.stopQueue, h.queueDone = stop, make(chan struct{})
+	cr.stopQueue, cr.queueDone = stop, make(chan struct{})
 	go func() {
-		defer close(h.queueDone)
-		h.events.Run(qctx)
+		defer close(cr.queueDone)
+		cr.events.Run(qctx)
 	}()
 	return nil
 }
 
+// cleanup stops the route's queue (the next config's queue takes its
+// records over) and emitter, and releases the verifier's idle connections.
+func (cr *callbackRoute) cleanup() {
+	if cr.stopQueue != nil {
+		liveQueues.Delete(cr.events)
+		cr.stopQueue()
+		select {
+		case <-cr.queueDone:
+		case <-time.After(queueStopWait):
+			cr.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
+		}
+	}
+	cr.emitter.stop()
+	cr.verifier.cleanup()
+}
+
 // serveRetry passes a retry of this handler's queue to next, rebuilt from
 // its event. It reports false for a request that is not such a retry.
-func (h *Handler) serveRetry(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error) {
+func (cr *callbackRoute) serveRetry(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error) {
 	m, ok := r.Context().Value(retryMarkKey{}).(*retryMark)
-	if !ok || h.events == nil || m.handler != h.id {
+	if !ok || cr.events == nil || m.handler != cr.id {
 		return false, nil
 	}
 	m.reached.Store(true)
-	h.target.rebuild(r, m.ev)
+	cr.target.rebuild(r, m.ev)
 	return true, next.ServeHTTP(w, r)
 }
 
@@ -119,38 +151,38 @@ func (h *Handler) serveRetry(w http.ResponseWriter, r *http.Request, next caddyh
 // event and, only if both succeed, hands the app a request rebuilt from
 // what was verified (see forwardTarget.rebuild). The app's answer, or
 // what the event's state says, goes back to OSS in OSS's contract.
-func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (cr *callbackRoute) serveCallback(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The whole callback, key fetch, OSS and storage calls and the first
 	// attempt, fits in answer_within from its arrival.
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Callback.AnswerWithin))
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(cr.Callback.AnswerWithin))
 	defer cancel()
-	ev, facts, err := h.verifyCallback(ctx, r)
+	ev, facts, err := cr.verifyCallback(ctx, r)
 	if err != nil {
-		return h.rejectCallback(r, err)
+		return cr.rejectCallback(r, err)
 	}
-	claim, err := h.events.Begin(ctx, ev, h.alsoExpires(ev)...)
+	claim, err := cr.events.Begin(ctx, ev, cr.alsoExpires(ev)...)
 	if err != nil {
-		h.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
+		cr.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
 		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback records are unavailable")
 		countCallback(err)
-		h.emitter.rejected(r, err)
+		cr.emitter.rejected(r, err)
 		return err
 	}
 	countCallback(nil)
-	h.setPlaceholders(r, ev, facts)
+	cr.setPlaceholders(r, ev, facts)
 	if !claim.Fresh {
-		return h.answerCopy(w, r, claim)
+		return cr.answerCopy(w, r, claim)
 	}
-	h.emitter.verified(ev, facts, viaCallback)
+	cr.emitter.verified(ev, facts, viaCallback)
 	// Settle or Release frees the event's locks; this only matters if the
 	// attempt panics.
-	defer h.events.Unhold(context.WithoutCancel(ctx), ev.ID)
-	return h.firstAttempt(ctx, w, r, next, ev)
+	defer cr.events.Unhold(context.WithoutCancel(ctx), ev.ID)
+	return cr.firstAttempt(ctx, w, r, next, ev)
 }
 
 // setPlaceholders sets {http.oss_upload.callback.*} for logs and later
 // handlers, from the callback's facts.
-func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event, facts map[string]string) {
+func (cr *callbackRoute) setPlaceholders(r *http.Request, ev *delivery.Event, facts map[string]string) {
 	repl := replacer(r)
 	repl.Set("http.oss_upload.callback.verified", true)
 	repl.Set("http.oss_upload.callback.id", ev.ID)
@@ -163,10 +195,10 @@ func (h *Handler) setPlaceholders(r *http.Request, ev *delivery.Event, facts map
 
 // rejectCallback logs and counts why a callback was refused and returns
 // the error.
-func (h *Handler) rejectCallback(r *http.Request, err error) error {
-	h.logger.Warn("callback rejected", zap.Error(err), zapRemote(r))
+func (cr *callbackRoute) rejectCallback(r *http.Request, err error) error {
+	cr.logger.Warn("callback rejected", zap.Error(err), zapRemote(r))
 	countCallback(err)
-	h.emitter.rejected(r, err)
+	cr.emitter.rejected(r, err)
 	return err
 }
 

@@ -23,7 +23,7 @@ import (
 
 // verifyCallback checks everything about a callback and returns the event
 // it reports, not yet recorded.
-func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*delivery.Event, map[string]string, error) {
+func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*delivery.Event, map[string]string, error) {
 	if r.Method != http.MethodPost {
 		return nil, nil, callbackErr(http.StatusMethodNotAllowed, reasonMethod, "callbacks must be POST")
 	}
@@ -39,7 +39,7 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 	if err != nil {
 		return nil, nil, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64")
 	}
-	maxBody := h.Callback.MaxBody
+	maxBody := cr.Callback.MaxBody
 	if maxBody <= 0 {
 		maxBody = defaultCallbackMaxBody
 	}
@@ -53,7 +53,7 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 			return nil, nil, callbackErr(http.StatusBadRequest, reasonBody, "Content-MD5 does not match the body")
 		}
 	}
-	keys, err := h.verifier.keysFor(ctx, keyURL)
+	keys, err := cr.verifier.keysFor(ctx, keyURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,17 +76,17 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 		return nil, nil, err
 	}
 	ev := &delivery.Event{Body: body, Header: map[string]string{metaRemote: r.RemoteAddr, metaHost: r.Host}}
-	if h.bodyTpl == nil {
+	if cr.bodyTpl == nil {
 		facts := callbackFacts(body)
-		ev, err := h.unboundEvent(ev, facts)
+		ev, err := cr.unboundEvent(ev, facts)
 		return ev, facts, err
 	}
 	// A bound callback was sent to the URL this handler issued: its path
 	// and query are part of what OSS signed.
-	if signedURI := string(msg[:len(msg)-len(body)-1]); signedURI != h.target.signed {
+	if signedURI := string(msg[:len(msg)-len(body)-1]); signedURI != cr.target.signed {
 		return nil, nil, callbackErr(http.StatusForbidden, reasonURL, "callback was sent to another URL (path or query) than the one this handler issues")
 	}
-	bc, err := h.checkBound(ctx, r, body)
+	bc, err := cr.checkBound(ctx, r, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,29 +95,29 @@ func (h *Handler) verifyCallback(ctx context.Context, r *http.Request) (*deliver
 	if etag == "" {
 		etag = bc.etag
 	}
-	ev.ID = callback.EventID(h.id, h.Bucket, object, etag, bc.binding)
+	ev.ID = callback.EventID(cr.id, cr.Bucket, object, etag, bc.binding)
 	ev.Object, ev.Expires = object, bc.expiry
-	ev.Header["Content-Type"] = h.Callback.contentType()
-	ev.Header[headerBucket] = h.Bucket
+	ev.Header["Content-Type"] = cr.Callback.contentType()
+	ev.Header[headerBucket] = cr.Bucket
 	return ev, bc.vars, nil
 }
 
 // unboundEvent names a callback accepted without a binding (verify_only)
 // by the facts its body gives, or by the body itself.
-func (h *Handler) unboundEvent(ev *delivery.Event, facts map[string]string) (*delivery.Event, error) {
+func (cr *callbackRoute) unboundEvent(ev *delivery.Event, facts map[string]string) (*delivery.Event, error) {
 	bucket := facts["bucket"]
-	if h.Bucket != "" && bucket != "" && bucket != h.Bucket {
+	if cr.Bucket != "" && bucket != "" && bucket != cr.Bucket {
 		return nil, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", bucket))
 	}
 	if facts["object"] != "" && facts["etag"] != "" {
-		ev.ID = callback.EventID(h.id, bucket, facts["object"], facts["etag"], "")
+		ev.ID = callback.EventID(cr.id, bucket, facts["object"], facts["etag"], "")
 	} else {
 		sum := sha256.Sum256(ev.Body)
-		ev.ID = callback.EventID(h.id, "", "", "", "body:"+hex.EncodeToString(sum[:]))
+		ev.ID = callback.EventID(cr.id, "", "", "", "body:"+hex.EncodeToString(sum[:]))
 	}
 	ev.Object = facts["object"]
 	window := int64(unboundWindow / time.Second)
-	ev.Expires = time.Unix((h.now().Unix()/window+2)*window, 0)
+	ev.Expires = time.Unix((cr.now().Unix()/window+2)*window, 0)
 	ct := "application/x-www-form-urlencoded"
 	if t := bytes.TrimSpace(ev.Body); len(t) > 0 && t[0] == '{' {
 		ct = "application/json"
@@ -131,8 +131,8 @@ func (h *Handler) unboundEvent(ev *delivery.Event, facts map[string]string) (*de
 
 // alsoExpires lists the other expiries under which a copy of ev may have
 // been recorded: for unbound callbacks, the previous window's.
-func (h *Handler) alsoExpires(ev *delivery.Event) []time.Time {
-	if h.bodyTpl != nil {
+func (cr *callbackRoute) alsoExpires(ev *delivery.Event) []time.Time {
+	if cr.bodyTpl != nil {
 		return nil
 	}
 	return []time.Time{ev.Expires.Add(-unboundWindow)}

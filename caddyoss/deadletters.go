@@ -45,12 +45,12 @@ func (g *deadGauge) Collect(ch chan<- prometheus.Metric) {
 // without a callback route, or when storage does not answer in time: the
 // queue's scans log such failures).
 func (h *Handler) deadAtStartup() int {
-	if h.events == nil {
+	if h.callback == nil {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startupCountTimeout)
 	defer cancel()
-	n, err := h.events.CountDead(ctx)
+	n, err := h.callback.events.CountDead(ctx)
 	if err != nil {
 		return 0
 	}

@@ -19,7 +19,7 @@ func TestDeadGauge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.events.CountDead(t.Context()); err != nil {
+	if _, err := h.callback.events.CountDead(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	series := func() map[string]float64 {

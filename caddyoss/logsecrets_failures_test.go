@@ -188,7 +188,7 @@ func closedPort(t *testing.T) string {
 func failingCallback(t *testing.T, logger *zap.Logger, answer http.HandlerFunc, timeout time.Duration, keyURL string) []string {
 	t.Helper()
 	h, ks, _ := keyFetchHandler(t, answer, timeout)
-	h.logger, h.verifier.logger = logger, logger
+	h.logger, h.callback.verifier.logger = logger, logger
 	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 64))
 	r := e1Request(func(r *http.Request, _ *string) {
 		r.Header.Set("Authorization", sig)

@@ -172,7 +172,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			name: "callback signature does not verify",
 			provoke: func(t *testing.T, logger *zap.Logger) []string {
 				h := callbackHandler(t)
-				h.logger, h.verifier.logger = logger, logger
+				h.logger, h.callback.verifier.logger = logger, logger
 				sig, _ := base64.StdEncoding.DecodeString(e1Sig)
 				sig[10] ^= 1
 				bad := base64.StdEncoding.EncodeToString(sig)

@@ -5,8 +5,6 @@
 package caddyoss
 
 import (
-	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -14,10 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-oss/caddy-oss/internal/callback"
-	"github.com/caddy-oss/caddy-oss/internal/delivery"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
@@ -174,20 +170,11 @@ type Handler struct {
 	callbackB64    string // the callback parameter, "" when not configured
 	now            func() time.Time
 	sts            *sts.Broker
-	verifier       *callbackVerifier
 	callbackCanon  string        // callback.CanonicalPath(CallbackPath)
 	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only
 	bindingKeys    *callback.KeySource
 	storage        certmagic.Storage // Caddy's storage; tests set their own
-
-	// The callback route's events and their queue, and where retries go.
-	ctx       caddy.Context
-	target    forwardTarget
-	events    *delivery.Queue
-	stopQueue context.CancelFunc
-	queueDone chan struct{}
-	srv       *atomic.Pointer[caddyhttp.Server] // found on the first retry
-	emitter   *uploadEvents                     // Caddy events of the uploads; nil without an events app
+	callback       *callbackRoute    // nil when the callback route is off
 }
 
 // STSConfig configures AssumeRole for the STS route.

@@ -221,21 +221,11 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
 
-// Cleanup stops the handler's queue (the next config's queue takes its
-// records over) and releases the verifier's idle connections.
+// Cleanup stops the callback route: its queue (the next config's queue
+// takes its records over), its events and the verifier's idle connections.
 func (h *Handler) Cleanup() error {
-	if h.stopQueue != nil {
-		liveQueues.Delete(h.events)
-		h.stopQueue()
-		select {
-		case <-h.queueDone:
-		case <-time.After(queueStopWait):
-			h.logger.Warn("the callback queue did not stop in time; its attempts in flight finish on their own")
-		}
-	}
-	h.emitter.stop()
-	if h.verifier != nil {
-		h.verifier.cleanup()
+	if h.callback != nil {
+		h.callback.cleanup()
 	}
 	return nil
 }

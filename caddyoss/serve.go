@@ -170,8 +170,10 @@ func replacer(r *http.Request) *caddy.Replacer {
 // ServeHTTP answers the signing and callback routes and passes every other
 // request to the next handler untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if retry, err := h.serveRetry(w, r, next); retry {
-		return err
+	if h.callback != nil {
+		if retry, err := h.callback.serveRetry(w, r, next); retry {
+			return err
+		}
 	}
 	stripVerifiedHeader(r.Header)
 	switch p := r.URL.Path; {
@@ -227,7 +229,7 @@ func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest st
 
 func (h *Handler) serveCallbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	var nextCalled bool
-	err := h.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	err := h.callback.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		nextCalled = true
 		return next.ServeHTTP(w, r)
 	}))
