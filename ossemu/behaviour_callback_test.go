@@ -148,3 +148,48 @@ func TestCallbackInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestCallbackToPrivateAddress: with RefusePrivateCallbacks, a callback URL
+// on loopback (by address or by name) is never called, as real OSS never
+// calls a loopback or private address: the object stays and the uploader
+// gets 203 CallbackFailed. Without the option the same upload is called
+// back.
+func TestCallbackToPrivateAddress(t *testing.T) {
+	cs := newCallbackServer(t, 200, `{"ok":true}`)
+	port := cs.URL[strings.LastIndex(cs.URL, ":"):]
+	for _, tc := range []struct {
+		name, url string
+		refuse    bool
+	}{
+		{"refused by address", "http://127.0.0.1" + port + "/cb", true},
+		{"refused by name", "http://localhost" + port + "/cb", true},
+		{"called without the option", "http://127.0.0.1" + port + "/cb", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			emu := startEmu(t, ossemu.Options{RefusePrivateCallbacks: tc.refuse})
+			b := ossBucket(t, emu, testAK, testSK)
+			before := len(cs.requests)
+			key := strings.ReplaceAll(tc.name, " ", "-") + ".txt"
+			err := b.PutObject(key, strings.NewReader("x"), oss.Callback(b64JSON(map[string]string{"callbackUrl": tc.url, "callbackBody": "object=${object}"})))
+			cs.mu.Lock()
+			called := len(cs.requests) - before
+			cs.mu.Unlock()
+			if _, ok := emu.Object(testBucket, key); !ok {
+				t.Fatal("the object must be stored either way")
+			}
+			if !tc.refuse {
+				if err != nil || called != 1 {
+					t.Fatalf("want the callback sent once and a 200, got %d sent and %v", called, err)
+				}
+				return
+			}
+			var se oss.ServiceError
+			if !errorsAs(err, &se) || se.StatusCode != 203 || se.Code != "CallbackFailed" || !strings.Contains(se.Message, "can not connect to your callbackUrl") {
+				t.Fatalf("want 203 CallbackFailed, got %v", err)
+			}
+			if called != 0 {
+				t.Fatalf("a callback to a private address was sent %d times", called)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -86,6 +87,9 @@ func (e *Emulator) sendOne(ctx context.Context, spec *callbackSpec, target, body
 	}
 	u, err := url.Parse(target)
 	if err != nil {
+		return fail("Error status : -1. OSS can not connect to your callbackUrl, please check it.")
+	}
+	if e.opts.RefusePrivateCallbacks && privateHost(ctx, u.Hostname()) {
 		return fail("Error status : -1. OSS can not connect to your callbackUrl, please check it.")
 	}
 	// The signed string: the url-decoded path, the raw query with its '?',
@@ -206,4 +210,27 @@ func (e *Emulator) finishWithCallback(w http.ResponseWriter, r *http.Request, re
 	w.Header().Set("Content-Length", strconv.Itoa(len(res.body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.body)
+}
+
+// privateHost reports whether host is, or resolves to, an address OSS
+// does not call back: loopback, private, link-local or unspecified. A name
+// that does not resolve counts as private: OSS could not connect either.
+func privateHost(ctx context.Context, host string) bool {
+	ips := []net.IP{net.ParseIP(host)}
+	if ips[0] == nil {
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil || len(addrs) == 0 {
+			return true
+		}
+		ips = ips[:0]
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() {
+			return true
+		}
+	}
+	return false
 }

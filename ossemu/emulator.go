@@ -56,6 +56,12 @@ type Options struct {
 	// CallbackTimeout bounds each upload callback. Default 5s, OSS's fixed
 	// value.
 	CallbackTimeout time.Duration
+	// RefusePrivateCallbacks makes callbacks fail, as real OSS's do, when
+	// the callback URL's host is or resolves to a loopback, private,
+	// link-local or unspecified address: the object is stored and the
+	// uploader gets 203 CallbackFailed. Default false (the emulator calls
+	// back to loopback, which is what tests on one machine need).
+	RefusePrivateCallbacks bool
 	// Now is the emulator's clock. Default time.Now.
 	Now func() time.Time
 	// Logf, when set, receives one line per request and per callback.

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	printCaddyfile := fs.Bool("print-caddyfile", false, "print to stderr the oss_upload block a Caddyfile needs to use this emulator (first -bucket, -key and -role)")
 	caddyfileOut := fs.String("caddyfile", "", "write that oss_upload block to this file (for `import <file>` in a site)")
 	stateDir := fs.String("state-dir", "", "directory to write the callback public key to, kept (default: a temporary directory, removed on exit)")
+	refusePrivate := fs.Bool("refuse-private-callbacks", false, "refuse callbacks to loopback and private addresses, as OSS does (the uploader gets 203 CallbackFailed)")
 	callbackURL := fs.String("callback-url", defaultCallbackURL, "the callback url in the printed block: your site's callback route, which the emulator posts to")
 	fs.Var(&buckets, "bucket", "bucket to create (repeatable)")
 	fs.Var(&keys, "key", "permanent access key as id:secret (repeatable)")
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
-	opts := ossemu.Options{Region: *region, Buckets: buckets, AccessKeys: map[string]string{}}
+	opts := ossemu.Options{Region: *region, Buckets: buckets, AccessKeys: map[string]string{}, RefusePrivateCallbacks: *refusePrivate}
 	var firstKey [2]string
 	for _, k := range keys {
 		id, secret, ok := strings.Cut(k, ":")
