@@ -114,14 +114,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 		&h.AccessKeySecret, &h.SignatureVersion, &h.KeyPrefix} {
 		*s = expand(*s)
 	}
-	h.PolicyPath = routePath(h.PolicyPath, defaultPolicyPath, true)
-	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
-	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
-	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
-	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, h.PolicyPath != routeOff)
-	if h.Endpoint == "" && h.Region != "" {
-		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
-	}
+	h.applyRouteDefaults()
 	uploadURL := strings.TrimSuffix(h.UploadURL, "/")
 	if uploadURL == "" {
 		scheme, host, ok := strings.Cut(h.Endpoint, "://")

@@ -74,16 +74,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	} else if c, ok := canonicalStorageClass(h.StorageClass); ok {
 		h.StorageClass = c
 	}
-	h.PolicyPath = routePath(h.PolicyPath, defaultPolicyPath, true)
-	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
-	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
-	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
-	// Uppy sends small files by PostObject: its routes follow the policy
-	// route unless set, so a verifier-only site signs nothing.
-	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, h.PolicyPath != routeOff)
-	if h.Endpoint == "" && h.Region != "" {
-		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
-	}
+	h.applyRouteDefaults()
 	h.uploadURL = strings.TrimSuffix(h.UploadURL, "/")
 	if h.uploadURL == "" && h.Endpoint != "" && h.Bucket != "" {
 		u, err := url.Parse(h.Endpoint)
@@ -199,6 +190,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.logStartup()
 	return nil
+}
+
+// applyRouteDefaults gives each route its default path (or off) and the
+// endpoint its region's default.
+func (h *Handler) applyRouteDefaults() {
+	h.PolicyPath = routePath(h.PolicyPath, defaultPolicyPath, true)
+	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
+	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
+	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
+	// Uppy sends small files by PostObject: its routes follow the policy
+	// route unless set, so a verifier-only site signs nothing.
+	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, h.PolicyPath != routeOff)
+	if h.Endpoint == "" && h.Region != "" {
+		h.Endpoint = "https://oss-" + h.Region + ".aliyuncs.com"
+	}
 }
 
 // routePath applies a route's default; a route whose block is missing is
