@@ -246,3 +246,46 @@ func TestPostObjectContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestPostObjectBlockPublicAccess: on a bucket whose Block Public Access
+// is on, a PostObject asking for a public object, by form field or by
+// header, is refused with 403 AccessDenied and stores nothing; the form
+// field wins over the header either way, as it does for the ACL stored.
+func TestPostObjectBlockPublicAccess(t *testing.T) {
+	emu := startEmu(t, ossemu.Options{})
+	emu.SetBlockPublicAccess(testBucket, true)
+	policy := map[string]any{"expiration": policyExpiring(), "conditions": []any{[]any{"starts-with", "$key", "bpa/"}}}
+	bucketURL := emu.Endpoint() + "/" + testBucket
+	acl := func(v string) []formField { return []formField{{"x-oss-object-acl", v}} }
+	for i, tc := range []struct {
+		name    string
+		fields  []formField
+		header  http.Header
+		refused bool
+	}{
+		{"field public-read", acl("public-read"), nil, true},
+		{"field public-read-write", acl("public-read-write"), nil, true},
+		{"field name case", []formField{{"X-Oss-Object-Acl", "public-read"}}, nil, true},
+		{"header public-read", nil, http.Header{"X-Oss-Object-Acl": {"public-read"}}, true},
+		{"field public beats private header", acl("public-read"), http.Header{"X-Oss-Object-Acl": {"private"}}, true},
+		{"field private beats public header", acl("private"), http.Header{"X-Oss-Object-Acl": {"public-read"}}, false},
+		{"field private", acl("private"), nil, false},
+		{"field default", acl("default"), nil, false},
+		{"no acl", nil, nil, false},
+	} {
+		key := "bpa/" + itoa(i)
+		fields := append(v1PostFields(t, policy), formField{"key", key})
+		fields = append(append(fields, tc.fields...), formField{"file", ""})
+		resp, body := postObjectWithHeader(t, bucketURL, tc.header, fields, "a.txt", "text/plain", []byte("x"))
+		_, stored := emu.Object(testBucket, key)
+		if tc.refused {
+			if resp.StatusCode != 403 || !strings.Contains(body, "<Code>AccessDenied</Code>") || stored {
+				t.Errorf("%s: want 403 AccessDenied and nothing stored, got %d %s (stored %v)", tc.name, resp.StatusCode, body, stored)
+			}
+			continue
+		}
+		if resp.StatusCode != 204 || !stored {
+			t.Errorf("%s: want 204 and the object stored, got %d %s", tc.name, resp.StatusCode, body)
+		}
+	}
+}

@@ -162,16 +162,23 @@ func (e *Emulator) serveBucketConfig(w http.ResponseWriter, r *http.Request, c *
 }
 
 // refusePublicACL refuses, on a bucket with Block Public Access on, a
-// write whose x-oss-object-acl header asks for a public object. (A
-// PostObject form field is not checked.)
+// write whose x-oss-object-acl header asks for a public object. A
+// PostObject (a POST to the bucket itself) is left to servePostObject,
+// where the form field, which wins over the header, decides.
 func (e *Emulator) refusePublicACL(r *http.Request, c *reqCtx) (bool, *ossError) {
-	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost || r.Method == http.MethodPost && c.key == "" {
 		return false, nil
 	}
 	if !publicRead(strings.ToLower(strings.TrimSpace(r.Header.Get("x-oss-object-acl")))) || !e.BlockPublicAccess(c.bucket.name) {
 		return false, nil
 	}
-	return true, errAccessDenied("Put public object acl is not allowed when public access block is enabled.")
+	return true, errPublicACLBlocked()
+}
+
+// errPublicACLBlocked is OSS's refusal of a public object ACL on a bucket
+// whose Block Public Access is on.
+func errPublicACLBlocked() *ossError {
+	return errAccessDenied("Put public object acl is not allowed when public access block is enabled.")
 }
 
 // authorizeBucket checks a bucket-level action: a permanent key's

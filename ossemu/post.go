@@ -163,6 +163,9 @@ func (e *Emulator) servePostObject(w http.ResponseWriter, r *http.Request, c *re
 	if oe != nil {
 		return oe
 	}
+	if publicRead(acl) && e.BlockPublicAccess(c.bucket.name) {
+		return errPublicACLBlocked()
+	}
 	classValue, classGiven := form.fields["x-oss-storage-class"]
 	class, oe := storageClass(classValue, classGiven)
 	if oe != nil {
