@@ -90,12 +90,12 @@ func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	// The etag OSS stores names the upload, not the body's spelling of it:
+	// an STS uploader, who writes the template, could send the etag in
+	// another case (confirmFacts compares it without case) and make one
+	// upload two events.
 	object := bc.vars["object"]
-	etag := bc.vars["etag"]
-	if etag == "" {
-		etag = bc.etag
-	}
-	ev.ID = callback.EventID(cr.id, cr.Bucket, object, etag, bc.binding)
+	ev.ID = callback.EventID(cr.id, cr.Bucket, object, bc.etag, bc.binding)
 	ev.Object, ev.Expires = object, bc.expiry
 	ev.Header["Content-Type"] = cr.Callback.contentType()
 	ev.Header[headerBucket] = cr.Bucket
