@@ -6,6 +6,7 @@ package caddyoss
 // order, never reach it again.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
+
+	"github.com/caddy-oss/caddy-oss/internal/doctor"
 )
 
 // uppyMultipart uploads data as user through Uppy's multipart routes and
@@ -300,5 +303,30 @@ func TestConfirmStartupLine(t *testing.T) {
 	}
 	if h.callbackB64 != "" {
 		t.Errorf("confirm_only still builds the callback parameter %q", h.callbackB64)
+	}
+}
+
+// oss-doctor checks the permissions a confirm route needs (HeadObject,
+// DeleteObject), and not the callback URL that confirm_only never gives
+// OSS (it may be one OSS cannot reach: that is the point).
+func TestConfirmDoctorTarget(t *testing.T) {
+	for _, tc := range []struct {
+		callback      string
+		bound, cbURL  bool
+		callbackRoute string
+	}{
+		{`{"url":"http://10.0.0.2/oss/callback","confirm_only":true}`, true, false, `"callback_path":"off",`},
+		{`{"url":"http://10.0.0.2/oss/callback","confirm_only":true}`, true, false, ``},
+		{`{"url":"https://uploads.example.com/oss/callback"}`, true, true, ``},
+	} {
+		raw := `{"handler":"oss_upload","bucket":"b-1","region":"cn-hangzhou","access_key_id":"a","access_key_secret":"b",` +
+			tc.callbackRoute + `"confirm_path":"/oss/confirm","callback":` + tc.callback + `}`
+		target, err := doctorTarget(t.Context(), doctor.Found{Label: "t", Raw: json.RawMessage(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if target.BoundCallbacks != tc.bound || (target.Callback != nil) != tc.cbURL {
+			t.Errorf("%s: bound %v, callback URL checked %v", raw, target.BoundCallbacks, target.Callback != nil)
+		}
 	}
 }
