@@ -55,7 +55,7 @@ func parseConfirmRequest(body []byte) (confirmRequest, error) {
 		}
 		name, _ := tok.(string)
 		if seen[name] {
-			return req, fmt.Errorf("the body names %q twice", name)
+			return req, fmt.Errorf("the body names %q twice", clip(name))
 		}
 		seen[name] = true
 		var v string
@@ -67,7 +67,7 @@ func parseConfirmRequest(body []byte) (confirmRequest, error) {
 			err = dec.Decode(&v)
 			req.token = v
 		default:
-			return req, fmt.Errorf(`the body has the member %q: only "key" and "token" are read`, name)
+			return req, fmt.Errorf(`the body has the member %q: only "key" and "token" are read`, clip(name))
 		}
 		if err != nil {
 			return req, fmt.Errorf("%s must be a string", name)
@@ -91,6 +91,15 @@ func parseConfirmRequest(body []byte) (confirmRequest, error) {
 		return req, fmt.Errorf("key is not a valid object key: it %v", err)
 	}
 	return req, nil
+}
+
+// clip shortens a client's text for an error message, which is logged.
+func clip(s string) string {
+	const most = 40
+	if len(s) <= most {
+		return s
+	}
+	return strings.ToValidUTF8(s[:most], "") + "…"
 }
 
 // serveConfirm answers POST <confirm_path>: a confirm that passes every

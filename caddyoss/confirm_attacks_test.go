@@ -173,6 +173,11 @@ func TestConfirmRefusesSpellings(t *testing.T) {
 			t.Errorf("body %q: %d %s, want 400", body, status, answer)
 		}
 	}
+	// A client's member name is clipped in the answer, and in the log line.
+	long := `{"key":` + jsonQuote(up.key) + `,"token":` + tok + `,"` + strings.Repeat("x", 10000) + `":1}`
+	if status, answer := env.confirmRaw(t, "POST", long); status != 400 || len(answer) > 200 {
+		t.Errorf("a long member name: %d, %d bytes of answer", status, len(answer))
+	}
 	for _, m := range []string{"GET", "PUT", "DELETE"} {
 		if status, _ := env.confirmRaw(t, m, ""); status != 405 {
 			t.Errorf("%s: %d, want 405", m, status)
