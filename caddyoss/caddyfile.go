@@ -48,6 +48,7 @@ func init() {
 //	    presign_path  <path>|off
 //	    uppy_path     <path>|off
 //	    callback_path <path>|off
+//	    confirm_path  <path>|off
 //
 //	    sts {
 //	        role_arn       <arn>
@@ -73,6 +74,7 @@ func init() {
 //	        answer_within <duration>
 //	        retry_for   <duration>
 //	        sni         on|off
+//	        confirm_only
 //	    }
 //	}
 //
@@ -80,11 +82,12 @@ func init() {
 // checks Validate repeats for JSON configs), so that `caddy adapt` reports
 // them with the file and line: bucket name, region id and the endpoint's
 // region, key_template, media types, sizes, durations, route paths,
-// form_fields against the options it cannot keep, and a callback block
-// without url.
+// form_fields against the options it cannot keep, a callback block
+// without url, and confirm_path or confirm_only without what they need.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()                         // consume directive name
 	var callbackAt func(error) error // adds the callback block's file and line
+	var confirmAt func(error) error  // adds confirm_path's file and line
 	err := eachSubdirective(d, "", nil, func(name string) error {
 		var err error
 		switch name {
@@ -179,12 +182,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "callback_path":
 			err = h.unmarshalRoutePath(d, &h.CallbackPath)
+		case "confirm_path":
+			confirmAt = at(d)
+			err = h.unmarshalRoutePath(d, &h.ConfirmPath)
 		case "sts":
 			h.STS = new(STSConfig)
 			err = h.STS.unmarshalCaddyfile(d)
 		case "callback":
-			file, line := d.File(), d.Line()
-			callbackAt = func(err error) error { return fmt.Errorf("%w, at %s:%d", err, file, line) }
+			callbackAt = at(d)
 			h.Callback = new(CallbackConfig)
 			err = h.Callback.unmarshalCaddyfile(d)
 		default:
@@ -199,7 +204,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if c := h.Callback; c != nil && c.URL == "" && !c.VerifyOnly && h.signingConfigured() {
 		return callbackAt(errors.New(errCallbackURL))
 	}
+	if err := h.checkConfirm(); err != nil {
+		if !h.confirmOn() {
+			return callbackAt(err) // confirm_only without the confirm route
+		}
+		return confirmAt(err)
+	}
 	return nil
+}
+
+// at returns a function that adds the current token's file and line to an
+// error found once the whole block is read.
+func at(d *caddyfile.Dispenser) func(error) error {
+	file, line := d.File(), d.Line()
+	return func(err error) error { return fmt.Errorf("%w, at %s:%d", err, file, line) }
 }
 
 // unmarshalRegion reads region <id> [unlisted] and checks the id, and the

@@ -116,6 +116,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"default_type arity", "oss_upload {\ndefault_type\n}", "default_type: missing value"},
 		{"default_type two values", "oss_upload {\ndefault_type image/png text/plain\n}", "default_type: unexpected argument 'text/plain'"},
 		{"presign_format arity", "oss_upload {\npresign_format\n}", "presign_format: missing value"},
+		{"confirm_only argument", "oss_upload {\ncallback {\nconfirm_only yes\n}\n}", "confirm_only takes no argument"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,6 +166,17 @@ func TestUnmarshalCaddyfileCheckErrors(t *testing.T) {
 		{"default_type bad parameter", "default_type \"text/plain; charset\"", `default_type: "text/plain; charset" is not a media type`, 2},
 		{"default_type outside allow_types", "allow_types image/*\ndefault_type application/pdf", `default_type: "application/pdf" is not in allow_types (image/*)`, 3},
 		{"allow_types refusing default_type", "default_type application/octet-stream\nallow_types image/* text/plain", `default_type: "application/octet-stream" is not in allow_types (image/*, text/plain)`, 3},
+		// The confirm route: at confirm_path's line, or the callback
+		// block's for confirm_only.
+		{"confirm without callback block", "bucket b-1\nconfirm_path /oss/confirm", "confirm_path: the confirm route needs the callback block", 3},
+		{"confirm with verify_only", "confirm_path /oss/confirm\ncallback {\nverify_only\n}", "confirm_path: the confirm route checks the token this handler's signing answers issue, which verify_only turns off", 2},
+		{"confirm_only without confirm_path", "bucket b-1\ncallback {\nurl https://s.example.com/oss/callback\nconfirm_only\n}", "callback.confirm_only: needs confirm_path", 3},
+		{"confirm_only, confirm_path off", "confirm_path off\ncallback {\nurl https://s.example.com/oss/callback\nconfirm_only\n}", "callback.confirm_only: needs confirm_path", 3},
+		{"relative confirm_path", "confirm_path confirm\n" + confirmCallback, `confirm_path: "confirm" must start with '/'`, 2},
+		{"confirm_path on callback_path", "callback_path /oss/in\nconfirm_path /oss/in\n" + confirmCallback, `callback_path and confirm_path are both "/oss/in"`, 3},
+		{"confirm_path on the default callback path", "confirm_path /oss/callback\n" + confirmCallback, `confirm_path: "/oss/callback" is a spelling of callback_path "/oss/callback"`, 2},
+		{"confirm_path spelling the callback path", "confirm_path /OSS//Callback/\n" + confirmCallback, `is a spelling of callback_path "/oss/callback"`, 2},
+		{"confirm_path on policy_path", "policy_path /oss/confirm\nconfirm_path /oss/confirm\n" + confirmCallback, `policy_path and confirm_path are both "/oss/confirm"`, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,6 +189,9 @@ func TestUnmarshalCaddyfileCheckErrors(t *testing.T) {
 		})
 	}
 }
+
+// confirmCallback is a callback block for the confirm route's cases.
+const confirmCallback = "callback {\nurl https://s.example.com/oss/callback\n}"
 
 // What the parse-time checks must let through.
 func TestUnmarshalCaddyfileChecksAccept(t *testing.T) {
@@ -195,6 +210,10 @@ func TestUnmarshalCaddyfileChecksAccept(t *testing.T) {
 		"allow_types image/*\ndefault_type Image/PNG",
 		"default_type \"text/plain; charset=utf-8\"\nallow_types text/*",
 		"allow_types image/*\ndefault_type {http.request.header.X-Type}",
+		"confirm_path /oss/confirm\n" + confirmCallback,
+		"confirm_path /oss/confirm\ncallback {\nurl https://s.example.com/oss/callback\nconfirm_only\n}",
+		"confirm_path /oss/confirm\ncallback_path off\ncallback {\nurl https://s.example.com/oss/callback\nconfirm_only\n}",
+		"confirm_path off\n" + confirmCallback,
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\n" + block + "\n}")); err != nil {

@@ -109,6 +109,8 @@ func (c *CallbackConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "binding_key":
 			err = oneArg(d, &c.BindingKey)
+		case "confirm_only":
+			err = flagArg(d, &c.ConfirmOnly)
 		default:
 			return d.Errf("unrecognized callback subdirective '%s'", name)
 		}

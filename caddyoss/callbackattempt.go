@@ -74,10 +74,11 @@ func (cr *callbackRoute) firstAttempt(ctx context.Context, w http.ResponseWriter
 	return writeJSON(w, http.StatusOK, queuedAnswer(ev.ID))
 }
 
-// answerCopy answers a callback whose event is already recorded, by the
-// event's state; the app is not called.
-func (cr *callbackRoute) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.Claim) error {
-	log := cr.logger.With(zap.String("id", c.Event.ID), zap.String("object", c.Event.Object), zap.String("state", string(c.State)), zapRemote(r))
+// answerCopy answers a callback or confirm (via) whose event is already
+// recorded, by the event's state; the app is not called.
+func (cr *callbackRoute) answerCopy(w http.ResponseWriter, r *http.Request, c delivery.Claim, via string) error {
+	log := cr.logger.With(zap.String("id", c.Event.ID), zap.String("object", c.Event.Object), zap.String("state", string(c.State)),
+		zap.String("via", via), zapRemote(r))
 	switch c.State {
 	case delivery.Delivered:
 		log.Info("copy of a delivered callback answered as duplicate, not forwarded")

@@ -175,6 +175,21 @@ func (t *bodyTemplate) withField(name, variable string) *bodyTemplate {
 
 // render writes the template OSS receives in the callback parameter.
 func (t *bodyTemplate) render() string {
+	return t.renderWith(nil)
+}
+
+// ossNumberVars are the variables OSS writes into a JSON body as bare
+// numbers (null when empty); it quotes every other value.
+var ossNumberVars = map[string]bool{
+	"size": true, "crc64": true, "imageInfo.height": true, "imageInfo.width": true,
+}
+
+// renderWith writes the template with each ${variable} replaced by its
+// value in values, as OSS substitutes them (protocol §4.4): URL-encoded in
+// a form body; in a JSON body a JSON string, or for the numeric variables
+// the bare number (null when empty). The body is the one OSS would have
+// sent for those values. With values nil, the variables stay ${...}.
+func (t *bodyTemplate) renderWith(values map[string]string) string {
 	var b strings.Builder
 	if t.json {
 		b.WriteByte('{')
@@ -196,8 +211,10 @@ func (t *bodyTemplate) render() string {
 			b.WriteByte('=')
 		}
 		switch {
-		case f.variable != "":
+		case f.variable != "" && values == nil:
 			b.WriteString("${" + f.variable + "}")
+		case f.variable != "":
+			b.WriteString(substituted(values[f.variable], ossNumberVars[f.variable], t.json))
 		case t.json:
 			b.WriteString(f.jsonRaw)
 		default:
@@ -208,6 +225,30 @@ func (t *bodyTemplate) render() string {
 		b.WriteByte('}')
 	}
 	return b.String()
+}
+
+// substituted is a variable's value as OSS writes it into a body.
+func substituted(v string, number, isJSON bool) string {
+	switch {
+	case !isJSON:
+		return url.QueryEscape(v)
+	case number && v == "":
+		return "null"
+	case number && isDigits(v):
+		return v
+	}
+	q, _ := json.Marshal(v) // a string always encodes
+	return string(q)
+}
+
+// isDigits reports whether s is a run of ASCII digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // parseBody reads a callback body that must have been rendered from the

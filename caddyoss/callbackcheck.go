@@ -24,14 +24,17 @@ const (
 	ossReadTimeoutSec    = 3
 )
 
-// boundCallback is what checkBound establishes of a callback: its body's
-// variables, the binding's expiry and own spelling, and the etag OSS
-// stores for the object.
+// boundCallback is what checkBinding establishes of a callback or a
+// confirm: the variables it was checked with, the object, the binding's
+// expiry and own spelling, and what OSS stores (HeadObject's answer, and
+// the ETag from it).
 type boundCallback struct {
 	vars    map[string]string
+	object  string
 	expiry  time.Time
 	binding string
 	etag    string
+	stored  http.Header
 }
 
 // checkBound checks a verified callback against the binding it carries:
@@ -43,37 +46,48 @@ func (cr *callbackRoute) checkBound(ctx context.Context, r *http.Request, body [
 	if err != nil {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBody, err.Error())
 	}
-	bc, err := cr.checkBinding(ctx, r, vars)
+	bc, err := cr.checkBinding(ctx, r, vars, viaCallback)
 	bc.vars = vars
 	return bc, err
 }
 
-func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars map[string]string) (boundCallback, error) {
+// checkBinding checks the variables of a callback's body, or those a
+// confirm (via) names (the object, the binding and the custom variables
+// of its token): the binding is this handler's, unexpired, and covers the
+// bucket, the object and every custom variable; the object lies in the
+// handler's key_prefix and the binding's scope; OSS has it, with the
+// size, etag and type the variables give (a confirm gives none), within
+// the limits.
+func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars map[string]string, via string) (boundCallback, error) {
+	subject := via // "callback", "confirm"
 	b, err := callback.Parse(vars["x:"+bindingVar])
 	if err != nil {
+		if via == viaConfirm {
+			return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "confirm token is not valid: it was not issued by this site")
+		}
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback carries no valid binding: it was not issued by this site (set verify_only to accept callbacks issued elsewhere)")
 	}
 	expiry := time.Unix(b.Expiry, 0)
 	if !cr.now().Before(expiry) {
-		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding has expired")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" binding has expired")
 	}
 	if v, ok := vars["bucket"]; ok && v != cr.Bucket {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBucket, fmt.Sprintf("callback names bucket %q, not the configured one", v))
 	}
 	object := vars["object"]
 	if object == "" || checkKeyPart(object) != nil || strings.HasSuffix(object, "/") {
-		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback names no valid object")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" names no valid object")
 	}
 	// The object lies below one expansion of this handler's key_prefix,
 	// and a prefix binding names exactly such an expansion.
 	scope := b.Scope
 	switch {
 	case !cr.scope.Contains(object):
-		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside this handler's key_prefix")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" object is outside this handler's key_prefix")
 	case b.Kind == callback.ExactKey:
 		scope = object
 	case !cr.scope.FitsPrefix(scope) || !strings.HasPrefix(object, scope):
-		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback object is outside the prefix its binding names")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" object is outside the prefix its binding names")
 	}
 	custom := map[string]string{}
 	for v, val := range vars {
@@ -87,13 +101,13 @@ func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars
 		return boundCallback{}, callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback binding key unavailable")
 	}
 	if !hmac.Equal(b.MAC, callback.MAC(key, b.Kind, cr.Bucket, scope, b.Expiry, custom)) {
-		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, "callback binding does not match this handler, its bucket, object or variables")
+		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" binding does not match this handler, its bucket, object or variables")
 	}
 	// The body's facts are confirmed with OSS: a holder of STS credentials
 	// writes the callback parameter itself, and anyone can make OSS (from
 	// another account, another bucket) send a genuinely signed body that
 	// copies a binding it was given, with facts of its choosing.
-	stored, err := cr.confirmFacts(ctx, r, object, vars)
+	stored, err := cr.confirmFacts(ctx, r, object, vars, via)
 	if err != nil {
 		return boundCallback{}, err
 	}
@@ -102,7 +116,7 @@ func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars
 	if err := cr.enforceLimits(ctx, r, object, stored); err != nil {
 		return boundCallback{}, err
 	}
-	return boundCallback{expiry: expiry, binding: b.String(), etag: strings.Trim(stored.Get("ETag"), `"`)}, nil
+	return boundCallback{object: object, expiry: expiry, binding: b.String(), etag: strings.Trim(stored.Get("ETag"), `"`), stored: stored}, nil
 }
 
 // newOSSBucket builds the client for the callback route's OSS calls
@@ -112,25 +126,28 @@ func (h *Handler) newOSSBucket() (*oss.Bucket, error) {
 	return h.newServerBucket(ossConnectTimeoutSec, ossReadTimeoutSec)
 }
 
-// confirmFacts asks OSS about the object a callback names and refuses the
-// callback when the body's size, etag or content type differ from what OSS
-// stores, or when there is no such object. It returns OSS's answer
-// (HeadObject's headers).
-func (cr *callbackRoute) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string) (http.Header, error) {
+// confirmFacts asks OSS about the object a callback or confirm (via)
+// names and refuses it when there is no such object (a callback 403, a
+// confirm 404), or when the variables' size, etag or content type differ
+// from what OSS stores. It returns OSS's answer (HeadObject's headers).
+func (cr *callbackRoute) confirmFacts(ctx context.Context, r *http.Request, object string, vars map[string]string, via string) (http.Header, error) {
 	if cr.ossBucket == nil {
-		return nil, callbackErr(http.StatusForbidden, reasonConfirm, "callback cannot be confirmed: this instance has no OSS client")
+		return nil, callbackErr(http.StatusForbidden, reasonConfirm, via+" cannot be confirmed: this instance has no OSS client")
 	}
 	hdr, err := cr.ossBucket.GetObjectDetailedMeta(object, oss.WithContext(ctx))
 	if err != nil {
 		var se oss.ServiceError
 		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+			if via == viaConfirm {
+				return nil, callbackErr(http.StatusNotFound, reasonConfirm, "OSS has no such object: confirm after OSS answered the upload")
+			}
 			return nil, callbackErr(http.StatusForbidden, reasonConfirm, "callback names an object that OSS does not have")
 		}
 		code := ""
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		cr.logger.Error("confirming a callback with OSS failed",
+		cr.logger.Error("confirming a "+via+" with OSS failed",
 			zap.String("object", object), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
 		return nil, callbackErr(http.StatusBadGateway, reasonConfirm, "confirming the upload with OSS failed")
 	}

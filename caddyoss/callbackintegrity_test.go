@@ -299,3 +299,36 @@ func TestCallbackIntegritySTSChoices(t *testing.T) {
 		t.Errorf("the app received %s %s", got[0].uri, got[0].body)
 	}
 }
+
+// An STS uploader who writes the etag into its callback body in another
+// case (OSS confirms it without case) sends a copy of the same upload:
+// one event, one delivery.
+func TestCallbackIntegrityETagSpelling(t *testing.T) {
+	env := newSecEnv(t, "")
+	b, issuedParam, issuedVars := env.stsUploader(t, "bob")
+	var param map[string]string
+	raw, _ := base64.StdEncoding.DecodeString(issuedParam)
+	_ = json.Unmarshal(raw, &param)
+	put := func(p string) error {
+		return b.PutObject("uploads/bob/same.png", strings.NewReader("same bytes"), oss.ContentType("image/png"),
+			oss.Callback(p), oss.CallbackVar(issuedVars))
+	}
+	if err := put(issuedParam); err != nil {
+		t.Fatalf("honest upload: %v", err)
+	}
+	obj, _ := env.emu.Object(secBucket, "uploads/bob/same.png")
+	etag := strings.Trim(obj.ETag, `"`)
+	for _, spelled := range []string{strings.ToLower(etag), strings.ToLower(etag[:8]) + etag[8:]} {
+		p := map[string]string{}
+		for k, v := range param {
+			p[k] = v
+		}
+		p["callbackBody"] = strings.Replace(p["callbackBody"], "${etag}", spelled, 1)
+		if err := put(b64JSON(p)); err != nil {
+			t.Errorf("etag %s: %v, want the duplicate's answer", spelled, err)
+		}
+	}
+	if got := env.app.verified(); len(got) != 1 {
+		t.Fatalf("the app received the upload %d times", len(got))
+	}
+}

@@ -57,10 +57,10 @@ type callbackError struct {
 
 func (e *callbackError) Error() string { return e.msg }
 
-// callbackRoute answers the callback route of one handler, whose
-// configuration it reads: it owns the verifier of OSS's signatures, where
-// verified callbacks go, and the handler's event records and queue in
-// Caddy's storage.
+// callbackRoute answers the callback route and the confirm route of one
+// handler, whose configuration it reads: it owns the verifier of OSS's
+// signatures, where verified uploads go, and the handler's event records
+// and queue in Caddy's storage. Both routes end in accept.
 type callbackRoute struct {
 	*Handler
 	ctx       caddy.Context
@@ -73,13 +73,15 @@ type callbackRoute struct {
 	emitter   *uploadEvents                     // Caddy events of the uploads; nil without an events app
 }
 
-// provisionCallback builds the callback route, unless callback_path is off,
-// and starts its queue.
+// provisionCallback builds the callback route, unless both callback_path
+// and confirm_path are off, and starts its queue.
 func (h *Handler) provisionCallback(ctx caddy.Context) error {
-	if h.CallbackPath == routeOff {
+	if !h.delivers() {
 		return nil
 	}
-	h.callbackCanon = callback.CanonicalPath(h.CallbackPath)
+	if h.CallbackPath != routeOff {
+		h.callbackCanon = callback.CanonicalPath(h.CallbackPath)
+	}
 	cr := &callbackRoute{Handler: h, ctx: ctx, srv: new(atomic.Pointer[caddyhttp.Server])}
 	v, err := newCallbackVerifier(h.Callback.TrustedKeys, h.logger)
 	if err != nil {
@@ -160,20 +162,36 @@ func (cr *callbackRoute) serveCallback(w http.ResponseWriter, r *http.Request, n
 	if err != nil {
 		return cr.rejectCallback(r, err)
 	}
+	return cr.accept(ctx, w, r, next, ev, facts, viaCallback)
+}
+
+// accept records a verified upload as its event and, when the event is
+// fresh, hands it to the app (firstAttempt); a copy is answered by its
+// event's state. It is where the callback and the confirm route meet:
+// one event id per upload, whichever route came first, so the app hears
+// of an upload once. via ("callback", "confirm") names the route for
+// metrics, events and logs. An error it returns was not answered yet.
+func (cr *callbackRoute) accept(ctx context.Context, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ev *delivery.Event, facts map[string]string, via string) error {
 	claim, err := cr.events.Begin(ctx, ev, cr.alsoExpires(ev)...)
 	if err != nil {
-		cr.logger.Error("recording the callback failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
-		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, "callback records are unavailable")
-		countCallback(err)
-		cr.emitter.rejected(r, err)
+		what := "callback"
+		if via == viaConfirm {
+			what = "confirmed upload"
+		}
+		cr.logger.Error("recording the "+what+" failed", zap.Error(err), zap.String("object", ev.Object), zapRemote(r))
+		err = callbackErr(http.StatusServiceUnavailable, reasonStorage, what+" records are unavailable")
+		countVia(via, err)
+		if via == viaCallback {
+			cr.emitter.rejected(r, err)
+		}
 		return err
 	}
-	countCallback(nil)
+	countVia(via, nil)
 	cr.setPlaceholders(r, ev, facts)
 	if !claim.Fresh {
-		return cr.answerCopy(w, r, claim)
+		return cr.answerCopy(w, r, claim, via)
 	}
-	cr.emitter.verified(ev, facts, viaCallback)
+	cr.emitter.verified(ev, facts, via)
 	// Settle or Release frees the event's locks; this only matters if the
 	// attempt panics.
 	defer cr.events.Unhold(context.WithoutCancel(ctx), ev.ID)

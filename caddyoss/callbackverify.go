@@ -39,11 +39,7 @@ func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*
 	if err != nil {
 		return nil, nil, callbackErr(http.StatusBadRequest, reasonHeaders, "Authorization is not valid base64")
 	}
-	maxBody := cr.Callback.MaxBody
-	if maxBody <= 0 {
-		maxBody = defaultCallbackMaxBody
-	}
-	body, err := readBody(r, maxBody)
+	body, err := cr.readBody(r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,10 +71,9 @@ func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*
 	if err := checkBodySeparators(body); err != nil {
 		return nil, nil, err
 	}
-	ev := &delivery.Event{Body: body, Header: map[string]string{metaRemote: r.RemoteAddr, metaHost: r.Host}}
 	if cr.bodyTpl == nil {
 		facts := callbackFacts(body)
-		ev, err := cr.unboundEvent(ev, facts)
+		ev, err := cr.unboundEvent(arrived(r, body), facts)
 		return ev, facts, err
 	}
 	// A bound callback was sent to the URL this handler issued: its path
@@ -90,16 +85,26 @@ func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	object := bc.vars["object"]
-	etag := bc.vars["etag"]
-	if etag == "" {
-		etag = bc.etag
-	}
-	ev.ID = callback.EventID(cr.id, cr.Bucket, object, etag, bc.binding)
-	ev.Object, ev.Expires = object, bc.expiry
+	return cr.boundEvent(r, bc, body), bc.vars, nil
+}
+
+// arrived is the event of a body that arrived with r, not yet named: the
+// Host and address it came from are kept for its retries.
+func arrived(r *http.Request, body []byte) *delivery.Event {
+	return &delivery.Event{Body: body, Header: map[string]string{metaRemote: r.RemoteAddr, metaHost: r.Host}}
+}
+
+// boundEvent is the event of an upload checkBinding accepted, with the
+// body the app receives. Its id comes from the handler, the bucket, the
+// object, the ETag OSS stores (not the body's spelling of it) and the
+// binding, so the callback and the confirm of one upload are one event.
+func (cr *callbackRoute) boundEvent(r *http.Request, bc boundCallback, body []byte) *delivery.Event {
+	ev := arrived(r, body)
+	ev.ID = callback.EventID(cr.id, cr.Bucket, bc.object, bc.etag, bc.binding)
+	ev.Object, ev.Expires = bc.object, bc.expiry
 	ev.Header["Content-Type"] = cr.Callback.contentType()
 	ev.Header[headerBucket] = cr.Bucket
-	return ev, bc.vars, nil
+	return ev
 }
 
 // unboundEvent names a callback accepted without a binding (verify_only)
@@ -150,6 +155,15 @@ func checkBodySeparators(body []byte) error {
 		return callbackErr(http.StatusForbidden, reasonBody, "callback form body has a raw ';', which some parsers read as a field separator")
 	}
 	return nil
+}
+
+// readBody reads the body of a callback or confirm, at most max_body.
+func (cr *callbackRoute) readBody(r *http.Request) ([]byte, error) {
+	limit := cr.Callback.MaxBody
+	if limit <= 0 {
+		limit = defaultCallbackMaxBody
+	}
+	return readBody(r, limit)
 }
 
 // readBody reads at most limit bytes of the request body.

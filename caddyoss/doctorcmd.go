@@ -39,13 +39,14 @@ configured credentials:
 
   - the credentials work and the bucket is in the configured region;
   - the permissions the configured routes need: PutObject, HeadObject
-    and DeleteObject for bound callbacks, the multipart calls of the Uppy
+    and DeleteObject for bound callbacks and confirms, the multipart calls of the Uppy
     routes, sts:AssumeRole with the STS route's session policy (and an
     upload with the credentials it returns);
   - the bucket's CORS rules let the site's origin upload in every mode
     (--origin, default: the site address) and expose ETag;
   - Block Public Access is on where uploaders can choose an object's ACL;
-  - the callback URL is https, public, and asks OSS for SNI.
+  - the callback URL is https, public, and asks OSS for SNI (unless
+    confirm_only asks OSS for no callback).
 
 Objects the checks write go below <key_prefix>.oss-doctor/ and are
 deleted. Request placeholders in the config (the user's id, a header)
@@ -130,7 +131,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 		SignatureV1: strings.EqualFold(h.SignatureVersion, osssign.V1),
 		Prefix:      h.KeyPrefix, ContentType: "application/octet-stream",
 		PostObject: h.PolicyPath != routeOff, Presign: h.PresignPath != routeOff, Uppy: h.UppyPath != routeOff,
-		BoundCallbacks: h.CallbackPath != routeOff && h.Callback != nil && !h.Callback.VerifyOnly,
+		BoundCallbacks: (h.CallbackPath != routeOff || h.confirmOn()) && h.Callback != nil && !h.Callback.VerifyOnly,
 	}
 	for _, at := range h.AllowTypes {
 		if !strings.Contains(at, "*") {
@@ -145,7 +146,9 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 	case strings.EqualFold(h.FormFields, formFieldsMinimal) && (t.PostObject || t.Uppy):
 		t.ClientACL = "with form_fields minimal PostObject uploaders can add an x-oss-object-acl field"
 	}
-	if c := h.Callback; c != nil && expand(c.URL) != "" && h.signingEnabled() {
+	// With confirm_only no signing answer asks OSS for a callback: its
+	// URL may be one OSS cannot reach.
+	if c := h.Callback; c != nil && expand(c.URL) != "" && h.signingEnabled() && !c.ConfirmOnly {
 		t.Callback = &doctor.Callback{URL: expand(c.URL), SNI: !c.DisableSNI, SNIOption: "sni off (JSON: disable_sni)"}
 	}
 

@@ -25,8 +25,9 @@ import (
 // never on a callback's way to OSS's answer: a handler's own goroutine
 // emits them, in the order they happened on this instance.
 const (
-	// eventUploadVerified: a callback verified and its event freshly
-	// recorded, once per upload whatever the copies and instances.
+	// eventUploadVerified: a callback or a confirm verified and its event
+	// freshly recorded, once per upload whatever the copies, routes and
+	// instances.
 	eventUploadVerified = "upload_verified"
 	// eventUploadDelivered: the app took the upload's event (2xx).
 	eventUploadDelivered = "upload_delivered"
@@ -38,8 +39,9 @@ const (
 	eventCallbackRejected = "callback_rejected"
 
 	// viaCallback is upload_verified's via when an OSS callback verified
-	// the upload.
+	// the upload, viaConfirm when the confirm route did.
 	viaCallback = "callback"
+	viaConfirm  = "confirm"
 
 	// uploadEventBuffer bounds the events a handler holds for emission;
 	// beyond it (the event handlers are not keeping up) they are dropped.

@@ -7,7 +7,9 @@ package caddyoss
 // every signing route the example answers is asked without a session and
 // with forged identity headers (refused, nothing signed in the answer),
 // then with the session (answered), and an upload through the example's
-// post-policy route must bring the app exactly one verified callback.
+// post-policy route must bring the app exactly one verified callback (with
+// a confirm route, the upload is confirmed too, and still reaches the app
+// once).
 //
 // The rule for blocks: a block is a whole example and must adapt as a
 // Caddyfile with at least one oss_upload, unless it is marked as a
@@ -194,8 +196,10 @@ func runExample(t *testing.T, b docBlock, hash string) {
 		if policy := routePath(h.PolicyPath, defaultPolicyPath, true); !h.Callback.VerifyOnly && policy != routeOff {
 			resp, body := do(signingRequest{"GET", policy + "?filename=a.png&type=image/png&size=9", "", "policy"}, nil, true)
 			var p struct {
-				URL    string            `json:"url"`
-				Fields map[string]string `json:"fields"`
+				URL     string            `json:"url"`
+				Key     string            `json:"key"`
+				Fields  map[string]string `json:"fields"`
+				Confirm *confirmInfo      `json:"confirm"`
 			}
 			if err := json.Unmarshal([]byte(body), &p); err != nil || resp.StatusCode != 200 || p.URL == "" {
 				t.Fatalf("%s: post-policy with the session: %d %.300s", b.name(), resp.StatusCode, body)
@@ -215,6 +219,21 @@ func runExample(t *testing.T, b docBlock, hash string) {
 			out, _ := io.ReadAll(up.Body)
 			up.Body.Close()
 			status, answer = up.StatusCode, string(out)
+			if h.confirmOn() && status == 200 {
+				// The uploader confirms: the app's answer, or (after a
+				// callback) a duplicate.
+				if p.Confirm == nil || p.Confirm.URL != h.ConfirmPath {
+					t.Fatalf("%s: the post-policy answer has no confirm object: %.300s", b.name(), body)
+				}
+				c, _ := json.Marshal(map[string]string{"key": p.Key, "token": p.Confirm.Token})
+				resp, cbody := do(signingRequest{"POST", p.Confirm.URL, string(c), ""}, nil, true)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: the confirm got %d %.300s", b.name(), resp.StatusCode, cbody)
+				}
+				if h.Callback.ConfirmOnly {
+					answer = cbody
+				}
+			}
 		} else if h.Callback.VerifyOnly {
 			// Nothing here signs uploads: another system's upload, with a
 			// callback to this site, sent by OSS.
@@ -249,6 +268,6 @@ func runExample(t *testing.T, b docBlock, hash string) {
 		if len(calls) != 1 || calls[0].verified != "true" {
 			t.Fatalf("%s: the app received %+v, want one request with X-Oss-Callback-Verified: true", b.name(), calls)
 		}
-		t.Logf("%s: one verified callback reached the app (verify_only %v)", b.name(), h.Callback.VerifyOnly)
+		t.Logf("%s: one verified upload reached the app (verify_only %v, confirmed %v)", b.name(), h.Callback.VerifyOnly, h.confirmOn())
 	}
 }

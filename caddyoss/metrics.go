@@ -80,6 +80,7 @@ type metricSet struct {
 	stsBroker         sts.Metrics // what the STS broker increments, looked up once
 	assumeRoleErrors  prometheus.Counter
 	callbacks         *prometheus.CounterVec
+	confirms          *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
 	callbackQueueSize prometheus.GaugeFunc
 	callbackQueueDead *deadGauge
@@ -110,6 +111,10 @@ func newOSSMetrics() *metricSet {
 			Namespace: ns, Subsystem: sub, Name: "callbacks_total",
 			Help: "Upload callbacks, verified (duplicates included) or rejected, by reason.",
 		}, []string{"result", "reason"}),
+		confirms: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "confirms_total",
+			Help: "Requests to the confirm route, verified (duplicates included) or rejected, by reason.",
+		}, []string{"result", "reason"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "callback_deliveries_total",
 			Help: "Verified callbacks by what became of them: delivered, queued, retried, duplicate or failed.",
@@ -139,7 +144,7 @@ func newOSSMetrics() *metricSet {
 func (m *metricSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.signRequests, m.signDuration, m.stsCredentials, m.assumeRoleErrors,
-		m.callbacks, m.deliveries, m.callbackQueueSize, m.callbackQueueDead,
+		m.callbacks, m.confirms, m.deliveries, m.callbackQueueSize, m.callbackQueueDead,
 	}
 }
 
@@ -233,6 +238,25 @@ func countCallback(err error) {
 		return
 	}
 	ossMetrics.callbacks.WithLabelValues(callbackRejected, callbackReason(err)).Inc()
+}
+
+// countConfirm records a verified confirm (err nil) or a rejected one,
+// with the reasons of callbacks.
+func countConfirm(err error) {
+	if err == nil {
+		ossMetrics.confirms.WithLabelValues(callbackVerified, reasonOK).Inc()
+		return
+	}
+	ossMetrics.confirms.WithLabelValues(callbackRejected, callbackReason(err)).Inc()
+}
+
+// countVia counts a verified or rejected upload on the route it came by.
+func countVia(via string, err error) {
+	if via == viaConfirm {
+		countConfirm(err)
+	} else {
+		countCallback(err)
+	}
 }
 
 // observeDelivery counts an outcome of the delivery queue (its Outcome

@@ -138,6 +138,16 @@ type Handler struct {
 	PresignPath  string `json:"presign_path,omitempty"`
 	CallbackPath string `json:"callback_path,omitempty"`
 
+	// ConfirmPath is the confirm route: after OSS answered an upload, the
+	// uploader POSTs {"key": <object key>, "token": <the token its signing
+	// answer gave it>} here, and the upload reaches the app as a verified
+	// callback would, from what OSS stores (HeadObject), with the same
+	// Idempotency-Key, so an upload confirmed and called back reaches the
+	// app once. For sites OSS callbacks cannot reach. It needs the
+	// callback block (not verify_only): where uploads go, and the body
+	// the app receives. "off" disables it. Default: off.
+	ConfirmPath string `json:"confirm_path,omitempty"`
+
 	// UppyPath is the Companion URL to give Uppy's @uppy/aws-s3 plugin:
 	// the handler answers Companion's S3 routes below it
 	// (<uppy_path>/s3/params, <uppy_path>/s3/multipart, ...), with
@@ -263,6 +273,14 @@ type CallbackConfig struct {
 	// issued. By default only callbacks that carry this site's binding
 	// (the x:oss_binding variable the signing routes add) are accepted.
 	VerifyOnly bool `json:"verify_only,omitempty"`
+
+	// ConfirmOnly leaves the callback parameter out of every signing
+	// answer: OSS is asked for no callback, and uploads reach the app
+	// through the confirm route only (confirm_path is required). The url
+	// still names the path, query and Host the app receives uploads at.
+	// Default: false, signing answers ask OSS for a callback (and, with
+	// confirm_path, carry a confirm token too).
+	ConfirmOnly bool `json:"confirm_only,omitempty"`
 
 	// BindingKey is the secret bindings are signed with, at least 32
 	// characters; {env.*} placeholders are expanded. Every instance serving

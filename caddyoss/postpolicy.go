@@ -57,7 +57,7 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	in, pp, err := h.signPostObject(r, up, "200")
+	in, pp, token, err := h.signPostObject(r, up, "200")
 	if err != nil {
 		return err
 	}
@@ -105,6 +105,7 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 	}
 	b = append(b, ',')
 	b = appendFieldsObject(b, up.key, pp.Fields)
+	b = h.appendConfirmMember(b, token)
 	b = append(b, '}')
 	*bp = b
 	if ce := h.logger.Check(zapcore.DebugLevel, "post policy signed"); ce != nil {
@@ -118,8 +119,9 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 // class and, when configured, the callback and its binding. status is the
 // success_action_status to pin. With form_fields minimal, the type, ACL
 // and storage class are not pinned, and the callback variables are
-// written into the callback parameter instead of x:<name> fields.
-func (h *Handler) signPostObject(r *http.Request, up upload, status string) (osssign.Policy, osssign.Form, error) {
+// written into the callback parameter instead of x:<name> fields. It also
+// returns the upload's confirm token ("" when the confirm route is off).
+func (h *Handler) signPostObject(r *http.Request, up upload, status string) (osssign.Policy, osssign.Form, string, error) {
 	now := h.now()
 	in := osssign.Policy{
 		Version:      h.SignatureVersion,
@@ -141,24 +143,27 @@ func (h *Handler) signPostObject(r *http.Request, up upload, status string) (oss
 		in.Key = ""
 		kind, scope = callback.Prefix, up.prefix
 	}
-	var err error
-	if in.Vars, err = h.issueVars(r.Context(), up.custom, kind, scope, in.Expiration); err != nil {
-		return in, osssign.Form{}, h.unavailable(r, "signing the callback binding", err)
+	vars, err := h.issueVars(r.Context(), up.custom, kind, scope, in.Expiration)
+	if err != nil {
+		return in, osssign.Form{}, "", h.unavailable(r, "signing the callback binding", err)
+	}
+	if in.Callback != "" {
+		in.Vars = vars
 	}
 	if h.FormFields == formFieldsMinimal {
 		in.ContentType, in.ACL, in.StorageClass = "", "", ""
 		if len(in.Vars) > 0 {
 			if in.Callback, err = inlineCallbackVars(in.Callback, h.Callback.BodyType == bodyTypeJSON, in.Vars); err != nil {
-				return in, osssign.Form{}, h.internalError(r, "writing the callback variables", err)
+				return in, osssign.Form{}, "", h.internalError(r, "writing the callback variables", err)
 			}
 			in.Vars = nil
 		}
 	}
 	pp, err := h.signer.SignPolicy(in, up.creds, now)
 	if err != nil {
-		return in, osssign.Form{}, h.internalError(r, "building the policy", err)
+		return in, osssign.Form{}, "", h.internalError(r, "building the policy", err)
 	}
-	return in, pp, nil
+	return in, pp, h.confirmToken(vars), nil
 }
 
 // defaultStorageClass is the class PostObject policies pin by default.

@@ -94,7 +94,7 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	expires := h.urlLifetime(up.creds)
-	params, err := h.presignParams(r, &up, expires)
+	params, token, err := h.presignParams(r, &up, expires)
 	if err != nil {
 		return err
 	}
@@ -129,28 +129,36 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 	b = jsonw.AppendString(b, up.key)
 	b = append(b, `,"expires":"`...)
 	b = osssign.AppendUTCRFC3339(b, expiration)
-	b = append(b, `"}`...)
+	b = append(b, '"')
+	b = h.appendConfirmMember(b, token)
+	b = append(b, '}')
 	*bp = b
 	return writeJSON(w, http.StatusOK, b)
 }
 
 // presignParams returns the signed query parameters besides the
-// signature's own: the callback and its variables, when configured.
-func (h *Handler) presignParams(r *http.Request, up *upload, expires time.Duration) ([][2]string, error) {
-	if h.callbackB64 == "" {
-		return nil, nil
+// signature's own (the callback and its variables, when OSS is asked for
+// a callback) and the upload's confirm token ("" when the confirm route
+// is off).
+func (h *Handler) presignParams(r *http.Request, up *upload, expires time.Duration) ([][2]string, string, error) {
+	if !h.issuesVars() {
+		return nil, "", nil
 	}
-	params := [][2]string{{"callback", h.callbackB64}}
 	vars, err := h.issueVars(r.Context(), up.custom, callback.ExactKey, up.key, h.now().Add(expires))
 	if err != nil {
-		return nil, h.unavailable(r, "signing the callback binding", err)
+		return nil, "", h.unavailable(r, "signing the callback binding", err)
 	}
+	token := h.confirmToken(vars)
+	if h.callbackB64 == "" {
+		return nil, token, nil
+	}
+	params := [][2]string{{"callback", h.callbackB64}}
 	if v, err := callbackVarParam(vars); err != nil {
-		return nil, h.internalError(r, "encoding callback variables", err)
+		return nil, "", h.internalError(r, "encoding callback variables", err)
 	} else if v != "" {
 		params = append(params, [2]string{"callback-var", v})
 	}
-	return params, nil
+	return params, token, nil
 }
 
 // appendPresignedURL appends the presigned PUT URL of up, for its

@@ -139,8 +139,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.id = callback.HandlerID(h.Bucket, h.KeyPrefix, h.CallbackPath, callbackURL)
 
-	// Bound callbacks are confirmed with OSS, which needs credentials too.
-	boundCallbacks := h.CallbackPath != routeOff && !h.Callback.VerifyOnly
+	// Bound callbacks and confirms are checked with OSS, which needs
+	// credentials too.
+	boundCallbacks := (h.CallbackPath != routeOff || h.confirmOn()) && !h.Callback.VerifyOnly
 	if h.signingEnabled() || boundCallbacks {
 		src, err := newCredentialSource(h.AccessKeyID, h.AccessKeySecret)
 		if err != nil {
@@ -160,7 +161,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if !c.VerifyOnly {
 			h.bindingKeys = h.newKeySource()
 		}
-		if c.URL != "" {
+		if c.URL != "" && !c.ConfirmOnly {
 			if h.callbackB64, err = c.callbackParam(); err != nil {
 				return err
 			}
@@ -199,6 +200,7 @@ func (h *Handler) applyRouteDefaults() {
 	h.PresignPath = routePath(h.PresignPath, defaultPresignPath, true)
 	h.STSPath = routePath(h.STSPath, defaultSTSPath, h.STS != nil)
 	h.CallbackPath = routePath(h.CallbackPath, defaultCallbackPath, h.Callback != nil)
+	h.ConfirmPath = routePath(h.ConfirmPath, "", false) // off unless set
 	// Uppy sends small files by PostObject: its routes follow the policy
 	// route unless set, so a verifier-only site signs nothing.
 	h.UppyPath = routePath(h.UppyPath, defaultUppyPath, h.PolicyPath != routeOff)
@@ -246,13 +248,16 @@ func (h *Handler) logStartup() {
 //
 //   - bucket, region, signature_version;
 //   - routes: each route that is on, by name (sts, policy, presign,
-//     callback), with its path;
+//     callback, confirm, uppy), with its path;
 //   - callbacks: "bound" (only callbacks carrying this site's binding are
-//     accepted), "verify_only", or "off" without a callback block;
+//     accepted), "confirm_only" (signing answers ask OSS for no callback:
+//     uploads come through the confirm route), "verify_only", or "off"
+//     without a callback block;
 //   - delivery: how verified callbacks reach the upstream ("queued",
-//     "direct"), "off" without a callback route;
-//   - handler_id: with a callback route, the id that names the handler's
-//     events (in storage, the admin API and caddy_oss_callback_queue_dead);
+//     "direct"), "off" without a callback or confirm route;
+//   - handler_id: with a callback or confirm route, the id that names the
+//     handler's events (in storage, the admin API and
+//     caddy_oss_callback_queue_dead);
 //   - dead_events: how many of its events are dead, when there are any;
 //   - credentials: "static" (the key pair in the config), "environment",
 //     "oidc", "cli_profile", "credentials_file", "ecs_ram_role",
@@ -265,7 +270,7 @@ func (h *Handler) startupFields() []zap.Field {
 		for _, r := range []struct{ name, path string }{
 			{"sts", h.STSPath}, {"policy", h.PolicyPath},
 			{"presign", h.PresignPath}, {"callback", h.CallbackPath},
-			{"uppy", h.UppyPath},
+			{"confirm", h.ConfirmPath}, {"uppy", h.UppyPath},
 		} {
 			if r.path != routeOff {
 				enc.AddString(r.name, r.path)
@@ -275,13 +280,17 @@ func (h *Handler) startupFields() []zap.Field {
 	})
 	callbacks := "off"
 	if c := h.Callback; c != nil {
-		callbacks = "bound"
-		if c.VerifyOnly {
+		switch {
+		case c.VerifyOnly:
 			callbacks = "verify_only"
+		case c.ConfirmOnly:
+			callbacks = "confirm_only"
+		default:
+			callbacks = "bound"
 		}
 	}
 	delivery := "off"
-	if h.CallbackPath != routeOff {
+	if h.delivers() {
 		delivery = h.Callback.Delivery
 	}
 	origin := "unused"
@@ -297,7 +306,7 @@ func (h *Handler) startupFields() []zap.Field {
 		zap.String("delivery", delivery),
 		zap.String("credentials", origin),
 	}
-	if h.CallbackPath != routeOff {
+	if h.delivers() {
 		fields = append(fields, zap.String("handler_id", h.id))
 		if n := h.deadAtStartup(); n > 0 {
 			fields = append(fields, zap.Int("dead_events", n))
@@ -308,6 +317,12 @@ func (h *Handler) startupFields() []zap.Field {
 		fields = append(fields, zap.String("form_fields", formFieldsMinimal))
 	}
 	return fields
+}
+
+// delivers reports whether verified uploads reach the app through this
+// handler: by the callback route, the confirm route or both.
+func (h *Handler) delivers() bool {
+	return h.CallbackPath != routeOff || h.confirmOn()
 }
 
 // newKeySource is the binding key source of the config: callback

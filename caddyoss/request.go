@@ -47,7 +47,7 @@ func (h *Handler) prepareUpload(w http.ResponseWriter, r *http.Request, up *uplo
 	if up.key, err = h.objectKey(repl, up.prefix, up.hints.filename); err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	if h.callbackB64 != "" {
+	if h.issuesVars() {
 		if up.custom, err = h.Callback.callbackVars(repl); err != nil {
 			return h.forbidden(r, err)
 		}
@@ -367,11 +367,14 @@ func (c *CallbackConfig) callbackVars(repl *caddy.Replacer) (map[string]string, 
 	return out, nil
 }
 
-// issueVars returns the x:<name> variables a signing route sends: the
+// issueVars returns the x:<name> variables a signing route issues: the
 // expanded custom variables plus, unless verify_only, the binding that ties
-// the callback to this decision. nil when no callback is issued.
+// the callback, or the confirm, to this decision. nil when neither a
+// callback nor a confirm is issued. The route sends them in the callback
+// parameter only when it asks OSS for a callback (callbackB64 set), and
+// in the confirm token (confirmToken) when the confirm route is on.
 func (h *Handler) issueVars(ctx context.Context, custom map[string]string, kind callback.Kind, scope string, expiry time.Time) (map[string]string, error) {
-	if h.callbackB64 == "" {
+	if !h.issuesVars() {
 		return nil, nil
 	}
 	out := make(map[string]string, len(custom)+1)

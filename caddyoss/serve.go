@@ -167,7 +167,7 @@ func replacer(r *http.Request) *caddy.Replacer {
 	return caddy.NewReplacer()
 }
 
-// ServeHTTP answers the signing and callback routes and passes every other
+// ServeHTTP answers the signing, callback and confirm routes and passes every other
 // request to the next handler untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.callback != nil {
@@ -185,8 +185,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveSigning(w, r, h.servePresign, signRoutePresign)
 	case p == h.STSPath:
 		return h.serveSigning(w, r, h.serveSTS, signRouteSTS)
+	case p == h.ConfirmPath && h.callback != nil:
+		return h.serveDelivering(w, r, next, h.callback.serveConfirm)
 	case h.isCallbackRequest(r):
-		return h.serveCallbackRoute(w, r, next)
+		return h.serveDelivering(w, r, next, h.callback.serveCallback)
 	default:
 		return next.ServeHTTP(w, r)
 	}
@@ -227,9 +229,12 @@ func (h *Handler) serveUppyRoute(w http.ResponseWriter, r *http.Request, rest st
 	return nil
 }
 
-func (h *Handler) serveCallbackRoute(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// serveDelivering runs the callback or the confirm route (route), which
+// may hand the upload to next, and renders its error when it did not.
+func (h *Handler) serveDelivering(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
+	route func(http.ResponseWriter, *http.Request, caddyhttp.Handler) error) error {
 	var nextCalled bool
-	err := h.callback.serveCallback(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	err := route(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		nextCalled = true
 		return next.ServeHTTP(w, r)
 	}))

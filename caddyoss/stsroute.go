@@ -52,17 +52,17 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 	if ce := h.logger.Check(zapcore.DebugLevel, "STS credentials issued"); ce != nil {
 		logIssued(ce, r, c, session, prefix)
 	}
-	// Without a callback the answer depends only on the credentials and
-	// the prefix, which the cache key (the session policy) fixes, so the
+	// Without a callback or a confirm token the answer depends only on the
+	// credentials and the prefix, which the cache key (the session policy) fixes, so the
 	// first request to hand them out keeps it and the next ones send the
 	// same bytes.
-	if h.callbackB64 == "" {
+	if !h.issuesVars() {
 		if body := c.Answer.Bytes(); body != nil {
 			return writeJSON(w, http.StatusOK, body)
 		}
 	}
 	var vars map[string]string
-	if h.callbackB64 != "" {
+	if h.issuesVars() {
 		custom, err := h.Callback.callbackVars(repl)
 		if err != nil {
 			return h.forbidden(r, err)
@@ -91,9 +91,10 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 			return h.internalError(r, "encoding callback variables", err)
 		}
 	}
+	h.appendConfirm(&o, "Confirm", h.confirmToken(vars))
 	o.Close()
 	*bp = o.B
-	if h.callbackB64 == "" {
+	if !h.issuesVars() {
 		c.Answer.Keep(o.B)
 	}
 	return writeJSON(w, http.StatusOK, o.B) // Cache-Control: no-store

@@ -161,7 +161,7 @@ func (u *uppyRoutes) serveUppyParams(w http.ResponseWriter, r *http.Request) err
 	if err := u.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	_, pp, err := u.signPostObject(r, up, "201")
+	_, pp, token, err := u.signPostObject(r, up, "201")
 	if err != nil {
 		return err
 	}
@@ -175,6 +175,7 @@ func (u *uppyRoutes) serveUppyParams(w http.ResponseWriter, r *http.Request) err
 	b = appendFieldsObject(b, up.key, pp.Fields)
 	b = append(b, `,"expires":`...)
 	b = strconv.AppendInt(b, int64(time.Duration(u.Expires)/time.Second), 10)
+	b = u.appendConfirmMember(b, token)
 	b = append(b, '}')
 	*bp = b
 	return writeJSON(w, http.StatusOK, b)

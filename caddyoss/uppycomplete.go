@@ -91,7 +91,8 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 
 	opts := []oss.Option{oss.WithContext(r.Context())}
 	var answer []byte
-	if u.callbackB64 != "" {
+	var token string
+	if u.issuesVars() {
 		custom, err := u.Callback.callbackVars(replacer(r))
 		if err != nil {
 			return u.forbidden(r, err)
@@ -100,11 +101,14 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 		if err != nil {
 			return u.unavailable(r, "signing the callback binding", err)
 		}
-		opts = append(opts, oss.Callback(u.callbackB64), oss.CallbackResult(&answer))
-		if v, err := callbackVarParam(vars); err != nil {
-			return u.internalError(r, "encoding callback variables", err)
-		} else if v != "" {
-			opts = append(opts, oss.CallbackVar(v))
+		token = u.confirmToken(vars)
+		if u.callbackB64 != "" {
+			opts = append(opts, oss.Callback(u.callbackB64), oss.CallbackResult(&answer))
+			if v, err := callbackVarParam(vars); err != nil {
+				return u.internalError(r, "encoding callback variables", err)
+			} else if v != "" {
+				opts = append(opts, oss.CallbackVar(v))
+			}
 		}
 	}
 	if _, err := u.bucket.CompleteMultipartUpload(imur, parts, opts...); err != nil {
@@ -118,6 +122,7 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 		if len(answer) > 0 && json.Valid(answer) {
 			o.Raw("callback", answer)
 		}
+		u.appendConfirm(o, "confirm", token)
 	})
 }
 

@@ -125,6 +125,7 @@ func (h *Handler) Validate() error {
 	if h.CallbackPath != routeOff && h.CallbackPath != "" && h.Callback == nil {
 		add("callback_path is set but there is no callback block")
 	}
+	check(h.checkConfirm())
 	if c := h.Callback; c != nil {
 		if c.BodyType != "" && c.BodyType != bodyTypeForm && c.BodyType != bodyTypeJSON {
 			add("callback.body_type: must be form or json, got %q", c.BodyType)
@@ -157,8 +158,11 @@ func (h *Handler) Validate() error {
 			if _, _, err := c.effectiveBody(); err != nil {
 				errs = append(errs, err)
 			}
-			if h.CallbackPath != routeOff && (h.Bucket == "" || h.Region == "") {
+			if (h.CallbackPath != routeOff || h.confirmOn()) && (h.Bucket == "" || h.Region == "") {
 				add("bucket and region are required to check callback bindings and confirm them with OSS (set callback verify_only to accept any genuine callback)")
+			}
+			if h.confirmOn() {
+				check(checkConfirmBody(c))
 			}
 			if c.BindingKey != "" && len(c.BindingKey) < callback.MinKeyBytes {
 				add("callback.binding_key: must be at least %d characters", callback.MinKeyBytes)
@@ -176,11 +180,13 @@ func (h *Handler) Validate() error {
 // route is one of the handler's routes by its config name.
 type route struct{ name, path string }
 
-// routes lists the four route paths by their config names.
+// routes lists the route paths by their config names (the Uppy routes
+// aside).
 func (h *Handler) routes() []route {
 	return []route{
 		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
 		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
+		{"confirm_path", h.ConfirmPath},
 	}
 }
 

@@ -130,6 +130,24 @@ func TestValidateCatchesMistakes(t *testing.T) {
 			h.FormFields, h.StorageClass = formFieldsMinimal, defaultStorageClass
 			h.configured = &configuredText{storageClass: "Standard"}
 		}, "storage_class Standard would need"},
+		// The confirm route: its callback block, and a body it can render.
+		{"confirm", confirmed(nil), ""},
+		{"confirm only", confirmed(func(h *Handler) { h.Callback.ConfirmOnly = true }), ""},
+		{"confirm only, callback route off", confirmed(func(h *Handler) { h.Callback.ConfirmOnly, h.CallbackPath = true, routeOff }), ""},
+		{"confirm without callback block", confirmed(func(h *Handler) { h.Callback, h.CallbackPath = nil, routeOff }), "confirm_path: the confirm route needs the callback block"},
+		{"confirm with verify_only", confirmed(func(h *Handler) { h.Callback.VerifyOnly = true }), "which verify_only turns off"},
+		{"confirm only without the route", confirmed(func(h *Handler) { h.Callback.ConfirmOnly, h.ConfirmPath = true, routeOff }), "callback.confirm_only: needs confirm_path"},
+		{"confirm, every variable it fills", confirmed(func(h *Handler) {
+			h.Callback.Body = "b=${bucket}&o=${object}&e=${etag}&s=${size}&m=${mimeType}&c=${crc64}&md5=${contentMd5}&u=${x:user}&k=const"
+		}), ""},
+		{"confirm, one it cannot", confirmed(func(h *Handler) { h.Callback.Body = "o=${object}&ip=${clientIp}&u=${x:user}" }), "callback.body: ${clientIp} come(s) only with an OSS callback"},
+		{"confirm, several", confirmed(func(h *Handler) {
+			h.Callback.BodyType = bodyTypeJSON
+			h.Callback.Body = `{"o":${object},"w":${imageInfo.width},"op":${operation},"u":${x:user}}`
+		}), "${imageInfo.width} ${operation} come(s) only"},
+		{"callback-only variables without confirm", confirmed(func(h *Handler) {
+			h.Callback.Body, h.ConfirmPath = "o=${object}&ip=${clientIp}&u=${x:user}", routeOff
+		}), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +161,18 @@ func TestValidateCatchesMistakes(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// confirmed is a TestValidateCatchesMistakes edit: a confirm route with
+// its callback block, then edit.
+func confirmed(edit func(*Handler)) func(*Handler) {
+	return func(h *Handler) {
+		h.CallbackPath, h.ConfirmPath = "/oss/callback", "/oss/confirm"
+		h.Callback = &CallbackConfig{URL: "https://s.example.com/oss/callback", Vars: map[string]string{"user": "x"}}
+		if edit != nil {
+			edit(h)
+		}
 	}
 }
 

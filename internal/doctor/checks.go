@@ -312,7 +312,7 @@ func (r *run) callbackChecks() {
 }
 
 func (r *run) publicCheck(host string) {
-	fix := "use a public DNS name of this site in callback url; OSS calls it from the internet"
+	fix := "use a public DNS name of this site in callback url; OSS calls it from the internet (a site OSS cannot reach confirms its uploads instead: confirm_path, callback confirm_only)"
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		r.fail(chkCallbackPublic, host+" is loopback: OSS refuses it", fix)
 		return

@@ -321,15 +321,15 @@ func TestCallbackURL(t *testing.T) {
 		}, "1 handler, problems found: 18 passed, 1 failed, 1 skipped"},
 		{"loopback", "https://127.0.0.1:8443/oss/callback", true, map[string]string{
 			"✓ callback URL is public": "✗ callback URL is public: 127.0.0.1 is loopback: OSS does not call loopback or private addresses. " +
-				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet",
+				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet (a site OSS cannot reach confirms its uploads instead: confirm_path, callback confirm_only)",
 		}, "1 handler, problems found: 19 passed, 1 failed, 0 skipped"},
 		{"localhost", "https://localhost/oss/callback", true, map[string]string{
 			"✓ callback URL is public": "✗ callback URL is public: localhost is loopback: OSS refuses it. " +
-				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet",
+				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet (a site OSS cannot reach confirms its uploads instead: confirm_path, callback confirm_only)",
 		}, "1 handler, problems found: 19 passed, 1 failed, 0 skipped"},
 		{"private", "https://internal.example.com/oss/callback", true, map[string]string{
 			"✓ callback URL is public": "✗ callback URL is public: internal.example.com resolves to 10.1.2.3 (a private address): OSS does not call loopback or private addresses. " +
-				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet",
+				"Fix: use a public DNS name of this site in callback url; OSS calls it from the internet (a site OSS cannot reach confirms its uploads instead: confirm_path, callback confirm_only)",
 		}, "1 handler, problems found: 19 passed, 1 failed, 0 skipped"},
 		{"no SNI", "https://uploads.example.com/oss/callback", false, map[string]string{
 			"✓ callback asks OSS for SNI": "✗ callback asks OSS for SNI: OSS connects without a TLS server name, and Caddy picks its certificate by name, " +
