@@ -68,14 +68,12 @@ func startDemoApp(bundle aliOSSBundle, uppy uppyBundle, emu *ossemu.Emulator) (*
 		attempts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
-	mux.HandleFunc("GET /app.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFileFS(w, r, pageFiles, "page/app.js")
-	})
-	mux.HandleFunc("GET /uppy-tab.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFileFS(w, r, pageFiles, "page/uppy-tab.js")
-	})
+	for _, script := range []string{"app.js", "tabs.js", "uppy-tab.js"} {
+		mux.HandleFunc("GET /"+script, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			http.ServeFileFS(w, r, pageFiles, "page/"+script)
+		})
+	}
 	mux.HandleFunc("GET /uppy/{name}", a.serveUppy)
 	mux.HandleFunc("GET /ali-oss.js", func(w http.ResponseWriter, r *http.Request) {
 		if a.bundle.Path == "" {

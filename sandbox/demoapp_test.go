@@ -45,6 +45,10 @@ func TestSandboxDemoApp(t *testing.T) {
 		if code, _, body := get(t, app.URL+"/app.js"); code != 200 || !strings.Contains(body, "/oss/post-policy") || !strings.Contains(body, "/demo/objects") {
 			t.Errorf("app.js: %d", code)
 		}
+		if code, h, body := get(t, app.URL+"/tabs.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") ||
+			!strings.Contains(body, "sandbox_user=") {
+			t.Errorf("tabs.js: %d %s", code, h.Get("Content-Type"))
+		}
 
 		var answer struct {
 			OK       bool
