@@ -31,7 +31,7 @@ func TestSandboxDemoApp(t *testing.T) {
 			"the local npm copy <code>e2e/node_modules/ali-oss/dist/aliyun-oss-sdk.min.js</code>"},
 		{aliOSSBundle{Source: fromFlag, Path: js, Shown: "sdk.js"}, "/ali-oss.js", "<code>--ali-oss-js</code>: <code>sdk.js</code>"},
 	} {
-		app, err := startDemoApp(tc.bundle, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu)
+		app, err := startDemoApp(tc.bundle, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestSandboxDemoAppPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu)
+	app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu, "")
 	if err != nil {
 		t.Fatal(err)
 	}
