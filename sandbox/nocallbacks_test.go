@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
 // --no-callbacks turns the confirm route on and asks OSS for no callback
@@ -71,6 +73,29 @@ func TestSandboxNoCallbacksFlag(t *testing.T) {
 	}
 	if c := caddycmd.Commands()["oss-sandbox"]; !strings.Contains(c.Usage, "[--no-callbacks]") || !strings.Contains(c.Long, "--no-callbacks") {
 		t.Errorf("oss-sandbox's help does not name --no-callbacks:\n%s\n%s", c.Usage, c.Long)
+	}
+}
+
+// The page says how uploads reach the app: with a confirm path it names
+// the confirm route and --no-callbacks; without one, OSS's callback.
+func TestSandboxPageNoCallbacks(t *testing.T) {
+	emu, err := ossemu.New(ossemu.Options{Buckets: []string{bucketName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"", confirmPath} {
+		app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, page := get(t, app.URL+"/")
+		app.Close()
+		confirming := strings.Contains(page, `id="lead" data-confirm="/oss/confirm"`) && strings.Contains(page, "--no-callbacks") &&
+			strings.Contains(page, "the page's confirm for it")
+		calledBack := strings.Contains(page, "the emulator stores the bytes and calls back") && strings.Contains(page, "answers OSS for it")
+		if code != 200 || confirming != (path != "") || calledBack != (path == "") || strings.Contains(page, "data-confirm") != (path != "") {
+			t.Errorf("page with confirm path %q: %d, names the confirm route %v, OSS's callback %v\n%s", path, code, confirming, calledBack, page)
+		}
 	}
 }
 
