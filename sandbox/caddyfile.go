@@ -13,6 +13,8 @@ const (
 	roleARN            = "acs:ram::1000000000000000:role/sandbox-uploader"
 	defaultAccessKeyID = "sandbox-ak"
 	defaultTypes       = "image/* video/* audio/* text/plain application/pdf application/zip application/json"
+	// confirmPath is oss_upload's confirm_path with --no-callbacks.
+	confirmPath = "/oss/confirm"
 	// handlerLogger is the logger Caddy gives the oss_upload handler (its
 	// module ID), which --debug turns to DEBUG.
 	handlerLogger = "http.handlers.oss_upload"
@@ -35,12 +37,16 @@ func (p caddyfileParams) Bucket() string        { return bucketName }
 func (p caddyfileParams) KeyPrefix() string     { return keyPrefix }
 func (p caddyfileParams) RoleARN() string       { return roleARN }
 func (p caddyfileParams) HandlerLogger() string { return handlerLogger }
+func (p caddyfileParams) ConfirmPath() string   { return confirmPath }
 func (p caddyfileParams) AllowTypes() string {
 	return strings.Join(strings.Fields(p.Opts.AllowTypes), " ")
 }
 
 // The callback URL is the site itself, on 127.0.0.1: the emulator posts
-// there, Caddy verifies, and reverse_proxy hands it to the demo app.
+// there, Caddy verifies, and reverse_proxy hands it to the demo app. With
+// --no-callbacks OSS is asked for no callback (confirm_only); the page
+// confirms each upload at confirm_path, and Caddy delivers it to the same
+// URL.
 var caddyfileTemplate = template.Must(template.New("Caddyfile").Funcs(template.FuncMap{"quote": quote}).Parse(`# caddy oss-sandbox: oss_upload in front of ossemu and a demo app.
 # The emulator's and the demo app's addresses, the callback key file and the
 # emulator account's key belong to this run; a new run picks new ones unless
@@ -97,6 +103,13 @@ http://:{{.Port}} {
 {{- if .Opts.FormFields}}
 		form_fields {{.Opts.FormFields}}
 {{- end}}
+{{- if .Opts.NoCallbacks}}
+		# --no-callbacks: OSS never calls back a site on loopback (the
+		# emulator refuses, as OSS does), so the page confirms each upload
+		# here once the emulator has stored it; Caddy checks it with the
+		# emulator and delivers it to the callback url as a verified callback.
+		confirm_path {{.ConfirmPath}}
+{{- end}}
 		sts {
 			role_arn {{.RoleARN}}
 			session_name sandbox-{http.request.remote.host}
@@ -107,6 +120,11 @@ http://:{{.Port}} {
 			url http://127.0.0.1:{{.Port}}/oss/callback
 			var client {http.request.remote.host}
 			trusted_key {{quote .KeyFile}}
+{{- if .Opts.NoCallbacks}}
+			# Signing answers ask OSS for no callback, and carry the
+			# confirm route and token instead.
+			confirm_only
+{{- end}}
 		}
 	}
 	reverse_proxy {{.AppAddr}}

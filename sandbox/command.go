@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--storage-dir <dir>] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--storage-dir <dir>] [--no-callbacks] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -48,6 +48,14 @@ Caddy's storage (the callback binding key, the records and queue of
 callbacks) is a temporary directory removed when the sandbox stops, or
 --storage-dir when given (kept); never Caddy's own data directory, which
 a real Caddy on the machine may use.
+
+--no-callbacks shows the confirm route, for sites OSS cannot call back:
+the emulator calls back no loopback or private address (OSS never calls
+back a laptop), the site asks OSS for no callback (callback confirm_only)
+and answers confirm_path /oss/confirm, where the page confirms each
+upload once the emulator has stored it; Caddy checks the upload with the
+emulator and hands it to the demo app as a verified callback. GET
+/demo/oss-callbacks lists the callbacks the emulator made or refused.
 
 --print-config prints the Caddyfile the sandbox runs and exits.
 --debug adds oss_upload's debug lines (one per signing decision and
@@ -86,6 +94,7 @@ func addFlags(cmd *cobra.Command) {
 	fs.String("access-key-id", defaultAccessKeyID, "the emulator account's AccessKeyId, which Caddy signs with")
 	fs.String("access-key-secret", "", "its AccessKeySecret (default: random); set it to read the bucket from tests")
 	fs.String("storage-dir", "", "directory of Caddy's storage for the sandbox, kept after it stops (default: a temporary one, removed)")
+	fs.Bool("no-callbacks", false, "no OSS callbacks: the emulator refuses loopback callbacks as OSS does, the site asks for none (callback confirm_only) and the page confirms each upload at "+confirmPath)
 	fs.BoolP("debug", "v", false, "log oss_upload's debug lines, every request of the site and of the emulator")
 	fs.Bool("print-config", false, "print the Caddyfile the sandbox runs, then exit")
 }
@@ -104,6 +113,7 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		UppyDist:      fl.String("uppy-dist"),
 		PresignFormat: fl.String("presign-format"), DefaultType: fl.String("default-type"),
 		FormFields: fl.String("form-fields"), StorageDir: fl.String("storage-dir"),
+		NoCallbacks: fl.Bool("no-callbacks"),
 	}
 	// A minimal form sends no type fields, which allow_types would need:
 	// the default list goes unless asked for.
@@ -136,14 +146,25 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
   demo app:      %s  (behind reverse_proxy; verified callbacks at %s/demo/callbacks, objects at %s/demo/objects)
   ali-oss:       %s
   Uppy:          %s
-
+%s
 Press Ctrl+C to stop.
 `, sb.siteURL, sb.emu.Endpoint(), bucketName, sb.emu.BucketURL(bucketName), sb.app.URL, sb.siteURL, sb.siteURL, sb.aliOSS.describe(),
-		sb.uppy.describe())
+		sb.uppy.describe(), callbacksLine(opts))
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	<-stop
 	sb.Close()
 	return caddy.ExitCodeSuccess, nil
+}
+
+// callbacksLine is the banner's line about how uploads reach the app:
+// nothing by default (OSS's callbacks, as the page says), a line naming
+// the confirm route with --no-callbacks.
+func callbacksLine(opts options) string {
+	if !opts.NoCallbacks {
+		return ""
+	}
+	return "  callbacks:     none (--no-callbacks): the emulator calls back no loopback address, as OSS does;\n" +
+		"                 the page confirms each upload at " + confirmPath + " and Caddy hands it to the demo app\n"
 }

@@ -34,6 +34,9 @@ type demoApp struct {
 	bundle aliOSSBundle
 	uppy   uppyBundle
 	emu    *ossemu.Emulator
+	// confirmPath is the site's confirm_path with --no-callbacks, which
+	// the page names; "" when OSS calls back.
+	confirmPath string
 
 	mu        sync.Mutex
 	paused    bool
@@ -59,23 +62,21 @@ const (
 	maxDemoKeys      = 1000 // Idempotency-Keys whose attempts are counted
 )
 
-func startDemoApp(bundle aliOSSBundle, uppy uppyBundle, emu *ossemu.Emulator) (*demoApp, error) {
+func startDemoApp(bundle aliOSSBundle, uppy uppyBundle, emu *ossemu.Emulator, confirmPath string) (*demoApp, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	a := &demoApp{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), bundle: bundle, uppy: uppy, emu: emu,
-		attempts: map[string]int{}}
+		confirmPath: confirmPath, attempts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
-	mux.HandleFunc("GET /app.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFileFS(w, r, pageFiles, "page/app.js")
-	})
-	mux.HandleFunc("GET /uppy-tab.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		http.ServeFileFS(w, r, pageFiles, "page/uppy-tab.js")
-	})
+	for _, script := range []string{"app.js", "tabs.js", "uppy-tab.js"} {
+		mux.HandleFunc("GET /"+script, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			http.ServeFileFS(w, r, pageFiles, "page/"+script)
+		})
+	}
 	mux.HandleFunc("GET /uppy/{name}", a.serveUppy)
 	mux.HandleFunc("GET /ali-oss.js", func(w http.ResponseWriter, r *http.Request) {
 		if a.bundle.Path == "" {
@@ -91,6 +92,7 @@ func startDemoApp(bundle aliOSSBundle, uppy uppyBundle, emu *ossemu.Emulator) (*
 	mux.HandleFunc("POST /demo/pause", func(w http.ResponseWriter, r *http.Request) { a.setPaused(w, true) })
 	mux.HandleFunc("POST /demo/resume", func(w http.ResponseWriter, r *http.Request) { a.setPaused(w, false) })
 	mux.HandleFunc("GET "+objectsPath, a.listObjects)
+	mux.HandleFunc("GET "+ossCallbacksPath, a.listOSSCallbacks)
 
 	// Object keys are routed before the mux: it would answer a path with
 	// "." or ".." segments by redirecting to a cleaned path, and the key
@@ -121,6 +123,7 @@ type pageData struct {
 	UppyShown    string // the flag's or the local copy's dist folder
 	UppyVersion  string
 	UppyPath     string // oss_upload's uppy_path
+	ConfirmPath  string // oss_upload's confirm_path with --no-callbacks, else ""
 }
 
 func (a *demoApp) page(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +133,7 @@ func (a *demoApp) page(w http.ResponseWriter, r *http.Request) {
 		AliOSSCDN: aliOSSCDN, Bucket: bucketName, Prefix: keyPrefix,
 		UppyJS: a.uppy.moduleSrc(), UppyCSS: a.uppy.cssHref(), UppySource: a.uppy.Source,
 		UppyShown: a.uppy.Shown, UppyVersion: a.uppy.Version, UppyPath: uppyPath,
+		ConfirmPath: a.confirmPath,
 	})
 }
 

@@ -31,7 +31,7 @@ func TestSandboxDemoApp(t *testing.T) {
 			"the local npm copy <code>e2e/node_modules/ali-oss/dist/aliyun-oss-sdk.min.js</code>"},
 		{aliOSSBundle{Source: fromFlag, Path: js, Shown: "sdk.js"}, "/ali-oss.js", "<code>--ali-oss-js</code>: <code>sdk.js</code>"},
 	} {
-		app, err := startDemoApp(tc.bundle, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu)
+		app, err := startDemoApp(tc.bundle, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,6 +44,10 @@ func TestSandboxDemoApp(t *testing.T) {
 		}
 		if code, _, body := get(t, app.URL+"/app.js"); code != 200 || !strings.Contains(body, "/oss/post-policy") || !strings.Contains(body, "/demo/objects") {
 			t.Errorf("app.js: %d", code)
+		}
+		if code, h, body := get(t, app.URL+"/tabs.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") ||
+			!strings.Contains(body, "sandbox_user=") {
+			t.Errorf("tabs.js: %d %s", code, h.Get("Content-Type"))
 		}
 
 		var answer struct {
@@ -80,7 +84,7 @@ func TestSandboxDemoAppPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu)
+	app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, uppyBundle{Source: fromCDN, Version: uppyVersion}, emu, "")
 	if err != nil {
 		t.Fatal(err)
 	}

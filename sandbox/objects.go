@@ -17,6 +17,12 @@ const objectsPath = "/demo/objects"
 // maxListedObjects bounds the list; the newest are kept.
 const maxListedObjects = 1000
 
+// ossCallbacksPath lists the callbacks the emulator sent or tried to send.
+const ossCallbacksPath = "/demo/oss-callbacks"
+
+// maxListedOSSCallbacks bounds that list; the newest are kept.
+const maxListedOSSCallbacks = 100
+
 // objectInfo is one stored object as the page lists it.
 type objectInfo struct {
 	Key          string    `json:"key"`
@@ -52,6 +58,29 @@ func (a *demoApp) listObjects(w http.ResponseWriter, r *http.Request) {
 	writeDemoJSON(w, http.StatusOK, map[string]any{
 		"bucket": bucketName, "prefix": keyPrefix, "objects": objects, "truncated": truncated,
 	})
+}
+
+// ossCallback is one callback the emulator made, or refused to make, as
+// the page lists it: where to, and how it went. Neither its body nor its
+// signature is shown.
+type ossCallback struct {
+	URL    string `json:"url"`
+	Status int    `json:"status"`          // the answer's status; 0 when none came
+	Error  string `json:"error,omitempty"` // why it failed (the uploader got 203 CallbackFailed)
+}
+
+// listOSSCallbacks answers the callbacks the emulator made or tried to
+// make, oldest first: with --no-callbacks, none.
+func (a *demoApp) listOSSCallbacks(w http.ResponseWriter, r *http.Request) {
+	records := a.emu.Callbacks()
+	if len(records) > maxListedOSSCallbacks {
+		records = records[len(records)-maxListedOSSCallbacks:]
+	}
+	out := make([]ossCallback, 0, len(records))
+	for _, c := range records {
+		out = append(out, ossCallback{URL: c.URL, Status: c.Status, Error: c.Err})
+	}
+	writeDemoJSON(w, http.StatusOK, out)
 }
 
 // object serves one object's bytes with the type it was stored with.

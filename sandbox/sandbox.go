@@ -31,7 +31,11 @@ type options struct {
 	// of its own, removed when it stops. Never Caddy's default storage,
 	// which a real Caddy on the machine may share.
 	StorageDir string
-	Debug      bool
+	// NoCallbacks runs the emulator refusing callbacks to loopback and
+	// private addresses, as OSS does, and the site with the confirm route
+	// (confirm_path) asking OSS for no callback (callback confirm_only).
+	NoCallbacks bool
+	Debug       bool
 }
 
 // sandbox is an emulator, a demo app and the Caddyfile that puts
@@ -87,6 +91,9 @@ func prepare(opts options) (*sandbox, error) {
 		Buckets:    []string{bucketName},
 		AccessKeys: map[string]string{opts.AccessKeyID: opts.AccessKeySecret},
 		Roles:      []ossemu.Role{{ARN: roleARN, MaxSessionDuration: time.Hour}},
+		// OSS never calls back a laptop: with --no-callbacks neither does
+		// the emulator, and uploads reach the app by the confirm route.
+		RefusePrivateCallbacks: opts.NoCallbacks,
 	}
 	if opts.Debug {
 		emuOpts.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
@@ -113,7 +120,11 @@ func prepare(opts options) (*sandbox, error) {
 	if err := os.WriteFile(keyFile, emu.CallbackPublicKeyPEM(), 0o600); err != nil {
 		return fail(err)
 	}
-	if sb.app, err = startDemoApp(bundle, uppy, emu); err != nil {
+	appConfirm := ""
+	if opts.NoCallbacks {
+		appConfirm = confirmPath
+	}
+	if sb.app, err = startDemoApp(bundle, uppy, emu, appConfirm); err != nil {
 		return fail(err)
 	}
 

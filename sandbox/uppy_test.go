@@ -151,7 +151,7 @@ func TestSandboxServesUppy(t *testing.T) {
 		{uppyBundle{Source: fromFlag, Dir: dist, Shown: "my/dist"}, "/uppy/" + uppyModule, "/uppy/" + uppyCSS,
 			"Uppy is the bundle given with <code>--uppy-dist</code>: <code>my/dist</code>", true},
 	} {
-		app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, tc.bundle, emu)
+		app, err := startDemoApp(aliOSSBundle{Source: fromCDN}, tc.bundle, emu, "")
 		if err != nil {
 			t.Fatal(err)
 		}

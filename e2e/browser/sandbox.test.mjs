@@ -84,7 +84,10 @@ async function expectUploaded(sb, page, file) {
   assert.ok(Buffer.compare(stored.content, file.buffer) === 0, 'stored bytes differ from the file');
   assert.equal(stored.res.headers['content-type'], file.mimeType, 'stored with the file\'s type');
 
-  // The page shows the app's JSON: the callback it received, verified.
+  // The page shows the app's JSON: the callback it received, verified,
+  // and says the app heard of the upload by OSS's callback.
+  assert.equal(await page.getAttribute('#result', 'data-via'), 'callback');
+  assert.match(await page.textContent('#result-via'), /^callback: /);
   const shown = JSON.parse(await page.textContent('#callback'));
   assert.equal(shown.ok, true);
   assert.equal(shown.callback.verified, 'true');

@@ -23,13 +23,17 @@ export const uppyDist = path.join(repoRoot, 'e2e', 'node_modules', 'uppy', 'dist
 // `npm run build:uppy` makes.
 export const uppyCurrentDist = path.join(repoRoot, 'e2e', 'build', 'uppy-current');
 
-// startSandbox's flags are the sandbox's; 'uppy-dist' defaults to uppyDist.
+// startSandbox's flags are the sandbox's ('no-callbacks': true for a flag
+// without a value); 'uppy-dist' defaults to uppyDist.
 export async function startSandbox({ 'uppy-dist': dist = uppyDist, ...flags } = {}) {
   const port = await freePort();
   const ossPort = await freePort();
   const args = ['oss-sandbox', '--listen', `127.0.0.1:${port}`, '--oss-listen', `127.0.0.1:${ossPort}`,
     '--ali-oss-js', aliOSSBundle, '--uppy-dist', dist];
-  for (const [k, v] of Object.entries(flags)) args.push(`--${k}`, String(v));
+  for (const [k, v] of Object.entries(flags)) {
+    if (v === true) args.push(`--${k}`);
+    else args.push(`--${k}`, String(v));
+  }
   const bin = process.env.CADDY_BIN && path.resolve(process.env.CADDY_BIN);
   const child = bin
     ? spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })

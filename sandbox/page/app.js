@@ -71,6 +71,57 @@ function fromOSS(res) {
   throw new UploadError(`OSS refused the upload (${res.status}): ${ossMessage(res.text)}`);
 }
 
+// confirmUpload tells Caddy's confirm route that OSS has stored the
+// upload (docs/routes.md, "POST <confirm_path>"): Caddy checks it with OSS
+// and answers the app's answer, {"status":"queued",…} or
+// {"status":"duplicate"}, as OSS would relay a callback's.
+async function confirmUpload(confirm, key) {
+  setStatus(`Confirming the upload at ${confirm.url}…`, 'busy');
+  const res = await fetch(confirm.url, {
+    method: 'POST', body: JSON.stringify({ key, token: confirm.token }), cache: 'no-store',
+  });
+  let answer = {};
+  try {
+    answer = await res.json();
+  } catch {
+    // not JSON: the status says enough
+  }
+  if (!res.ok) {
+    throw new UploadError(`The file was stored, but Caddy refused to confirm it (${res.status}): ${answer.error || res.statusText}`);
+  }
+  return answer;
+}
+
+// confirmed confirms an upload whose signing answer carried confirm. An
+// answer OSS relayed (relayed !== undefined) means OSS called back too: the
+// app heard of the upload by that callback, and Caddy answers the confirm
+// from the upload's state ("duplicate").
+async function confirmed(key, confirm, relayed) {
+  const answer = await confirmUpload(confirm, key);
+  if (relayed !== undefined) return { key, answer: relayed, via: 'callback' };
+  return { key, answer, via: 'confirm' };
+}
+
+// fromOSSThenConfirm reads OSS's answer to a form or PUT upload, then
+// confirms it when the signing answer carried confirm. Without a callback
+// OSS answers 2xx with no JSON; 203 means stored, its callback failed,
+// and the confirm still hands the upload to the app.
+async function fromOSSThenConfirm(res, key, confirm) {
+  if (!confirm) return { key, answer: fromOSS(res), via: 'callback' };
+  if (res.status < 200 || res.status > 299) {
+    throw new UploadError(`OSS refused the upload (${res.status}): ${ossMessage(res.text)}`);
+  }
+  let relayed;
+  if (res.status === 200 && res.text) {
+    try {
+      relayed = JSON.parse(res.text);
+    } catch {
+      // not a callback's answer
+    }
+  }
+  return confirmed(key, confirm, relayed);
+}
+
 function hints(file) {
   return new URLSearchParams({ filename: file.name, type: contentType(file), size: String(file.size) });
 }
@@ -91,7 +142,7 @@ async function uploadPost(file) {
   for (const [k, v] of Object.entries(p.fields)) form.append(k, v);
   form.append('file', file); // file must be the last field
   const res = await send({ method: 'POST', url: p.url, body: form });
-  return { key: p.key, answer: fromOSS(res) };
+  return fromOSSThenConfirm(res, p.key, p.confirm);
 }
 
 async function uploadPresign(file) {
@@ -99,7 +150,7 @@ async function uploadPresign(file) {
   await waitIfAsked();
   setStatus('Uploading with a presigned PUT…', 'busy');
   const res = await send({ method: p.method || 'PUT', url: p.url, headers: p.headers, body: file });
-  return { key: p.key, answer: fromOSS(res) };
+  return fromOSSThenConfirm(res, p.key, p.confirm);
 }
 
 function randomName(file) {
@@ -152,7 +203,11 @@ async function uploadSTS(file) {
       result = await client.put(key, file, options);
       setProgress(1);
     }
-    return { key, answer: result.data };
+    // With a confirm route the STS answer has Confirm: its token covers
+    // every key below Prefix. ali-oss got the app's answer in result.data
+    // only when it sent the Callback the answer gave it.
+    if (c.Confirm) return await confirmed(key, c.Confirm, c.Callback ? result.data : undefined);
+    return { key, answer: result.data, via: 'callback' };
   } catch (err) {
     if (err.status) throw new UploadError(`OSS refused the upload (${err.status}): ${err.code}: ${err.message}`);
     throw err;
@@ -254,6 +309,25 @@ async function watchDelivery(key) {
   }
 }
 
+// How the app heard of an upload, and what the page says of the answer
+// it shows.
+const viaText = {
+  callback: 'callback: OSS called Caddy back, Caddy verified the callback and handed it to the app',
+  confirm: 'confirm: this page confirmed the upload with Caddy, which checked it with OSS and handed it to the app',
+};
+const answerLabels = {
+  callback: {
+    taken: 'The demo app\'s answer, relayed by OSS after Caddy verified the callback:',
+    queued: 'Caddy\'s answer, relayed by OSS: the app did not take the callback, so Caddy queued it:',
+    duplicate: 'Caddy\'s answer, relayed by OSS: the app already had this upload:',
+  },
+  confirm: {
+    taken: 'The demo app\'s answer to the confirmed upload, relayed by Caddy\'s confirm route:',
+    queued: 'Caddy\'s answer to the confirm: the app did not take the upload, so Caddy queued it:',
+    duplicate: 'Caddy\'s answer to the confirm: the app already had this upload:',
+  },
+};
+
 const modes = {
   post: ['PostObject form', uploadPost],
   presign: ['Presigned PUT', uploadPresign],
@@ -275,20 +349,26 @@ $('upload-form').addEventListener('submit', async (event) => {
   $('sts-refreshes').textContent = '0';
   setStatus('Asking Caddy for permission…', 'busy');
   try {
-    const { key, answer } = await upload(file);
+    const { key, answer, via } = await upload(file);
     $('result-mode').textContent = label;
     $('result-key').textContent = key;
     $('result-size').textContent = `${file.size} bytes`;
+    $('result-via').textContent = viaText[via];
+    $('result').dataset.via = via;
     $('callback').textContent = JSON.stringify(answer, null, 2);
     $('result').hidden = false;
+    const labels = answerLabels[via];
     // Caddy answers "queued" for the app when the app cannot take the
     // callback now, and delivers it later.
     if (answer && answer.status === 'queued' && answer.idempotency_key) {
-      $('callback-label').textContent = 'Caddy\'s answer, relayed by OSS: the app did not take the callback, so Caddy queued it:';
+      $('callback-label').textContent = labels.queued;
       setStatus('Queued: Caddy will deliver the callback when the app is back.', 'queued');
       watchDelivery(answer.idempotency_key);
+    } else if (answer && answer.status === 'duplicate') {
+      $('callback-label').textContent = labels.duplicate;
+      setStatus(`Uploaded ${file.name} (${file.size} bytes); the app already had it.`, 'ok');
     } else {
-      $('callback-label').textContent = 'The demo app\'s answer, relayed by OSS after Caddy verified the callback:';
+      $('callback-label').textContent = labels.taken;
       setStatus(`Uploaded ${file.name} (${file.size} bytes).`, 'ok');
     }
   } catch (err) {
@@ -305,45 +385,3 @@ $('upload-form').addEventListener('submit', async (event) => {
 $('refresh-objects').addEventListener('click', refreshObjects);
 refreshObjects();
 loadAppState();
-
-// Tabs: the upload form, and Uppy (sandbox/page/uppy-tab.js). #uppy in the
-// address opens the Uppy tab.
-function showTab(name) {
-  for (const tab of document.querySelectorAll('[role=tab]')) {
-    const selected = tab.id === `tab-${name}`;
-    tab.setAttribute('aria-selected', String(selected));
-    $(tab.getAttribute('aria-controls')).hidden = !selected;
-  }
-}
-$('tab-form').addEventListener('click', () => { showTab('form'); history.replaceState(null, '', '#'); });
-$('tab-uppy').addEventListener('click', () => { showTab('uppy'); history.replaceState(null, '', '#uppy'); });
-if (location.hash === '#uppy') showTab('uppy');
-
-// The uploader's identity is the sandbox_user cookie, which Caddy's
-// key_prefix reads (guest without one).
-const userPattern = /^[A-Za-z0-9_-]{1,32}$/;
-
-function currentUser() {
-  const m = document.cookie.match(/(?:^|;\s*)sandbox_user=([^;]*)/);
-  const user = m ? decodeURIComponent(m[1]) : '';
-  return userPattern.test(user) ? user : 'guest';
-}
-
-function showUser() {
-  const user = currentUser();
-  $('user').value = user;
-  $('user-shown').textContent = user;
-  $('identity').dataset.state = 'ok';
-}
-
-$('user-apply').addEventListener('click', () => {
-  const user = $('user').value.trim();
-  if (!userPattern.test(user)) {
-    $('identity').dataset.state = 'error';
-    $('user-shown').textContent = 'letters, digits, - and _ only, at most 32';
-    return;
-  }
-  document.cookie = `sandbox_user=${user}; path=/; SameSite=Lax`;
-  showUser();
-});
-showUser();

@@ -2,7 +2,8 @@
 // Uppy's prebuilt bundle) whose only setting for OSS is oss_upload's
 // Companion S3 routes as its companionEndpoint. Small files go in one
 // PostObject form; larger ones in parts PUT to URLs Caddy presigns, then
-// Caddy completes the upload.
+// Caddy completes the upload. With a confirm route (caddy oss-sandbox
+// --no-callbacks) the tab confirms each upload Uppy reports.
 
 const $ = (id) => document.getElementById(id);
 const script = $('uppy-tab');
@@ -21,11 +22,13 @@ function showError(text) {
 
 // Uppy reports a refused Companion route by its status text alone
 // ("Companion request failed: Payload Too Large"), and keeps nothing of
-// what the complete route answers but the key and location. The page
-// watches the answers of the Uppy routes, without changing them, to show
-// Caddy's {"error": ...} and the app's answer relayed by complete.
+// what the params and complete routes answer but the key and location.
+// The page watches the answers of the Uppy routes, without changing them,
+// to show Caddy's {"error": ...} and the app's answer relayed by complete,
+// and to keep the confirm a signing answer carries with a confirm route.
 let lastRefusal = '';
 const completeAnswers = new Map(); // object key → the app's answer relayed by complete
+const routeConfirms = new Map(); // object key → the confirm of the params or complete answer that signed it
 const pageFetch = window.fetch.bind(window);
 window.fetch = async (input, init) => {
   const res = await pageFetch(input, init);
@@ -43,6 +46,11 @@ window.fetch = async (input, init) => {
     } else if (url.pathname.endsWith('/complete')) {
       const body = await res.clone().json();
       if (body && body.key && body.callback !== undefined) completeAnswers.set(body.key, body.callback);
+      if (body && body.key && body.confirm) routeConfirms.set(body.key, body.confirm);
+    } else if (url.pathname === `${endpoint}/s3/params`) {
+      const body = await res.clone().json();
+      const key = body && body.fields && body.fields.key;
+      if (key && body.confirm) routeConfirms.set(key, body.confirm);
     }
   } catch {
     // not JSON: Uppy's own message says enough
@@ -90,10 +98,35 @@ async function recordedCallback(key) {
   return undefined;
 }
 
+// confirmUpload tells Caddy's confirm route that OSS has stored the
+// upload; Caddy checks it with OSS and answers the app's answer,
+// {"status":"queued",…} or {"status":"duplicate"}.
+async function confirmUpload(confirm, key) {
+  const res = await pageFetch(confirm.url, {
+    method: 'POST', body: JSON.stringify({ key, token: confirm.token }), cache: 'no-store',
+  });
+  let answer = {};
+  try {
+    answer = await res.json();
+  } catch {
+    // not JSON: the status says enough
+  }
+  if (!res.ok) throw new Error(`stored, but Caddy refused to confirm it (${res.status}): ${answer.error || res.statusText}`);
+  return answer;
+}
+
+const confirmLabels = {
+  queued: 'Caddy\'s answer to the confirm: the app did not take the upload, so Caddy queued it:',
+  taken: 'The demo app\'s answer to the confirmed upload, relayed by Caddy\'s confirm route:',
+};
+
 const partsDone = new Map(); // file id → parts sent
 let totalParts = 0;
 const pending = [];
 
+// showResult lists an upload Uppy reports, confirms it when its signing
+// answer carried confirm, and shows the app's answer and how the app heard
+// of the upload. It returns an error message when the confirm failed.
 async function showResult(file, response) {
   const key = response.body && response.body.key;
   const parts = partsDone.get(file.id) || 0;
@@ -126,28 +159,65 @@ async function showResult(file, response) {
   code.textContent = li.dataset.location || '(none)';
   where.append(code);
 
+  const via = document.createElement('p');
+  via.className = 'via';
   const label = document.createElement('p');
   const pre = document.createElement('pre');
   pre.className = 'callback';
-  li.append(title, how, where, label, pre);
+  li.append(title, how, where, via, label, pre);
   $('uppy-results').prepend(li);
+  const heardBy = (way) => {
+    li.dataset.via = way;
+    via.textContent = way === 'confirm'
+      ? 'The app heard of it by confirm: the tab confirmed the upload with Caddy, which checked it with OSS.'
+      : 'The app heard of it by callback: OSS called Caddy back, and Caddy verified the callback.';
+  };
+
+  // Uppy's upload-success carries the route's answer in some releases; in
+  // Uppy 6 only the key and location, so the confirm comes from the answer
+  // the page watched.
+  const confirm = (response.body && response.body.confirm) || (key && routeConfirms.get(key));
+  if (confirm) {
+    routeConfirms.delete(key);
+    let answer;
+    try {
+      answer = await confirmUpload(confirm, key);
+    } catch (err) {
+      label.textContent = `Confirming the upload failed: ${err.message}`;
+      pre.hidden = true;
+      li.dataset.callback = 'unconfirmed';
+      return `${file.name}: ${err.message}`;
+    }
+    if (answer.status !== 'duplicate' && !completeAnswers.has(key)) {
+      label.textContent = answer.status === 'queued' ? confirmLabels.queued : confirmLabels.taken;
+      pre.textContent = JSON.stringify(answer, null, 2);
+      li.dataset.callback = 'confirm';
+      heardBy('confirm');
+      return undefined;
+    }
+    // OSS called back too: the app heard of the upload by that callback,
+    // and the confirm was answered from the upload's state.
+  }
 
   if (key && completeAnswers.has(key)) {
     label.textContent = 'The demo app\'s answer to the verified callback, relayed by Caddy\'s complete route:';
     pre.textContent = JSON.stringify(completeAnswers.get(key), null, 2);
     li.dataset.callback = 'complete';
-    return;
+    heardBy('callback');
+    return undefined;
   }
   const recorded = key ? await recordedCallback(key) : undefined;
   if (recorded) {
     label.textContent = 'The verified callback as the demo app recorded it (GET /demo/callbacks):';
     pre.textContent = JSON.stringify(recorded, null, 2);
     li.dataset.callback = 'recorded';
+    heardBy('callback');
   } else {
     label.textContent = 'The demo app has recorded no callback for this upload.';
     pre.hidden = true;
     li.dataset.callback = 'none';
   }
+  return undefined;
 }
 
 let mod;
@@ -210,10 +280,13 @@ uppy.on('upload-error', (file, err) => {
 });
 
 uppy.on('complete', async (result) => {
-  await Promise.all(pending.splice(0));
+  const unconfirmed = (await Promise.all(pending.splice(0))).filter(Boolean);
+  for (const text of unconfirmed) showError($('uppy-error').hidden ? text : `${$('uppy-error').textContent}\n${text}`);
   const failed = result.failed || [];
   const ok = result.successful || [];
-  if (failed.length > 0) {
+  if (unconfirmed.length > 0) {
+    setStatus(`Upload not confirmed: ${unconfirmed.length} of ${ok.length} stored ${ok.length === 1 ? 'file was' : 'files were'} not handed to the app.`, 'error');
+  } else if (failed.length > 0) {
     setStatus(`Upload refused: ${failed.length} of ${failed.length + ok.length} failed.`, 'error');
   } else if (ok.length > 0) {
     setStatus(`Uploaded ${ok.length} ${ok.length === 1 ? 'file' : 'files'}.`, 'ok');
