@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/redistest"
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
@@ -93,7 +94,7 @@ func TestFaultsCountEveryUpload(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			inner := "file_system " + t.TempDir()
 			if backend == "redis" {
-				host, port, _ := net.SplitHostPort(startRedis(t))
+				host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
 				inner = "redis {\n\t\t\thost " + host + "\n\t\t\tport " + port + "\n\t\t}"
 			}
 			countEveryUpload(t, inner)
@@ -355,7 +356,7 @@ func (rs *redisServer) start(t *testing.T) {
 	if err := rs.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitRedis(t, rs.addr)
+	redistest.Wait(t, rs.addr)
 }
 
 func (rs *redisServer) stop() {

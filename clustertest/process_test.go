@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/redistest"
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
@@ -254,7 +255,7 @@ func TestQueueSurvivesCrash(t *testing.T) {
 			t.Run(backend+"/"+recovery, func(t *testing.T) {
 				storage := "storage file_system " + t.TempDir()
 				if backend == "redis" {
-					host, port, _ := net.SplitHostPort(startRedis(t))
+					host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
 					storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
 				}
 				crashAndRecover(t, storage, recovery)

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	_ "github.com/caddy-oss/caddy-oss/caddyoss"
+	"github.com/caddy-oss/caddy-oss/internal/redistest"
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
@@ -38,47 +38,6 @@ const (
 	signerPort = 9180
 	verifyPort = 9181
 )
-
-// startRedis runs redis-server on a free loopback port, without
-// persistence, until the test ends.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed (scripts/test.sh installs Debian's redis-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir())
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitRedis(t, addr)
-	return addr
-}
-
-// waitRedis waits (bounded) until the redis-server at addr answers.
-func waitRedis(t *testing.T, addr string) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not answer")
-		}
-	}
-}
 
 // startEmulator runs ossemu with the cl-bucket bucket and its account for
 // the test, and writes its callback public key to a file for trusted_key.
@@ -125,7 +84,7 @@ func TestSharedStorage(t *testing.T) {
 					return out
 				}
 			case "redis":
-				addr := startRedis(t)
+				addr := redistest.Start(t).Addr
 				host, port, _ := net.SplitHostPort(addr)
 				storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
 				inspect = func() []string {

@@ -1,0 +1,167 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// The Reserve of a signing route, on memory (the ledger's own CPU), the
+// file system and a real redis-server, with limits that never refuse:
+//
+//	serial       one caller after another, one key
+//	64/1key      64 callers at once, one key (a load test with one user)
+//	64/64keys    64 callers at once, each its own key
+//	64/1key/900s 64 callers, one key whose record holds 900 live expiry
+//	             seconds (a signing route's steady state: 15 min
+//	             reservations, signed every second)
+//
+// ns/op is wall time per Reserve across all callers; writes/op the
+// storage writes per Reserve (batching makes it < 1); cpu-ns/op the CPU
+// time of this process per Reserve, server-cpu-ns/op redis-server's.
+func BenchmarkReserve(b *testing.B) {
+	for _, s := range benchStorages(b) {
+		b.Run(s.name+"/serial", func(b *testing.B) { benchReserve(b, s, 1, false, 0) })
+		b.Run(s.name+"/64/1key", func(b *testing.B) { benchReserve(b, s, 64, false, 0) })
+		b.Run(s.name+"/64/64keys", func(b *testing.B) { benchReserve(b, s, 64, true, 0) })
+		b.Run(s.name+"/64/1key/900s", func(b *testing.B) { benchReserve(b, s, 64, false, 900) })
+	}
+}
+
+// The Settle of a callback route: 64 callers at once settle n uploads of
+// one key, signed (on two instances, in turn) before the timer starts;
+// the callbacks reach the two instances in turn, so each settles
+// reservations of both. Each settled reservation is kept until its
+// reservation would have expired (15 min here), so a round's work grows
+// with n: n is the key's uploads within a reservation lifetime, which
+// Config.Uploads bounds. ns/settle is wall time per Settle.
+func BenchmarkSettle(b *testing.B) {
+	for _, s := range benchStorages(b) {
+		for _, n := range []int{100, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/64/1key/2instances/%d", s.name, n), func(b *testing.B) {
+				st := &countingStorage{Storage: s.open()}
+				for i := range b.N {
+					b.StopTimer()
+					cfg := Config{Prefix: fmt.Sprintf("bench/settle/%d/%d", n, i), Bytes: 1 << 60}
+					ledgers := []*Ledger{newLedger(b, st, nil, cfg), newLedger(b, st, nil, cfg)}
+					ids := make([]string, n)
+					var next atomic.Int64
+					parallel(64, func() {
+						for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+							res, err := ledgers[i%2].Reserve(bg, "k", 1000, time.Now().Add(15*time.Minute))
+							if err != nil {
+								b.Error(err)
+							}
+							ids[i] = res.ID
+						}
+					})
+					next.Store(0)
+					b.StartTimer()
+					parallel(64, func() {
+						for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+							if s, err := ledgers[i/7%2].Settle(bg, "k", ids[i], 900); err != nil || !s.Reserved {
+								b.Error(s, err)
+							}
+						}
+					})
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/settle")
+			})
+		}
+	}
+}
+
+// parallel runs f in n goroutines and waits for them.
+func parallel(n int, f func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(f)
+	}
+	wg.Wait()
+}
+
+func benchReserve(b *testing.B, s sharedStorage, callers int, ownKeys bool, spread int64) {
+	cst := &countingStorage{Storage: s.open()}
+	l := newLedger(b, cst, nil, Config{Prefix: fmt.Sprintf("bench/reserve/%d/%d", callers, b.N), Bytes: 1 << 60, Uploads: 1 << 60})
+	var n, key atomic.Int64
+	reserve := func(k string) {
+		i := n.Add(1)
+		expires := time.Now().Add(15 * time.Minute)
+		if spread > 0 {
+			expires = expires.Add(time.Duration(i%spread) * time.Second)
+		}
+		if _, err := l.Reserve(bg, k, 1<<20, expires); err != nil {
+			b.Error(err)
+		}
+	}
+	if spread > 0 { // the steady state's record, before timing
+		for range spread {
+			reserve("k")
+		}
+	}
+	cst.writes.Store(0)
+	cpu0, server0 := cpuTime(), s.serverCPU()
+	b.ResetTimer()
+	if callers == 1 {
+		for range b.N {
+			reserve("k")
+		}
+	} else {
+		b.SetParallelism(parallelism(callers))
+		b.RunParallel(func(pb *testing.PB) {
+			k := "k"
+			if ownKeys {
+				k = fmt.Sprintf("k%d", key.Add(1))
+			}
+			for pb.Next() {
+				reserve(k)
+			}
+		})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cst.writes.Load())/float64(b.N), "writes/op")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	if server := s.serverCPU() - server0; server > 0 {
+		b.ReportMetric(float64(server.Nanoseconds())/float64(b.N), "server-cpu-ns/op")
+	}
+}
+
+// parallelism is the RunParallel factor giving n goroutines.
+func parallelism(n int) int { return max(1, n/runtime.GOMAXPROCS(0)) }
+
+// countingStorage counts Stores and Deletes.
+type countingStorage struct {
+	certmagic.Storage
+	writes atomic.Int64
+}
+
+func (c *countingStorage) Store(ctx context.Context, key string, value []byte) error {
+	c.writes.Add(1)
+	return c.Storage.Store(ctx, key, value)
+}
+
+func (c *countingStorage) Delete(ctx context.Context, key string) error {
+	c.writes.Add(1)
+	return c.Storage.Delete(ctx, key)
+}
+
+// benchStorages are memory (a new one for each run), the file system and
+// redis for benchmarks.
+func benchStorages(b *testing.B) []sharedStorage {
+	mem := sharedStorage{"mem", func() certmagic.Storage { return newMem() }, func() time.Duration { return 0 }}
+	return append([]sharedStorage{mem}, storages(b)...)
+}
+
+// cpuTime is the CPU time this process used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,186 @@
+package quota
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+type opKind uint8
+
+const (
+	opReserve opKind = iota
+	opSettle
+	opUsage // alone in its round
+	opReset // alone in its round, under the key's storage lock
+	opSweep // alone in its round; nobody waits for it
+)
+
+// maxBatch bounds the reserves and settles one round decides.
+const maxBatch = 256
+
+// op is one call waiting for, or decided in, a round of its key.
+type op struct {
+	kind   opKind
+	tag    uint32 // the key's tag
+	bytes  int64  // reserved or settled
+	expiry int64  // of a reservation, Unix seconds
+	id     resID  // the reservation granted, or the one settled (writer "" for none)
+
+	done     chan struct{}
+	canceled atomic.Bool // the caller left before the round took it
+
+	// Results, written by the round before done is closed.
+	granted  bool  // a reservation granted or an upload charged
+	released bool  // a settle that released its live reservation
+	reserved bool  // ... and was charged as its upload (false if another settled it too)
+	refusal  error // a *Refusal, nil when granted
+	err      error // a failure
+	usage    Usage
+}
+
+// keyState is what a Ledger keeps of one key. queue and running are
+// guarded by Ledger.mu; the rest only the round in progress (running)
+// reads or writes, and Sweep between rounds.
+type keyState struct {
+	dir     string
+	queue   []*op
+	running bool
+
+	writer  string // the name of the own record
+	own     *state // the own record as it should be in storage
+	stored  bool   // own's record exists in storage (or may, after a failure)
+	dirty   bool   // storage may hold something else than own: write it again
+	cache   map[string]cachedRecord
+	memo    overlapMemo
+	others  map[string]*state // the other writers' records as last read; nil before
+	readErr error             // the last reading's failure
+}
+
+// cachedRecord is another writer's record as last read: when its bytes
+// have not changed, their decoding is reused, and when they have, the
+// settled groups whose lines have not.
+type cachedRecord struct {
+	raw    []byte
+	st     *state
+	groups map[string]*settledGroup // by line
+}
+
+// locate names key's storage directory, a digest so that any key (a user
+// id, an object prefix) makes one valid storage path, and the tag its
+// reservation ids carry.
+func (l *Ledger) locate(key string) (dir string, tag uint32, err error) {
+	if key == "" {
+		return "", 0, errors.New("quota: empty key")
+	}
+	sum := sha256.Sum256([]byte(key))
+	return l.prefix + "/" + hex.EncodeToString(sum[:16]), binary.BigEndian.Uint32(sum[16:]), nil
+}
+
+// maxQueue bounds the ops waiting for one key: beyond it (a storage that
+// stopped answering, say) callers are turned away at once.
+const maxQueue = 4096
+
+// do queues o for the next round of the key stored in dir and waits for
+// its outcome. A caller that finds no round running leads one itself (its
+// own op is then the first of the batch); what queues behind it meanwhile
+// is left to a runner goroutine. A caller waiting in the queue leaves when
+// ctx ends; one whose round is in progress waits for the round.
+func (l *Ledger) do(ctx context.Context, dir string, o *op) error {
+	o.done = make(chan struct{})
+	l.mu.Lock()
+	ks := l.keys[dir]
+	if ks == nil {
+		ks = &keyState{dir: dir, writer: l.newWriter(), own: newState(), cache: map[string]cachedRecord{}}
+		l.keys[dir] = ks
+	}
+	if len(ks.queue) >= maxQueue {
+		l.mu.Unlock()
+		return fmt.Errorf("quota: %d requests already wait for this key", maxQueue)
+	}
+	ks.queue = append(ks.queue, o)
+	lead := !ks.running
+	ks.running = true
+	l.mu.Unlock()
+	if lead && l.next(dir, ks) {
+		l.mu.Lock()
+		more := len(ks.queue) > 0
+		if !more {
+			l.end(dir, ks)
+		}
+		l.mu.Unlock()
+		if more {
+			go l.run(dir, ks)
+		}
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		o.canceled.Store(true)
+		return fmt.Errorf("quota: waiting for the ledger: %w", ctx.Err())
+	}
+	if o.err != nil {
+		return o.err
+	}
+	return o.refusal
+}
+
+// run decides ks's queued ops, round after round, until none is left.
+func (l *Ledger) run(dir string, ks *keyState) {
+	for l.next(dir, ks) {
+	}
+}
+
+// next decides the next batch of ks's queue, or ends the run and returns
+// false when none is left.
+func (l *Ledger) next(dir string, ks *keyState) bool {
+	l.mu.Lock()
+	batch := take(ks)
+	if len(batch) == 0 {
+		l.end(dir, ks)
+		l.mu.Unlock()
+		return false
+	}
+	l.mu.Unlock()
+	l.round(ks, batch)
+	for _, o := range batch {
+		close(o.done)
+	}
+	return true
+}
+
+// end ends ks's run (l.mu held); a key with nothing recorded is forgotten.
+func (l *Ledger) end(dir string, ks *keyState) {
+	ks.running = false
+	if !ks.stored && !ks.dirty && len(ks.own.claims)+len(ks.own.charges)+len(ks.own.credits)+len(ks.own.settled) == 0 {
+		delete(l.keys, dir)
+	}
+}
+
+// take removes from ks's queue the ops of its next round: one usage, reset
+// or sweep alone, else up to maxBatch reserves and settles in order. Ops
+// whose callers left are dropped.
+func take(ks *keyState) []*op {
+	var batch []*op
+	i := 0
+	for ; i < len(ks.queue) && len(batch) < maxBatch; i++ {
+		o := ks.queue[i]
+		if o.canceled.Load() {
+			close(o.done)
+			continue
+		}
+		if o.kind != opReserve && o.kind != opSettle {
+			if len(batch) == 0 {
+				batch, i = append(batch, o), i+1
+			}
+			break
+		}
+		batch = append(batch, o)
+	}
+	ks.queue = append(ks.queue[:0], ks.queue[i:]...)
+	return batch
+}
