@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/redistest"
 	"github.com/caddy-oss/caddy-oss/ossemu"
 )
 
@@ -25,7 +26,7 @@ func TestConfirmAcrossInstances(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			storage := "storage file_system " + t.TempDir()
 			if backend == "redis" {
-				host, port, _ := net.SplitHostPort(startRedis(t))
+				host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
 				storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
 			}
 			confirmAcrossInstances(t, storage)
