@@ -166,6 +166,21 @@ type operand struct {
 	deadKeys []string
 }
 
+// examineLocked checks id, takes the event's lock and examines its
+// records. unlock is nil when the id is malformed (ErrNoEvent) or the lock
+// was not taken, and err then says why; otherwise the caller holds the
+// lock until it calls unlock, and err is examine's.
+func (q *Queue) examineLocked(ctx context.Context, id string) (op operand, unlock func(), err error) {
+	if err := checkID(id); err != nil {
+		return op, nil, fmt.Errorf("%w: %v", ErrNoEvent, err)
+	}
+	if unlock, err = q.lockEvent(ctx, id); err != nil {
+		return op, nil, err
+	}
+	op, err = q.examine(ctx, id)
+	return op, unlock, err
+}
+
 // examine reads id's records for an action on a dead event, under id's
 // lock. A pending record next to a dead record of its own life is what a
 // move to dead/ leaves when it could not delete it: the event is dead.
@@ -220,15 +235,11 @@ func (q *Queue) examine(ctx context.Context, id string) (operand, error) {
 // queue or by redelivering it again (which then finds it pending and only
 // deletes the leftover).
 func (q *Queue) Redeliver(ctx context.Context, id string) (*Event, error) {
-	if err := checkID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoEvent, err)
-	}
-	unlock, err := q.lockEvent(ctx, id)
-	if err != nil {
+	op, unlock, err := q.examineLocked(ctx, id)
+	if unlock == nil {
 		return nil, err
 	}
 	defer unlock()
-	op, err := q.examine(ctx, id)
 	var se *StateError
 	switch {
 	case errors.As(err, &se) && op.pending != nil && len(op.deadKeys) > 0:
@@ -306,15 +317,11 @@ func (q *Queue) RedeliverDead(ctx context.Context) ([]*Event, error) {
 // copies of its callback. On a storage failure the error is returned and
 // the event stays dead.
 func (q *Queue) Drop(ctx context.Context, id string) (*Event, error) {
-	if err := checkID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoEvent, err)
-	}
-	unlock, err := q.lockEvent(ctx, id)
-	if err != nil {
+	op, unlock, err := q.examineLocked(ctx, id)
+	if unlock == nil {
 		return nil, err
 	}
 	defer unlock()
-	op, err := q.examine(ctx, id)
 	if err != nil {
 		return nil, err
 	}
