@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,8 +25,7 @@ func TestConfirmAcrossInstances(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			storage := "storage file_system " + t.TempDir()
 			if backend == "redis" {
-				host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
-				storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
+				storage = "storage " + redisModule(redistest.Start(t).Addr)
 			}
 			confirmAcrossInstances(t, storage)
 		})

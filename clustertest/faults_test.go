@@ -94,8 +94,7 @@ func TestFaultsCountEveryUpload(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			inner := "file_system " + t.TempDir()
 			if backend == "redis" {
-				host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
-				inner = "redis {\n\t\t\thost " + host + "\n\t\t\tport " + port + "\n\t\t}"
+				inner = redisModule(redistest.Start(t).Addr)
 			}
 			countEveryUpload(t, inner)
 		})
@@ -293,8 +292,7 @@ func TestFaultsStoreRestartedEmpty(t *testing.T) {
 	toOSS := emulatorClient(emu)
 	app := newObjectApp(t) // down
 	rs := newRedisServer(t)
-	host, port, _ := net.SplitHostPort(rs.addr)
-	in := newInstance(t, "storage redis {\n\t\thost "+host+"\n\t\tport "+port+"\n\t}", emu, keyFile, app.addr)
+	in := newInstance(t, "storage "+redisModule(rs.addr), emu, keyFile, app.addr)
 	in.start()
 	queued := map[string]bool{}
 	for i := range 5 {

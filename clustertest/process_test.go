@@ -37,6 +37,13 @@ var caddyBin = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// redisModule is the Caddyfile block of caddy-storage-redis for the
+// redis-server at addr.
+func redisModule(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return "redis {\n\thost " + host + "\n\tport " + port + "\n}"
+}
+
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -255,8 +262,7 @@ func TestQueueSurvivesCrash(t *testing.T) {
 			t.Run(backend+"/"+recovery, func(t *testing.T) {
 				storage := "storage file_system " + t.TempDir()
 				if backend == "redis" {
-					host, port, _ := net.SplitHostPort(redistest.Start(t).Addr)
-					storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
+					storage = "storage " + redisModule(redistest.Start(t).Addr)
 				}
 				crashAndRecover(t, storage, recovery)
 			})

@@ -85,8 +85,7 @@ func TestSharedStorage(t *testing.T) {
 				}
 			case "redis":
 				addr := redistest.Start(t).Addr
-				host, port, _ := net.SplitHostPort(addr)
-				storage = "storage redis {\n\t\thost " + host + "\n\t\tport " + port + "\n\t}"
+				storage = "storage " + redisModule(addr)
 				inspect = func() []string {
 					c := redis.NewClient(&redis.Options{Addr: addr})
 					defer c.Close()
