@@ -16,6 +16,19 @@ import (
 // bindingVar is the custom variable that carries a callback's binding.
 const bindingVar = callback.Var
 
+// customVars are the custom variables among vars (keyed x:<name>, as OSS
+// names them), by name without "x:", the binding left out: what a binding
+// covers, a confirm token carries and upload_verified reports. Never nil.
+func customVars(vars map[string]string) map[string]string {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		if name, ok := strings.CutPrefix(k, "x:"); ok && name != bindingVar {
+			out[name] = v
+		}
+	}
+	return out
+}
+
 // Callback body types.
 const (
 	bodyTypeForm = "form"

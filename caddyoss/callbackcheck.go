@@ -89,12 +89,7 @@ func (cr *callbackRoute) checkBinding(ctx context.Context, r *http.Request, vars
 	case !cr.scope.FitsPrefix(scope) || !strings.HasPrefix(object, scope):
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBinding, subject+" object is outside the prefix its binding names")
 	}
-	custom := map[string]string{}
-	for v, val := range vars {
-		if name, ok := strings.CutPrefix(v, "x:"); ok && name != bindingVar {
-			custom[name] = val
-		}
-	}
+	custom := customVars(vars)
 	key, err := cr.bindingKeys.ForHandler(ctx)
 	if err != nil {
 		cr.logger.Error("loading the callback binding key failed", zap.Error(err))

@@ -30,13 +30,7 @@ func (h *Handler) confirmToken(vars map[string]string) string {
 	if !h.confirmOn() {
 		return ""
 	}
-	custom := make(map[string]string, len(vars))
-	for k, v := range vars {
-		if name, ok := strings.CutPrefix(k, "x:"); ok && name != bindingVar {
-			custom[name] = v
-		}
-	}
-	return callback.ConfirmToken(vars["x:"+bindingVar], custom)
+	return callback.ConfirmToken(vars["x:"+bindingVar], customVars(vars))
 }
 
 // appendConfirm adds the member name ("confirm", "Confirm" in the STS

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,17 +203,11 @@ func (u *uploadEvents) verified(ev *delivery.Event, facts map[string]string, via
 	if !u.wants(eventUploadVerified) {
 		return
 	}
-	vars := map[string]string{}
-	for k, v := range facts {
-		if name, ok := strings.CutPrefix(k, "x:"); ok && name != bindingVar {
-			vars[name] = v
-		}
-	}
 	data := map[string]any{
 		"id":     ev.ID,
 		"bucket": ev.Header[headerBucket],
 		"object": ev.Object,
-		"vars":   vars,
+		"vars":   customVars(facts),
 		"via":    via,
 	}
 	if n, err := strconv.ParseInt(facts["size"], 10, 64); err == nil {
