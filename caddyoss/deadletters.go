@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/caddy-oss/caddy-oss/internal/delivery"
 )
@@ -42,8 +43,9 @@ func (g *deadGauge) Collect(ch chan<- prometheus.Metric) {
 }
 
 // deadAtStartup counts the handler's dead events for its startup line (0
-// without a callback route, or when storage does not answer in time: the
-// queue's scans log such failures).
+// without a callback route, or when storage fails or does not answer in
+// time: that is logged as a warning with its cause, so that the line's
+// lack of dead_events is not taken for none).
 func (h *Handler) deadAtStartup() int {
 	if h.callback == nil {
 		return 0
@@ -52,6 +54,7 @@ func (h *Handler) deadAtStartup() int {
 	defer cancel()
 	n, err := h.callback.events.CountDead(ctx)
 	if err != nil {
+		h.logger.Warn("counting the dead events for the startup line failed", zap.String("handler_id", h.id), zap.Error(err))
 		return 0
 	}
 	return n

@@ -1,10 +1,18 @@
 package caddyoss
 
 import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The gauge caddy_oss_callback_queue_dead has one series per handler id
@@ -46,5 +54,43 @@ func TestDeadGauge(t *testing.T) {
 	}
 	if _, ok := series()[h.id]; ok {
 		t.Fatal("a cleaned-up handler still has a series")
+	}
+}
+
+// listFailingStorage fails every List once failing is set.
+type listFailingStorage struct {
+	certmagic.Storage
+	failing atomic.Bool
+}
+
+func (s *listFailingStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	if s.failing.Load() {
+		return nil, errors.New("injected: list " + prefix)
+	}
+	return s.Storage.List(ctx, prefix, recursive)
+}
+
+// A storage failure while counting the dead events for the startup line
+// is logged with its cause, not taken for none.
+func TestDeadAtStartupStorageFailure(t *testing.T) {
+	st := &listFailingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	h := testHandler(t, func(h *Handler) {
+		h.storage = st
+		h.Callback = &CallbackConfig{URL: "https://app.example.com/cb"}
+	})
+	core, logs := observer.New(zapcore.WarnLevel)
+	h.logger = zap.New(core)
+	st.failing.Store(true)
+	defer st.failing.Store(false)
+	if n := h.deadAtStartup(); n != 0 {
+		t.Fatalf("dead %d", n)
+	}
+	entries := logs.FilterMessage("counting the dead events for the startup line failed").All()
+	if len(entries) != 1 {
+		t.Fatalf("logged %v", logs.All())
+	}
+	f := entries[0].ContextMap()
+	if msg, _ := f["error"].(string); !strings.Contains(msg, "injected: list") || f["handler_id"] != h.id {
+		t.Fatalf("fields %v", f)
 	}
 }

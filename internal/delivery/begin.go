@@ -31,14 +31,9 @@ func (q *Queue) Begin(ctx context.Context, ev *Event, alsoExpires ...time.Time) 
 	if ev.Expires.IsZero() {
 		return Claim{}, errors.New("delivery: event has no expiry")
 	}
-	lock := q.lockName(ev.ID)
-	if !processLocks.lock(lock, ctx.Done()) {
-		return Claim{}, fmt.Errorf("delivery: waiting for event %s: %w", ev.ID, ctx.Err())
-	}
-	if err := q.storage.Lock(ctx, lock); err != nil {
-		processLocks.unlock(lock)
-		q.observe(OutcomeStorageError)
-		return Claim{}, fmt.Errorf("delivery: locking event %s: %w", ev.ID, err)
+	lock, err := q.lockEvent(ctx, ev.ID)
+	if err != nil {
+		return Claim{}, err
 	}
 	found, err := q.lookup(ctx, ev.ID, groupsFor(ev.Expires, alsoExpires))
 	if err != nil || found != nil {

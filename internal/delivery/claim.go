@@ -45,16 +45,11 @@ func (q *Queue) Claim(ctx context.Context, ev *Event, firstAttempt time.Duration
 	if ev.Expires.IsZero() {
 		return Claim{}, errors.New("delivery: event has no expiry")
 	}
-	lock := q.lockName(ev.ID)
-	if !processLocks.lock(lock, ctx.Done()) {
-		return Claim{}, fmt.Errorf("delivery: waiting for event %s: %w", ev.ID, ctx.Err())
+	lock, err := q.lockEvent(ctx, ev.ID)
+	if err != nil {
+		return Claim{}, err
 	}
-	defer processLocks.unlock(lock)
-	if err := q.storage.Lock(ctx, lock); err != nil {
-		q.observe(OutcomeStorageError)
-		return Claim{}, fmt.Errorf("delivery: locking event %s: %w", ev.ID, err)
-	}
-	defer q.unlock(ctx, lock, ev.ID)
+	defer q.release(ctx, lock, ev.ID)
 
 	found, err := q.lookup(ctx, ev.ID, groupsFor(ev.Expires, alsoExpires))
 	if err != nil {

@@ -142,19 +142,19 @@ func (q *Queue) deleteDead(ctx context.Context, id string, groups []int64) error
 	return nil
 }
 
-// lockEvent takes id's process and storage locks, as Claim does, and
-// returns what frees them.
-func (q *Queue) lockEvent(ctx context.Context, id string) (func(), error) {
+// lockEvent takes id's process and storage locks (Claim, Begin and the
+// operator actions) and returns the lock's name, for release.
+func (q *Queue) lockEvent(ctx context.Context, id string) (string, error) {
 	lock := q.lockName(id)
 	if !processLocks.lock(lock, ctx.Done()) {
-		return nil, fmt.Errorf("delivery: waiting for event %s: %w", id, ctx.Err())
+		return "", fmt.Errorf("delivery: waiting for event %s: %w", id, ctx.Err())
 	}
 	if err := q.storage.Lock(ctx, lock); err != nil {
 		processLocks.unlock(lock)
 		q.observe(OutcomeStorageError)
-		return nil, fmt.Errorf("delivery: locking event %s: %w", id, err)
+		return "", fmt.Errorf("delivery: locking event %s: %w", id, err)
 	}
-	return func() { q.release(ctx, lock, id) }, nil
+	return lock, nil
 }
 
 // operand is what an operator action finds of id under its lock: its
@@ -174,11 +174,12 @@ func (q *Queue) examineLocked(ctx context.Context, id string) (op operand, unloc
 	if err := checkID(id); err != nil {
 		return op, nil, fmt.Errorf("%w: %v", ErrNoEvent, err)
 	}
-	if unlock, err = q.lockEvent(ctx, id); err != nil {
+	lock, err := q.lockEvent(ctx, id)
+	if err != nil {
 		return op, nil, err
 	}
 	op, err = q.examine(ctx, id)
-	return op, unlock, err
+	return op, func() { q.release(ctx, lock, id) }, err
 }
 
 // examine reads id's records for an action on a dead event, under id's
