@@ -192,6 +192,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			callbackAt = at(d)
 			h.Callback = new(CallbackConfig)
 			err = h.Callback.unmarshalCaddyfile(d)
+		case "quota":
+			h.Quota = new(QuotaConfig)
+			err = h.Quota.unmarshalCaddyfile(d)
 		default:
 			return d.Errf("unrecognized subdirective '%s'", name)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,15 +85,18 @@ func (c *CallbackConfig) effectiveBody() (string, *bodyTemplate, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("callback.body: %v (callbacks are checked field by field; set verify_only to send any template unchecked)", err)
 	}
-	if _, ok := t.byVar["x:"+bindingVar]; ok {
-		return "", nil, fmt.Errorf("callback.body: ${x:%s} is added by the handler; remove it", bindingVar)
+	added := c.handlerVars()
+	for _, name := range added {
+		if _, ok := t.byVar["x:"+name]; ok {
+			return "", nil, fmt.Errorf("callback.body: ${x:%s} is added by the handler; remove it", name)
+		}
 	}
 	if _, ok := t.byVar["object"]; !ok {
 		return "", nil, errors.New("callback.body must carry ${object}, which bound callbacks are checked against")
 	}
 	for _, f := range t.fields {
-		if f.name == bindingVar {
-			return "", nil, fmt.Errorf("callback.body: the field name %q is reserved", bindingVar)
+		if slices.Contains(added, f.name) {
+			return "", nil, fmt.Errorf("callback.body: the field name %q is reserved", f.name)
 		}
 		if name, ok := strings.CutPrefix(f.variable, "x:"); ok {
 			if _, defined := c.Vars[name]; !defined {
@@ -105,8 +109,20 @@ func (c *CallbackConfig) effectiveBody() (string, *bodyTemplate, error) {
 			return "", nil, fmt.Errorf("callback.body does not use var %q: add a field with ${x:%s}", name, name)
 		}
 	}
-	t = t.withField(bindingVar, "x:"+bindingVar)
+	for _, name := range added {
+		t = t.withField(name, "x:"+name)
+	}
 	return t.render(), t, nil
+}
+
+// handlerVars are the custom variables the handler adds to every bound
+// callback body, in the order of their fields: the quota's reservation
+// (with a quota) and the binding, last.
+func (c *CallbackConfig) handlerVars() []string {
+	if c.quota {
+		return []string{quotaIDVar, quotaKeyVar, bindingVar}
+	}
+	return []string{bindingVar}
 }
 
 // contentType is the callbackBodyType OSS sends the body with.

@@ -55,6 +55,16 @@ func (cr *callbackRoute) enforceLimits(ctx context.Context, r *http.Request, obj
 	if why == "" {
 		return nil
 	}
+	return cr.deleteRefused(ctx, r, object, "upload outside the limits", why, status, reasonLimits,
+		zap.Int64("size", size), zap.String("type", contentType))
+}
+
+// deleteRefused deletes the object of a refused upload (what: "upload
+// outside the limits", "upload over the quota"; why: the detail) and
+// returns the refusal, with status and reason, saying whether the object
+// is gone. It logs the outcome with fields. The deletion runs even when
+// OSS has stopped waiting for the callback's answer.
+func (cr *callbackRoute) deleteRefused(ctx context.Context, r *http.Request, object, what, why string, status int, reason string, fields ...zap.Field) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limitDeleteTimeout)
 	defer cancel()
 	if err := cr.ossBucket.DeleteObject(object, oss.WithContext(dctx)); err != nil {
@@ -63,11 +73,10 @@ func (cr *callbackRoute) enforceLimits(ctx context.Context, r *http.Request, obj
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		cr.logger.Error("deleting an upload outside the limits failed: it stays stored",
+		cr.logger.Error("deleting an "+what+" failed: it stays stored",
 			zap.String("object", object), zap.String("why", why), zap.String("oss_code", code), zap.String("error", redact.Error(err)), zapRemote(r))
-		return callbackErr(status, reasonLimits, "upload outside the limits ("+why+"); deleting it failed")
+		return callbackErr(status, reason, what+" ("+why+"); deleting it failed")
 	}
-	cr.logger.Warn("upload outside the limits deleted",
-		zap.String("object", object), zap.Int64("size", size), zap.String("type", contentType), zap.String("why", why), zapRemote(r))
-	return callbackErr(status, reasonLimits, "upload outside the limits ("+why+"); it was deleted")
+	cr.logger.Warn(what+" deleted", append([]zap.Field{zap.String("object", object), zap.String("why", why), zapRemote(r)}, fields...)...)
+	return callbackErr(status, reason, what+" ("+why+"); it was deleted")
 }

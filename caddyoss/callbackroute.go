@@ -186,6 +186,15 @@ func (cr *callbackRoute) accept(ctx context.Context, w http.ResponseWriter, r *h
 		}
 		return err
 	}
+	if claim.Fresh {
+		if err := cr.settleQuota(ctx, r, ev, facts, via); err != nil {
+			countVia(via, err)
+			if via == viaCallback {
+				cr.emitter.rejected(r, err)
+			}
+			return err
+		}
+	}
 	countVia(via, nil)
 	cr.setPlaceholders(r, ev, facts)
 	if !claim.Fresh {

@@ -85,6 +85,11 @@ func (cr *callbackRoute) verifyCallback(ctx context.Context, r *http.Request) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	if _, ok := bc.vars["size"]; !ok {
+		// What OSS stores, which ${size} would have said: the quota
+		// charges it.
+		bc.vars["size"] = bc.stored.Get("Content-Length")
+	}
 	return cr.boundEvent(r, bc, body), bc.vars, nil
 }
 

@@ -137,7 +137,7 @@ func (cr *callbackRoute) verifyConfirm(ctx context.Context, w http.ResponseWrite
 	if err != nil {
 		return nil, nil, callbackErr(http.StatusForbidden, reasonBinding, err.Error())
 	}
-	if !sameNames(custom, cr.Callback.Vars) {
+	if !cr.Callback.issuesExactly(custom) {
 		return nil, nil, callbackErr(http.StatusForbidden, reasonBinding, "confirm token carries other variables than this handler's vars")
 	}
 	vars := make(map[string]string, len(custom)+2)
@@ -174,13 +174,20 @@ func storedFacts(bucket string, bc boundCallback) map[string]string {
 	}
 }
 
-// sameNames reports whether two maps have the same keys.
-func sameNames(a, b map[string]string) bool {
-	if len(a) != len(b) {
+// issuesExactly reports whether vars has exactly the names of the custom
+// variables a signing answer issues: the vars and, with a quota, the
+// quota's.
+func (c *CallbackConfig) issuesExactly(vars map[string]string) bool {
+	n := len(c.Vars)
+	if c.quota {
+		n += 2
+	}
+	if len(vars) != n {
 		return false
 	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
+	for k := range vars {
+		_, ok := c.Vars[k]
+		if !ok && !(c.quota && (k == quotaIDVar || k == quotaKeyVar)) {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-oss/caddy-oss/internal/delivery"
+	"github.com/caddy-oss/caddy-oss/internal/quota"
 	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
@@ -65,6 +66,7 @@ const (
 	reasonStorage      = "storage"       // the binding key or replay records are unavailable
 	reasonLimits       = "limits"        // the stored object is outside max_size, min_size or allow_types; it was deleted
 	reasonURL          = "url"           // a bound callback sent to another path or query than the one issued
+	reasonQuota        = "quota"         // the verified upload does not fit its quota; it was deleted
 )
 
 // ossMetrics are the collectors of every oss_upload handler. They are
@@ -84,6 +86,7 @@ type metricSet struct {
 	deliveries        *prometheus.CounterVec
 	callbackQueueSize prometheus.GaugeFunc
 	callbackQueueDead *deadGauge
+	quotaRefusals     *prometheus.CounterVec
 }
 
 // newOSSMetrics creates the collectors, unregistered.
@@ -124,6 +127,10 @@ func newOSSMetrics() *metricSet {
 			Help: "Verified callbacks waiting for delivery.",
 		}, owedEvents),
 		callbackQueueDead: newDeadGauge(),
+		quotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "quota_refusals_total",
+			Help: "Requests refused by the upload quota (a signing route's 429, a verified upload deleted), by route and by the limit: bytes, uploads or pending.",
+		}, []string{"route", "reason"}),
 	}
 	// Every outcome is exported from the start, at zero.
 	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
@@ -145,6 +152,7 @@ func (m *metricSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.signRequests, m.signDuration, m.stsCredentials, m.assumeRoleErrors,
 		m.callbacks, m.confirms, m.deliveries, m.callbackQueueSize, m.callbackQueueDead,
+		m.quotaRefusals,
 	}
 }
 
@@ -257,6 +265,12 @@ func countVia(via string, err error) {
 	} else {
 		countCallback(err)
 	}
+}
+
+// countQuotaRefusal counts a request the quota refused on route (a signing
+// route's name, or "callback", "confirm") for reason.
+func countQuotaRefusal(route string, reason quota.Reason) {
+	ossMetrics.quotaRefusals.WithLabelValues(route, string(reason)).Inc()
 }
 
 // observeDelivery counts an outcome of the delivery queue (its Outcome

@@ -162,6 +162,10 @@ type Handler struct {
 	// OSS to send, and how the callback route verifies them.
 	Callback *CallbackConfig `json:"callback,omitempty"`
 
+	// Quota limits what each user may upload per window (see
+	// QuotaConfig). Default: none.
+	Quota *QuotaConfig `json:"quota,omitempty"`
+
 	// configured is the configuration as decoded from JSON, before
 	// Provision; nil for a handler built in Go.
 	configured *configuredText
@@ -185,6 +189,7 @@ type Handler struct {
 	bindingKeys    *callback.KeySource
 	storage        certmagic.Storage // Caddy's storage; tests set their own
 	callback       *callbackRoute    // nil when the callback route is off
+	quota          *quotaGate        // nil without a quota block
 }
 
 // STSConfig configures AssumeRole for the STS route.
@@ -289,6 +294,7 @@ type CallbackConfig struct {
 	BindingKey string `json:"binding_key,omitempty"`
 
 	renderedBody string // the body template OSS receives, set at provision
+	quota        bool   // the handler issues the quota's variables (set by Validate)
 }
 
 // UnmarshalJSON decodes the handler as Caddy does (unknown fields are

@@ -53,11 +53,11 @@ func appendFieldsObject(b []byte, key string, fields []osssign.Field) []byte {
 // servePostPolicy answers GET <policy_path>?filename=&type=&size= with a
 // signed PostObject policy and the form fields to send.
 func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error {
-	var up upload
+	up := upload{route: signRoutePostPolicy}
 	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	in, pp, token, err := h.signPostObject(r, up, "200")
+	in, pp, token, err := h.signPostObject(w, r, up, "200")
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,8 @@ func (h *Handler) servePostPolicy(w http.ResponseWriter, r *http.Request) error 
 // and storage class are not pinned, and the callback variables are
 // written into the callback parameter instead of x:<name> fields. It also
 // returns the upload's confirm token ("" when the confirm route is off).
-func (h *Handler) signPostObject(r *http.Request, up upload, status string) (osssign.Policy, osssign.Form, string, error) {
+// With a quota, the upload is reserved first (reservePostObject).
+func (h *Handler) signPostObject(w http.ResponseWriter, r *http.Request, up upload, status string) (osssign.Policy, osssign.Form, string, error) {
 	now := h.now()
 	in := osssign.Policy{
 		Version:      h.SignatureVersion,
@@ -142,6 +143,9 @@ func (h *Handler) signPostObject(r *http.Request, up upload, status string) (oss
 	if h.ClientKeys {
 		in.Key = ""
 		kind, scope = callback.Prefix, up.prefix
+	}
+	if err := h.reservePostObject(w, r, &up, &in); err != nil {
+		return in, osssign.Form{}, "", err
 	}
 	vars, err := h.issueVars(r.Context(), up.custom, kind, scope, in.Expiration)
 	if err != nil {

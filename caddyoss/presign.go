@@ -89,11 +89,15 @@ func checkPresignFormat(f string) error {
 // servePresign answers GET <presign_path>?filename=&type= with a presigned
 // PUT URL, or just the URL for clients that accept only text/plain.
 func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
-	var up upload
+	up := upload{route: signRoutePresign}
 	if err := h.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
 	expires := h.urlLifetime(up.creds)
+	// A presigned PUT cannot hold OSS to a size: it reserves max_size.
+	if err := h.reserveQuota(w, r, &up.custom, up.prefix, h.MaxSize, h.now().Add(expires+callback.Grace), up.route); err != nil {
+		return err
+	}
 	params, token, err := h.presignParams(r, &up, expires)
 	if err != nil {
 		return err

@@ -189,6 +189,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionCallback(ctx); err != nil {
 		return err
 	}
+	if err := h.provisionQuota(ctx); err != nil {
+		return err
+	}
 	h.logStartup()
 	return nil
 }
@@ -234,6 +237,9 @@ var (
 func (h *Handler) Cleanup() error {
 	if h.callback != nil {
 		h.callback.cleanup()
+	}
+	if h.quota != nil {
+		h.quota.cleanup()
 	}
 	return nil
 }
@@ -311,6 +317,21 @@ func (h *Handler) startupFields() []zap.Field {
 		if n := h.deadAtStartup(); n > 0 {
 			fields = append(fields, zap.Int("dead_events", n))
 		}
+	}
+	if q := h.Quota; q != nil {
+		fields = append(fields, zap.Object("quota", zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddString("key", h.quotaKeyText())
+			for _, l := range []struct {
+				name string
+				n    int64
+			}{{"bytes", q.Bytes}, {"uploads", q.Uploads}, {"pending", q.Pending}} {
+				if l.n > 0 {
+					enc.AddInt64(l.name, l.n)
+				}
+			}
+			enc.AddString("window", h.quota.ledger.Window().String())
+			return nil
+		})))
 	}
 	if h.FormFields == formFieldsMinimal {
 		// PostObject policies pin neither the ACL nor the storage class.

@@ -31,6 +31,7 @@ type upload struct {
 	hints  uploadHints
 	creds  osssign.Credentials
 	custom map[string]string // expanded custom callback variables by name
+	route  string            // the signing route, for metrics
 }
 
 // prepareUpload checks the client's hints, decides the object key and gets

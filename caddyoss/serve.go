@@ -105,7 +105,14 @@ func renderError(w http.ResponseWriter, r *http.Request, err error) error {
 	if he.StatusCode == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", "GET, HEAD")
 	}
-	return writeObject(w, he.StatusCode, func(o *jsonw.Object) { o.Str("error", msg) })
+	var qr *quotaRefusal
+	errors.As(he.Err, &qr)
+	return writeObject(w, he.StatusCode, func(o *jsonw.Object) {
+		o.Str("error", msg)
+		if qr != nil {
+			qr.appendTo(o)
+		}
+	})
 }
 
 // internalError logs what went wrong and returns a 500 that says no more

@@ -67,6 +67,11 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return h.forbidden(r, err)
 		}
+		// STS signs no size: the credentials reserve max_size for their
+		// lifetime, and are refused when less is left.
+		if err := h.reserveQuota(w, r, &custom, prefix, h.MaxSize, c.Expiration.Add(callback.Grace), signRouteSTS); err != nil {
+			return err
+		}
 		if vars, err = h.issueVars(r.Context(), custom, callback.STS, prefix, c.Expiration); err != nil {
 			return h.unavailable(r, "signing the callback binding", err)
 		}

@@ -157,11 +157,11 @@ func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) err
 // the PostObject form Uppy sends for a single upload: the same policy as
 // the post-policy route (exact key, limits, type, callback).
 func (u *uppyRoutes) serveUppyParams(w http.ResponseWriter, r *http.Request) error {
-	var up upload
+	up := upload{route: signRouteUppy}
 	if err := u.prepareUpload(w, r, &up); err != nil {
 		return err
 	}
-	_, pp, token, err := u.signPostObject(r, up, "201")
+	_, pp, token, err := u.signPostObject(w, r, up, "201")
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,9 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 		if err != nil {
 			return u.forbidden(r, err)
 		}
+		if err := u.multipartQuotaVars(r, &custom, sealed); err != nil {
+			return err
+		}
 		vars, err := u.issueVars(r.Context(), custom, callback.ExactKey, imur.Key, u.now().Add(time.Duration(u.Expires)))
 		if err != nil {
 			return u.unavailable(r, "signing the callback binding", err)

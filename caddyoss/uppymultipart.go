@@ -45,6 +45,9 @@ func (u *uppyRoutes) uppyTarget(r *http.Request, sealed string) (oss.InitiateMul
 		}
 		return imur, u.forbidden(r, err)
 	}
+	// With a quota, the multipart upload's reservation is sealed too,
+	// after a '~' (see serveUppyCreate).
+	ossID, _, _ = strings.Cut(ossID, "~")
 	imur.Bucket, imur.Key, imur.UploadID = u.Bucket, key, ossID
 	return imur, nil
 }
@@ -96,8 +99,12 @@ func (u *uppyRoutes) serveUppyCreate(w http.ResponseWriter, r *http.Request) err
 	hu := *r.URL
 	hu.RawQuery = q.Encode()
 	hr.URL = &hu
-	var up upload
+	up := upload{route: signRouteUppy}
 	if err := u.prepareUpload(w, hr, &up); err != nil {
+		return err
+	}
+	reservation, err := u.reserveMultipart(w, r, &up)
+	if err != nil {
 		return err
 	}
 	opts := []oss.Option{
@@ -112,7 +119,11 @@ func (u *uppyRoutes) serveUppyCreate(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return u.ossFailed(r, "starting the multipart upload", err)
 	}
-	sealed, err := u.sealUploadID(r.Context(), up.key, imur.UploadID)
+	ossID := imur.UploadID
+	if reservation != "" {
+		ossID += "~" + reservation // sealed with it, for the completion's callback
+	}
+	sealed, err := u.sealUploadID(r.Context(), up.key, ossID)
 	if err != nil {
 		// Nobody can use the upload without its sealed id.
 		_ = u.bucket.AbortMultipartUpload(imur)

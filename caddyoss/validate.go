@@ -16,6 +16,9 @@ import (
 // UnmarshalCaddyfile runs the same checks where a Caddyfile can, so that
 // `caddy adapt` reports them with the file and line.
 func (h *Handler) Validate() error {
+	if h.Callback != nil {
+		h.Callback.quota = h.Quota != nil // the body carries the quota's variables
+	}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	check := func(err error) {
@@ -174,6 +177,7 @@ func (h *Handler) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, h.validateQuota()...)
 	return errors.Join(errs...)
 }
 

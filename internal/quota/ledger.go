@@ -110,6 +110,9 @@ func (l *Ledger) newWriter() string { return l.id + randomName(writerLen-len(l.i
 // Limits are the ledger's limits.
 func (l *Ledger) Limits() Limits { return l.limits }
 
+// Window is the span Bytes and Uploads are counted over.
+func (l *Ledger) Window() time.Duration { return time.Duration(l.window) * time.Second }
+
 // Reserve reserves, for key, one upload of up to bytes signed until
 // expires, if it fits the key's quota: the reservation counts one
 // pending reservation, one upload and its bytes until Settle replaces it
