@@ -11,7 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-oss/caddy-oss/internal/callback"
 	"github.com/caddy-oss/caddy-oss/internal/jsonw"
 	"github.com/caddy-oss/caddy-oss/internal/osssign"
 	"github.com/caddy-oss/caddy-oss/internal/quota"
@@ -25,9 +24,11 @@ import (
 // before the quota was configured): its upload is charged on its own.
 const quotaNoReservation = "none"
 
-// reservePostObject reserves the upload of a PostObject policy: the
-// declared size, to which the policy's content-length-range is narrowed
-// when the quota limits bytes, or max_size.
+// reservePostObject reserves the upload of a PostObject policy until the
+// policy expires: the declared size, to which the policy's
+// content-length-range is narrowed when the quota limits bytes, or
+// max_size. Reservations end with their signature: an upload verified
+// later is charged on its own, if it still fits.
 func (h *Handler) reservePostObject(w http.ResponseWriter, r *http.Request, up *upload, in *osssign.Policy) error {
 	if h.quota == nil {
 		return nil
@@ -36,7 +37,7 @@ func (h *Handler) reservePostObject(w http.ResponseWriter, r *http.Request, up *
 	if h.Quota.Bytes > 0 && up.hints.size > 0 {
 		bytes, in.MaxSize = up.hints.size, up.hints.size
 	}
-	return h.reserveQuota(w, r, &up.custom, up.prefix, bytes, in.Expiration.Add(callback.Grace), up.route)
+	return h.reserveQuota(w, r, &up.custom, up.prefix, bytes, in.Expiration, up.route)
 }
 
 // reserveMultipart reserves an Uppy multipart upload (max_size, for

@@ -69,7 +69,7 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) error {
 		}
 		// STS signs no size: the credentials reserve max_size for their
 		// lifetime, and are refused when less is left.
-		if err := h.reserveQuota(w, r, &custom, prefix, h.MaxSize, c.Expiration.Add(callback.Grace), signRouteSTS); err != nil {
+		if err := h.reserveQuota(w, r, &custom, prefix, h.MaxSize, c.Expiration, signRouteSTS); err != nil {
 			return err
 		}
 		if vars, err = h.issueVars(r.Context(), custom, callback.STS, prefix, c.Expiration); err != nil {
