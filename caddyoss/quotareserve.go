@@ -89,8 +89,8 @@ func (u *uppyRoutes) multipartQuotaVars(r *http.Request, custom *map[string]stri
 // Retry-After); a storage failure a 503. route names the route in metrics.
 func (h *Handler) reserveQuota(w http.ResponseWriter, r *http.Request, custom *map[string]string, prefix string, bytes int64, expires time.Time, route string) error {
 	g := h.quota
-	if g == nil {
-		return nil
+	if g == nil || r.Method == http.MethodHead {
+		return nil // a HEAD answer carries no signature to upload with
 	}
 	key, err := g.quotaKey(replacer(r), prefix)
 	if err != nil {

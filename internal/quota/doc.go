@@ -111,7 +111,8 @@
 //
 // A storage failure fails the round's calls with an error naming the
 // operation and the storage key (never a refusal, never a grant): a signing
-// route answers 503, a callback route treats the upload as refused.
+// route answers 503, and so does a callback route, which then keeps the
+// object and does not tell the app (see caddyoss/quotasettle.go).
 // Nothing granted is taken back from storage and nothing not granted
 // stays: a write that fails, or whose confirming read fails, is taken back
 // in memory and written again (at once, at the next round, or by Sweep).
@@ -138,22 +139,15 @@
 //
 // # Integration
 //
-// Provision builds one Ledger per handler (New with ctx.Storage(), the
-// handler's prefix and Caddy's logger) and runs Run in a goroutine bound
-// to the config's context. A signing route, before signing:
-//
-//	res, err := h.quota.Reserve(ctx, key, size, expires)
-//	var refusal *quota.Refusal
-//	switch {
-//	case errors.As(err, &refusal): // 429, Retry-After refusal.RetryAfter(now), JSON of its fields
-//	case err != nil: // 503
-//	}
-//	// issue res.ID (and key) as callback variables; res.Usage.Remaining() for headers
-//
-// The callback route, after a fresh claim of a verified upload:
-//
-//	_, err := h.quota.Settle(ctx, vars["oss_quota_key"], vars["oss_quota"], size)
-//	// a *quota.Refusal or any error: delete the object, refuse the callback
-//
-// Operators read and reset a key with Usage and Reset.
+// The oss_upload handler (caddyoss/quota.go, quotareserve.go and
+// quotasettle.go) builds one Ledger per handler, below
+// "oss_upload/quota/<handler id>" in Caddy's storage, and runs Run until
+// its config is unloaded. Each signing route reserves before it signs and
+// answers a *Refusal with 429 and Retry-After; it issues the
+// reservation's ID and the key as the callback variables oss_quota and
+// oss_quota_key, which the callback binding's MAC covers. The callback
+// and confirm routes call Settle with them and the size OSS stores, after
+// the upload's event was claimed fresh; an upload refused there is
+// deleted. Operators read and reset a key with Usage and Reset through
+// Caddy's admin API.
 package quota

@@ -155,8 +155,8 @@ func (l *Ledger) Reserve(ctx context.Context, key string, bytes int64, expires t
 // Settle charges every call: the caller settles each upload once (the
 // callback route, after its event's fresh claim). A nil error means the
 // charge is in storage; any other error means nothing was charged (a
-// reservation named may have been released), and the caller treats the
-// upload as refused.
+// reservation named may have been released), and the caller does not
+// count the upload as settled.
 func (l *Ledger) Settle(ctx context.Context, key, id string, bytes int64) (Settlement, error) {
 	if bytes < 0 {
 		return Settlement{}, fmt.Errorf("quota: negative upload size (%d bytes)", bytes)
