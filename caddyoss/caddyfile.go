@@ -88,6 +88,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()                         // consume directive name
 	var callbackAt func(error) error // adds the callback block's file and line
 	var confirmAt func(error) error  // adds confirm_path's file and line
+	var quotaAt func(error) error    // adds the quota block's file and line
 	err := eachSubdirective(d, "", nil, func(name string) error {
 		var err error
 		switch name {
@@ -193,6 +194,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Callback = new(CallbackConfig)
 			err = h.Callback.unmarshalCaddyfile(d)
 		case "quota":
+			quotaAt = at(d)
 			h.Quota = new(QuotaConfig)
 			err = h.Quota.unmarshalCaddyfile(d)
 		default:
@@ -212,6 +214,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return callbackAt(err) // confirm_only without the confirm route
 		}
 		return confirmAt(err)
+	}
+	if err := errors.Join(h.validateQuota()...); err != nil {
+		return quotaAt(err)
 	}
 	return nil
 }

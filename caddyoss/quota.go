@@ -178,7 +178,8 @@ func (h *Handler) validateQuota() []error {
 		case h.MaxSize == 0:
 			add("bytes needs max_size: an upload whose size the client does not declare reserves max_size")
 		case q.Bytes < h.MaxSize:
-			add("bytes %d is below max_size %d: an upload of max_size could never fit; raise bytes or lower max_size", q.Bytes, h.MaxSize)
+			add("bytes %s is below max_size %s: an upload of max_size could never fit; raise bytes or lower max_size",
+				humanize.IBytes(uint64(q.Bytes)), humanize.IBytes(uint64(h.MaxSize)))
 		}
 	}
 	c := h.Callback
