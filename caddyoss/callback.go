@@ -115,6 +115,32 @@ func (c *CallbackConfig) effectiveBody() (string, *bodyTemplate, error) {
 	return t.render(), t, nil
 }
 
+// otherQuotaTemplate is the bound body template with the quota's fields
+// if this config has no quota, or without them if it has one: the
+// template of callbacks and confirm tokens signed before a reload turned
+// the quota on or off, accepted so that uploads in flight across the
+// reload still reach the app. Their bindings, which cover every variable,
+// were issued with the quota as it was; uploads signed without one are
+// not charged. nil with verify_only, or when the other template cannot
+// be (a var of this config without a quota uses a quota variable's name).
+func (c *CallbackConfig) otherQuotaTemplate() *bodyTemplate {
+	if c.VerifyOnly {
+		return nil
+	}
+	for _, name := range []string{quotaIDVar, quotaKeyVar} {
+		if _, ok := c.Vars[name]; ok {
+			return nil
+		}
+	}
+	c.quota = !c.quota
+	defer func() { c.quota = !c.quota }()
+	_, tpl, err := c.effectiveBody()
+	if err != nil {
+		return nil
+	}
+	return tpl
+}
+
 // handlerVars are the custom variables the handler adds to every bound
 // callback body, in the order of their fields: the quota's reservation
 // (with a quota) and the binding, last.

@@ -38,11 +38,17 @@ type boundCallback struct {
 }
 
 // checkBound checks a verified callback against the binding it carries:
-// the body has exactly the configured template's fields, the binding is
+// the body has exactly the configured template's fields (or those it had
+// before a reload turned the quota on or off), the binding is
 // this handler's, unexpired, and covers the bucket, the object and every
 // custom variable, and OSS confirms the object's facts.
 func (cr *callbackRoute) checkBound(ctx context.Context, r *http.Request, body []byte) (boundCallback, error) {
 	vars, err := cr.bodyTpl.parseBody(body)
+	if err != nil && cr.quotaTpl != nil {
+		if v, qerr := cr.quotaTpl.parseBody(body); qerr == nil {
+			vars, err = v, nil
+		}
+	}
 	if err != nil {
 		return boundCallback{}, callbackErr(http.StatusForbidden, reasonBody, err.Error())
 	}

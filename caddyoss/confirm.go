@@ -137,7 +137,15 @@ func (cr *callbackRoute) verifyConfirm(ctx context.Context, w http.ResponseWrite
 	if err != nil {
 		return nil, nil, callbackErr(http.StatusForbidden, reasonBinding, err.Error())
 	}
-	if !cr.Callback.issuesExactly(custom) {
+	// A token issued before a reload turned the quota on or off carries
+	// the quota's variables when this config has none, or none when it
+	// has: its body is the other template's.
+	_, reserved := custom[quotaIDVar]
+	tpl := cr.bodyTpl
+	if reserved != cr.Callback.quota {
+		tpl = cr.quotaTpl
+	}
+	if !cr.Callback.issuesExactly(custom, reserved) {
 		return nil, nil, callbackErr(http.StatusForbidden, reasonBinding, "confirm token carries other variables than this handler's vars")
 	}
 	vars := make(map[string]string, len(custom)+2)
@@ -156,7 +164,7 @@ func (cr *callbackRoute) verifyConfirm(ctx context.Context, w http.ResponseWrite
 			facts[k] = v
 		}
 	}
-	return cr.boundEvent(r, bc, []byte(cr.bodyTpl.renderWith(facts))), facts, nil
+	return cr.boundEvent(r, bc, []byte(tpl.renderWith(facts))), facts, nil
 }
 
 // storedFacts are the OSS variables of an object as OSS stores it
@@ -175,11 +183,11 @@ func storedFacts(bucket string, bc boundCallback) map[string]string {
 }
 
 // issuesExactly reports whether vars has exactly the names of the custom
-// variables a signing answer issues: the vars and, with a quota, the
-// quota's.
-func (c *CallbackConfig) issuesExactly(vars map[string]string) bool {
+// variables a signing answer issues: the vars and, with a quota (this
+// config's or the one before a reload), the quota's.
+func (c *CallbackConfig) issuesExactly(vars map[string]string, quota bool) bool {
 	n := len(c.Vars)
-	if c.quota {
+	if quota {
 		n += 2
 	}
 	if len(vars) != n {
@@ -187,7 +195,7 @@ func (c *CallbackConfig) issuesExactly(vars map[string]string) bool {
 	}
 	for k := range vars {
 		_, ok := c.Vars[k]
-		if !ok && !(c.quota && (k == quotaIDVar || k == quotaKeyVar)) {
+		if !ok && !(quota && (k == quotaIDVar || k == quotaKeyVar)) {
 			return false
 		}
 	}

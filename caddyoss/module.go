@@ -186,6 +186,7 @@ type Handler struct {
 	sts            *sts.Broker
 	callbackCanon  string        // callback.CanonicalPath(CallbackPath)
 	bodyTpl        *bodyTemplate // the bound body template; nil with verify_only
+	quotaTpl       *bodyTemplate // bodyTpl as a reload that turns the quota on or off finds it (otherQuotaTemplate)
 	bindingKeys    *callback.KeySource
 	storage        certmagic.Storage // Caddy's storage; tests set their own
 	callback       *callbackRoute    // nil when the callback route is off

@@ -158,6 +158,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		c.renderedBody, h.bodyTpl = body, tpl
+		h.quotaTpl = c.otherQuotaTemplate()
 		if !c.VerifyOnly {
 			h.bindingKeys = h.newKeySource()
 		}
