@@ -316,3 +316,16 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 		New: func() caddy.Module { return new(Handler) },
 	}
 }
+
+// route is one of the handler's routes by its config name.
+type route struct{ name, path string }
+
+// routes lists the route paths by their config names (the Uppy routes
+// aside).
+func (h *Handler) routes() []route {
+	return []route{
+		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
+		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
+		{"confirm_path", h.ConfirmPath},
+	}
+}

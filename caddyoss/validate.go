@@ -181,19 +181,6 @@ func (h *Handler) Validate() error {
 	return errors.Join(errs...)
 }
 
-// route is one of the handler's routes by its config name.
-type route struct{ name, path string }
-
-// routes lists the route paths by their config names (the Uppy routes
-// aside).
-func (h *Handler) routes() []route {
-	return []route{
-		{"sts_path", h.STSPath}, {"policy_path", h.PolicyPath},
-		{"presign_path", h.PresignPath}, {"callback_path", h.CallbackPath},
-		{"confirm_path", h.ConfirmPath},
-	}
-}
-
 // The checks below are shared by Validate and UnmarshalCaddyfile; each
 // message names the field.
 
