@@ -27,18 +27,21 @@ const adminBase = "/oss_upload/"
 // AdminAPI serves the callback events of the oss_upload handlers at the
 // admin endpoint (module admin.api.oss_upload), for operators: the pending
 // and dead events of each handler, one event in any state, and redelivering
-// or dropping dead events. Caddy loads it with the admin endpoint; it has
-// no configuration, and the admin endpoint's own access controls (its
+// or dropping dead events; and what a key uses of a handler's quota, and
+// resetting it (adminquota.go). Caddy loads it with the admin endpoint; it
+// has no configuration, and the admin endpoint's own access controls (its
 // listen address, origins and enforce_origin, remote admin's access
-// control) guard it. See docs/operations.md, "Dead letters".
+// control) guard it. See docs/operations.md, "Dead letters" and "Quotas".
 //
-//	GET    /oss_upload/                                    handlers with events, and their counts
+//	GET    /oss_upload/                                    handlers with events, their counts and quotas
 //	GET    /oss_upload/<handler-id>                        one handler's counts
 //	GET    /oss_upload/<handler-id>/events[?state=pending|dead]
 //	GET    /oss_upload/<handler-id>/events/<id>            one event, any state
 //	POST   /oss_upload/<handler-id>/events/<id>/redeliver  a dead event, back in the queue
 //	POST   /oss_upload/<handler-id>/dead/redeliver         every dead event
 //	DELETE /oss_upload/<handler-id>/events/<id>            a dead event, for good
+//	GET    /oss_upload/quota/<handler-id>?key=<quota key>  a key's usage of the handler's quota
+//	POST   /oss_upload/quota/<handler-id>/reset?key=…      its settled uploads, forgiven
 type AdminAPI struct {
 	storage certmagic.Storage // Caddy's storage, where handlers not served here keep their records
 	logger  *zap.Logger
@@ -79,6 +82,8 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		parts = strings.Split(rest, "/")
 	}
 	switch {
+	case len(parts) > 0 && parts[0] == quotaRoute:
+		return a.serveQuota(w, r, parts[1:])
 	case len(parts) == 0:
 		if err := allow(w, r, http.MethodGet); err != nil {
 			return err

@@ -21,10 +21,15 @@ type handlerSummary struct {
 	Served  bool `json:"served"`
 	Pending int  `json:"pending"`
 	Dead    int  `json:"dead"`
+	// Quota is the handler's quota when it has one and is served here.
+	Quota *quotaLimits `json:"quota,omitempty"`
 }
 
 func summarize(ctx context.Context, h adminHandler) (handlerSummary, error) {
 	s := handlerSummary{ID: h.id, Served: h.served}
+	if h.served {
+		s.Quota = servedQuota(h.id)
+	}
 	var err error
 	if s.Pending, err = h.queue.CountPending(ctx); err != nil {
 		return s, err

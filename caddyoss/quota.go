@@ -247,6 +247,17 @@ func (h *Handler) quotaKeyText() string {
 	return h.KeyPrefix
 }
 
+// ledgerKey is the name the ledger counts a quota key under. The ledger
+// holds no empty key; the empty one (the expanded key_prefix of a handler
+// whose key_prefix is empty: one quota for the whole site) is counted under
+// a NUL byte, which no expanded key contains.
+func ledgerKey(key string) string {
+	if key == "" {
+		return "\x00"
+	}
+	return key
+}
+
 // quotaKey expands the request's quota key: QuotaConfig.Key, or the
 // expanded key prefix.
 func (g *quotaGate) quotaKey(repl *caddy.Replacer, prefix string) (string, error) {

@@ -96,7 +96,7 @@ func (h *Handler) reserveQuota(w http.ResponseWriter, r *http.Request, custom *m
 	if err != nil {
 		return h.forbidden(r, err)
 	}
-	res, err := g.ledger.Reserve(r.Context(), key, bytes, expires)
+	res, err := g.ledger.Reserve(r.Context(), ledgerKey(key), bytes, expires)
 	if err != nil {
 		var refusal *quota.Refusal
 		if errors.As(err, &refusal) {

@@ -40,7 +40,7 @@ func (cr *callbackRoute) settleQuota(ctx context.Context, r *http.Request, ev *d
 	size, err := strconv.ParseInt(facts["size"], 10, 64)
 	sized := err == nil && size >= 0
 	if sized {
-		if _, err = cr.quota.ledger.Settle(ctx, key, id, size); err == nil {
+		if _, err = cr.quota.ledger.Settle(ctx, ledgerKey(key), id, size); err == nil {
 			return nil
 		}
 	}
