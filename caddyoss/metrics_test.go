@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-oss/caddy-oss/internal/quota"
 	"github.com/caddy-oss/caddy-oss/internal/sts"
 )
 
@@ -31,6 +32,8 @@ var metricLabelValues = []string{
 	deliveryRefused, deliveryDead, deliveryLost, deliveryStorage, reasonURL,
 	reasonOK, reasonMethod, reasonHeaders, reasonUntrustedKey, reasonKeyFetch, reasonSignature,
 	reasonBody, reasonBinding, reasonConfirm, reasonBucket, reasonStorage, reasonLimits,
+	reasonQuota, viaCallback, viaConfirm,
+	string(quota.ReasonBytes), string(quota.ReasonUploads), string(quota.ReasonPending),
 }
 
 // metricNames are the names of the oss_upload metrics, from their
