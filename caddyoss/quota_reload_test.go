@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// quotaBlock is the quota the reload tests turn on and off.
-const quotaBlock = `
+// reloadQuotaBlock is the quota the reload tests turn on and off.
+const reloadQuotaBlock = `
 		quota {
 			key {http.request.header.X-User}
 			uploads 3 per 1h
@@ -36,7 +36,7 @@ func signPolicy(t *testing.T, e *confirmEnv) (map[string]any, [][2]string) {
 func TestQuotaAcrossReload(t *testing.T) {
 	data := bytes.Repeat([]byte("r"), 100)
 	withQuota := func(e *confirmEnv) string {
-		return strings.Replace(e.config, "confirm_path "+cfConfirm, "confirm_path "+cfConfirm+quotaBlock, 1)
+		return strings.Replace(e.config, "confirm_path "+cfConfirm, "confirm_path "+cfConfirm+reloadQuotaBlock, 1)
 	}
 	for _, tc := range []struct {
 		name          string
