@@ -127,6 +127,9 @@ type instance struct {
 	home   string
 	config string
 	cmd    *exec.Cmd
+	// header is sent with the start-up probe (a post-policy request), for
+	// sites that need one, such as a user for their quota key.
+	header http.Header
 }
 
 func newInstance(t *testing.T, storage string, emu *ossemu.Emulator, keyFile, appAddr string) *instance {
@@ -176,7 +179,11 @@ func (in *instance) start() {
 	}
 	t.Cleanup(in.kill)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/oss/post-policy?filename=a.txt", in.port))
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/oss/post-policy?filename=a.txt", in.port), nil)
+		for k, v := range in.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of oss_upload served by a real Caddy, on loopback, in two
+# Load benchmark of oss_upload served by a real Caddy, on loopback, in three
 # parts. Not part of ./scripts/test.sh.
 #   routes    the signing routes next to Caddy's own `respond` and
 #             `reverse_proxy`, measured with wrk;
@@ -7,16 +7,24 @@
 #             through ossemu, each with its own signed callback, through
 #             oss_upload's callback route and, for comparison, through a
 #             plain reverse_proxy, on file_system and on Redis storage
-#             (scripts/callbackload is the uploader and the app).
+#             (scripts/callbackload is the uploader and the app);
+#   quota     post-policy V4 with a quota block next to the same site
+#             without one, on file_system and on Redis storage, measured
+#             with wrk: a user per connection, and one user for all.
 #
 # Knobs (environment):
-#   BENCH_PARTS           parts to run (default "routes callback")
+#   BENCH_PARTS           parts to run (default "routes callback quota")
 #   BENCH_DURATION        length of each wrk run, as wrk takes it (default 5s)
 #   BENCH_ROUNDS          rounds; a round measures every route at every
 #                         connection count, and the table shows the median
-#                         (default 3)
-#   BENCH_CONNS           connection counts (default "16 64 256")
-#   BENCH_BASE_PORT       first of 16 consecutive loopback ports (default 18400)
+#                         (default 3); routes and quota
+#   BENCH_CONNS           connection counts (default "16 64 256"); routes and
+#                         quota
+#   BENCH_BASE_PORT       first of 19 consecutive loopback ports (default 18400)
+#   QUOTA_STORAGES        Caddy storages of the quota part (default
+#                         "file_system redis")
+#   QUOTA_GOMAXPROCS      GOMAXPROCS values of the quota part's Caddy, on one
+#                         core either way (default "1"; "1 2" measures both)
 #   CALLBACK_UPLOADS      uploads per storage, path and concurrency
 #                         (default 4000)
 #   CALLBACK_CONCURRENCY  uploads in flight (default "200 600")
@@ -31,9 +39,11 @@
 # warm-up; with the defaults 11 x 3 x 3 x 5 s = 8.25 min of wrk, about 10 min
 # in all. callback: storages x concurrencies x 2 paths x rounds runs of
 # CALLBACK_UPLOADS uploads at 500 to 800 uploads a second (ossemu's
-# callback signing bounds it); with the defaults 8 runs, about 1.5 min. Every
-# wrk, go test and uploader run is under `timeout`, so the script ends even
-# if a server hangs.
+# callback signing bounds it); with the defaults 8 runs, about 1.5 min.
+# quota: storages x GOMAXPROCS values x 3 rows x connection counts x rounds
+# x BENCH_DURATION; with the defaults 2 x 1 x 3 x 3 x 3 x 5 s = 4.5 min of
+# wrk. Every wrk, go test and uploader run is under `timeout`, so the script
+# ends even if a server hangs.
 #
 # Installs wrk and redis-server from Debian when they are missing. Writes the
 # results, as markdown, to stdout and to bench-results.md (git-ignored);
@@ -45,13 +55,15 @@ duration=${BENCH_DURATION:-5s}
 rounds=${BENCH_ROUNDS:-3}
 read -r -a conns <<<"${BENCH_CONNS:-16 64 256}"
 base_port=${BENCH_BASE_PORT:-18400}
-read -r -a parts <<<"${BENCH_PARTS:-routes callback}"
+read -r -a parts <<<"${BENCH_PARTS:-routes callback quota}"
 cb_uploads=${CALLBACK_UPLOADS:-4000}
 read -r -a cb_concs <<<"${CALLBACK_CONCURRENCY:-200 600}"
 read -r -a cb_storages <<<"${CALLBACK_STORAGES:-file_system redis}"
 cb_rounds=${CALLBACK_ROUNDS:-1}
 cb_size=${CALLBACK_SIZE:-1024}
 cb_timeout=${CALLBACK_TIMEOUT:-600}
+read -r -a q_storages <<<"${QUOTA_STORAGES:-file_system redis}"
+read -r -a q_gmps <<<"${QUOTA_GOMAXPROCS:-1}"
 results_file=bench-results.md
 
 # Routes, in table order: id, label, port offset, request target.
@@ -68,14 +80,19 @@ declare -A label=(
 	[uppy_part]="uppy sign part V4"
 	[sts]="sts (cache hit)"
 	[proxy]="reverse_proxy (a callback's POST)"
+	[q_none]="post-policy V4, no quota"
+	[q_conn]="post-policy V4, quota, a user per connection"
+	[q_one]="post-policy V4, quota, one user"
 )
 # The Uppy routes are served by the post-policy V4 site (every site has them).
 # Offset 6 is unused; 11 to 15 are the callback benchmark's (see
-# callback_port).
+# callback_port); 16 to 18 the quota part's (the two quota rows are one
+# site; 18 is its redis-server).
 declare -A port_offset=([respond]=0 [pp_v4]=1 [pp_v1]=2 [presign_v4]=3 [presign_v1]=4
-	[uppy_params]=1 [uppy_part]=1 [sts]=5 [proxy]=7 [floor_pp]=9 [floor_presign]=10)
+	[uppy_params]=1 [uppy_part]=1 [sts]=5 [proxy]=7 [floor_pp]=9 [floor_presign]=10
+	[q_none]=16 [q_conn]=17 [q_one]=17)
 upstream_offset=8
-last_offset=15
+last_offset=18
 # The same targets as caddyoss/bench_test.go, so the Go benchmarks and this
 # table describe the same work.
 declare -A target=(
@@ -90,6 +107,9 @@ declare -A target=(
 	[uppy_part]="" # set by check_routes, once it has started an upload
 	[sts]="/oss/sts"
 	[proxy]="/oss/callback"
+	[q_none]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
+	[q_conn]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
+	[q_one]="/oss/post-policy?filename=a.png&type=image/png&size=1000"
 )
 
 bucket=benchbucket
@@ -122,10 +142,12 @@ has_part() {
 
 ensure_tools() {
 	local missing=() sudo=""
-	if has_part routes && ! command -v wrk >/dev/null 2>&1; then
+	if { has_part routes || has_part quota; } && ! command -v wrk >/dev/null 2>&1; then
 		missing+=(wrk)
 	fi
-	if has_part callback && [[ " ${cb_storages[*]} " == *" redis "* ]] && ! command -v redis-server >/dev/null 2>&1; then
+	if { { has_part callback && [[ " ${cb_storages[*]} " == *" redis "* ]]; } ||
+		{ has_part quota && [[ " ${q_storages[*]} " == *" redis "* ]]; }; } &&
+		! command -v redis-server >/dev/null 2>&1; then
 		missing+=(redis-server)
 	fi
 	if [ ${#missing[@]} -gt 0 ]; then
@@ -149,11 +171,14 @@ build() {
 		log "go build bin/caddy"
 		go build -o bin/caddy ./cmd/caddy
 	fi
-	if has_part callback; then
+	if has_part callback || has_part quota; then
 		# Caddy with oss_upload and caddy-storage-redis (clustertest's
-		# build), and the uploader.
-		log "go build bin/caddy-bench bin/callbackload"
+		# build).
+		log "go build bin/caddy-bench"
 		go build -o bin/caddy-bench ./clustertest/caddy
+	fi
+	if has_part callback; then
+		log "go build bin/callbackload"
 		go build -o bin/callbackload ./scripts/callbackload
 	fi
 	# What was built: the commit, and whether the working tree differed.
@@ -450,6 +475,8 @@ run_wrk() {
 	local args=(-t1 "-c$c" "-d$d" --latency)
 	case $id in
 	proxy) args+=(-s "$tmp/proxy.lua") ;;
+	q_none | q_conn) args+=(-s "$tmp/users-$c.lua") ;;
+	q_one) args+=(-s "$tmp/users-1.lua") ;;
 	*) args+=(-H "X-User: alice") ;;
 	esac
 	before=$(cpu_ticks "$caddy_pid")
@@ -911,6 +938,282 @@ callback_goals() {
 	echo "- every object delivered exactly once: $(pass_miss $miss) (verified: $d1 of $((d0 + d1 + dm)) stored objects once, $d0 never, $dm more than once, $stray stray deliveries; plain proxy: $(cb_sum "" "" proxy 14) of $(($(cb_sum "" "" proxy 13) + $(cb_sum "" "" proxy 14) + $(cb_sum "" "" proxy 15))) once)"
 }
 
+# ---- The quota: post-policy V4 with and without a quota block ----
+#
+# One Caddy per storage and GOMAXPROCS value (bin/caddy-bench: Caddy with
+# oss_upload and caddy-storage-redis), on core 0 alone, with two sites that
+# differ only in the quota block. Both have a callback block (a quota needs
+# one: it charges uploads when their callback is verified), so both sign
+# the callback and its binding; nothing is uploaded or called back. The
+# quota's limits are too high to refuse anything in a run, so every request
+# reserves: what is measured is the reservation, not the refusal. wrk, and
+# redis-server when it is the storage, are on core 1. Rows:
+#   no quota              the site without the quota block; the users as
+#                         in the next row
+#   a user per connection X-User is one of c users in turn (c connections),
+#                         so the requests in flight at once are of distinct
+#                         users: each reservation is a round of its own key
+#   one user              every request of one user: the reservations in
+#                         flight at once share rounds
+# The users come from a wrk Lua script in all three rows, so the client's
+# cost is the same. QUOTA_GOMAXPROCS="1 2" measures each storage with both:
+# Caddy is on one core either way, but with one P a file storage's fsync
+# holds the only P (a blocking system call) until it returns or the runtime
+# takes the P back, so nothing else runs meanwhile.
+quota_ids=(q_none q_conn q_one)
+
+quota_port() {
+	case $1 in
+	redis) echo $((base_port + 18)) ;;
+	esac
+}
+
+# make_users_scripts writes users-<n>.lua for one user and for each
+# connection count: X-User is user0 … user<n-1>, in turn.
+make_users_scripts() {
+	local n
+	for n in 1 "${conns[@]}"; do
+		cat >"$tmp/users-$n.lua" <<-EOF
+			local n, i = $n, 0
+			request = function()
+				i = i + 1
+				return wrk.format(nil, nil, { ["X-User"] = "user" .. (i % n) })
+			end
+		EOF
+	done
+}
+
+# quota_site writes one site of the quota part: post-policy V4 with the
+# routes part's settings, a callback block and, when given, a quota block.
+quota_site() {
+	local site_port=$1 quota_block=${2:-}
+	cat <<-EOF
+		http://:$site_port {
+			bind 127.0.0.1
+			oss_upload {
+				bucket $bucket
+				region cn-hangzhou
+				access_key_id $access_key_id
+				access_key_secret $access_key_secret
+				signature_version v4
+				key_prefix uploads/{http.request.header.X-User}/
+				max_size 20MiB
+				allow_types image/*
+				callback {
+					url http://127.0.0.1:$site_port/oss/callback
+				}
+				$quota_block
+			}
+		}
+	EOF
+}
+
+start_quota_stack() {
+	local storage=$1 gmp=$2 dir=$tmp/quota-$1-$2 storage_cfg
+	mkdir -p "$dir"
+	q_dir=$dir
+	quota_stack=()
+	q_redis_pid=""
+	case $storage in
+	file_system) storage_cfg="storage file_system $dir/storage" ;;
+	redis)
+		mkdir -p "$dir/redis"
+		taskset -c 1 redis-server --bind 127.0.0.1 --port "$(quota_port redis)" --save "" --appendonly no \
+			--dir "$dir/redis" >"$dir/redis.log" 2>&1 &
+		q_redis_pid=$!
+		pids+=("$q_redis_pid")
+		quota_stack+=("$q_redis_pid")
+		wait_for_port "$(quota_port redis)" redis-server "$dir/redis.log"
+		storage_cfg="storage redis {
+			host 127.0.0.1
+			port $(quota_port redis)
+		}"
+		;;
+	*) die "QUOTA_STORAGES: unknown storage '$storage' (file_system or redis)" ;;
+	esac
+	cat >"$dir/Caddyfile" <<-EOF
+		{
+			admin off
+			auto_https off
+			persist_config off
+			$storage_cfg
+			log {
+				level ERROR
+			}
+		}
+
+		$(quota_site "$(port q_none)")
+
+		$(quota_site "$(port q_conn)" "quota {
+				key {http.request.header.X-User}
+				bytes 1PiB per 24h
+				uploads 1000000000 per 24h
+				pending 1000000000
+			}")
+	EOF
+	# run_wrk measures $caddy_pid: the routes part's Caddy is stopped by now.
+	GOMAXPROCS=$gmp XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config taskset -c 0 \
+		bin/caddy-bench run --config "$dir/Caddyfile" --adapter caddyfile >"$dir/caddy.log" 2>&1 &
+	caddy_pid=$!
+	pids+=("$caddy_pid")
+	quota_stack+=("$caddy_pid")
+	wait_for_port "$(port q_none)" caddy-bench "$dir/caddy.log"
+	wait_for_port "$(port q_conn)" caddy-bench "$dir/caddy.log"
+}
+
+# check_quota_routes asks each site once: a policy, with the quota's
+# X-Quota-Remaining-* headers on the quota site only.
+check_quota_routes() {
+	local id out
+	for id in q_none q_conn; do
+		out=$(curl -fsS -i -H "X-User: check" "$(url "$id")") ||
+			die "${label[$id]}: request failed: $(tail -3 "$q_dir/caddy.log")"
+		[[ $out == *'"policy"'* ]] || die "${label[$id]}: unexpected answer: $out"
+		case $id in
+		q_none) [[ $out != *X-Quota-Remaining* ]] || die "${label[$id]}: quota headers without a quota: $out" ;;
+		q_conn) [[ $out == *"X-Quota-Remaining-Bytes: "* ]] || die "${label[$id]}: no X-Quota-Remaining-Bytes: $out" ;;
+		esac
+	done
+}
+
+measure_quota() {
+	local d_s total run=0 storage gmp r c id line before after
+	d_s=$(seconds "$duration")
+	total=$((${#q_storages[@]} * ${#q_gmps[@]} * ${#quota_ids[@]} * ${#conns[@]} * rounds))
+	log "quota: $total runs of $duration: about $((total * (d_s + 1) / 60 + 1)) min"
+	: >"$tmp/quota-raw.txt"
+	for storage in "${q_storages[@]}"; do
+		for gmp in "${q_gmps[@]}"; do
+			measure_quota_stack
+		done
+	done
+}
+
+# measure_quota_stack measures every row on one storage and GOMAXPROCS
+# (measure_quota's storage and gmp), in rounds.
+measure_quota_stack() {
+	log "quota on $storage, GOMAXPROCS=$gmp: starting Caddy$([ "$storage" = redis ] && echo " and redis-server")"
+	start_quota_stack "$storage" "$gmp"
+	check_quota_routes
+	for id in "${quota_ids[@]}"; do
+		run_wrk "$id" "${conns[-1]}" 1s >/dev/null
+	done
+	# As in the routes part: rounds interleaved, every row back to back.
+	for r in $(seq "$rounds"); do
+		for c in "${conns[@]}"; do
+			for id in "${quota_ids[@]}"; do
+				run=$((run + 1))
+				before=0 after=0
+				[ -n "$q_redis_pid" ] && before=$(cpu_ticks "$q_redis_pid")
+				line=$(run_wrk "$id" "$c" "$duration")
+				[ -n "$q_redis_pid" ] && after=$(cpu_ticks "$q_redis_pid")
+				# Last column: redis-server's CPU µs per request.
+				line="$line $(awk -v n="${line%% *}" -v t=$((after - before)) -v hz="$clk_tck" \
+					'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }')"
+				echo "$storage $gmp $id $c $r $line" >>"$tmp/quota-raw.txt"
+				log "[$run/$total] round $r, $storage, GOMAXPROCS=$gmp, $c conns, ${label[$id]}: $(awk '{ printf "%.0f req/s, %s us CPU/req", $2, $5 }' <<<"$line")"
+			done
+		done
+	done
+	stop "${quota_stack[@]}"
+}
+
+# Columns of quota-raw.txt: 1 storage, 2 GOMAXPROCS, 3 row, 4 connections,
+# 5 round, then run_wrk's: 6 requests, 7 req/s, 8 p50, 9 p99, 10 Caddy CPU
+# µs/req, 11 errors, 12 Caddy's % of core 0, 13 core 0 idle %; 14
+# redis-server CPU µs/req.
+
+# q_stat prints the median of a column for one storage, GOMAXPROCS, row and
+# connection count.
+q_stat() {
+	awk -v s="$1" -v g="$2" -v id="$3" -v c="$4" -v col="$5" '$1 == s && $2 == g && $3 == id && $4 == c { print $col }' \
+		"$tmp/quota-raw.txt" | median
+}
+q_errors() {
+	awk -v s="$1" -v g="$2" -v id="$3" -v c="$4" '$1 == s && $2 == g && $3 == id && $4 == c { n += $11 } END { print n + 0 }' \
+		"$tmp/quota-raw.txt"
+}
+# q_ratio prints a row's req/s over the no-quota row's.
+q_ratio() { ratio "$(q_stat "$1" "$2" "$3" "$4" 7)" "$(q_stat "$1" "$2" q_none "$4" 7)"; }
+
+report_quota() {
+	local storage gmp id c note r goal redis_cpu errors
+	echo "## Quota: post-policy V4 with and without a quota"
+	echo
+	echo "| storage | GOMAXPROCS | route | conns | req/s | p50 ms | p99 ms | Caddy CPU µs/req | redis-server CPU µs/req | core 0: Caddy % / idle % | × no quota | goal |"
+	echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for storage in "${q_storages[@]}"; do
+		for gmp in "${q_gmps[@]}"; do
+			for c in "${conns[@]}"; do
+				for id in "${quota_ids[@]}"; do
+					note="" goal="" r=""
+					errors=$(q_errors "$storage" "$gmp" "$id" "$c")
+					[ "$errors" -gt 0 ] && note=" (⚠ $errors errors)"
+					if [ "$id" != q_none ]; then
+						r=$(q_ratio "$storage" "$gmp" "$id" "$c")
+						[ "$c" = 64 ] && goal="≥ 0.5: $(at_least "$r" 0.5 && echo PASS || echo MISS)"
+					fi
+					redis_cpu="–"
+					[ "$storage" = redis ] && redis_cpu=$(printf "%.1f" "$(q_stat "$storage" "$gmp" "$id" "$c" 14)")
+					printf "| %s | %s | %s%s | %s | %.0f | %.2f | %.2f | %.1f | %s | %.0f / %.0f | %s | %s |\n" \
+						"$storage" "$gmp" "${label[$id]}" "$note" "$c" "$(q_stat "$storage" "$gmp" "$id" "$c" 7)" \
+						"$(q_stat "$storage" "$gmp" "$id" "$c" 8)" "$(q_stat "$storage" "$gmp" "$id" "$c" 9)" \
+						"$(q_stat "$storage" "$gmp" "$id" "$c" 10)" "$redis_cpu" \
+						"$(q_stat "$storage" "$gmp" "$id" "$c" 12)" "$(q_stat "$storage" "$gmp" "$id" "$c" 13)" \
+						"${r:-1.00}" "$goal"
+				done
+			done
+		done
+	done
+	echo
+	cat <<-'EOF'
+		Both sites sign post-policy V4 answers with a callback and its
+		binding (a quota needs a callback block: it charges uploads when
+		their callback is verified); they differ only in the quota block,
+		whose limits (bytes 1PiB, uploads 1000000000 per 24h, pending
+		1000000000) are too high to refuse anything, so that every request
+		reserves: 1000 bytes (the declared size) for 15 minutes. Nothing is
+		uploaded or settled. X-User comes from a wrk Lua script in every
+		row: "a user per connection" takes one of as many users as
+		connections in turn, so the requests in flight at once are of
+		distinct users and every reservation is its own key's round (one
+		storage write, a List of the key's folder): a site whose users sign
+		now and then. "one user" sends every request as one user, whose
+		reservations in flight at once share rounds: a load test, or one
+		busy account. "no quota" takes its users as "a user per
+		connection" does. Each user's record holds the reservations of
+		this benchmark only (at most a few minutes of expiry seconds, where
+		a site signing all day keeps 15 minutes of them).
+
+		Caddy CPU is the measured Caddy's; redis-server's is on core 1 with
+		wrk and not in it. On file_system the storage is this machine's
+		disk, where every write is a file written, fsynced and renamed.
+		Caddy runs on core 0 alone whatever its GOMAXPROCS: with 1, a
+		blocking system call (a file storage's fsync) holds the only P, so
+		no request is read until it returns or the runtime takes the P back.
+
+	EOF
+}
+
+quota_goals() {
+	local id storage gmp r miss details
+	if ! has_conns 64; then
+		echo "- post-policy V4 with a quota ≥ 0.5 × without at 64 connections: n/a (not measured)"
+		return
+	fi
+	for id in q_conn q_one; do
+		miss=0 details=""
+		for storage in "${q_storages[@]}"; do
+			for gmp in "${q_gmps[@]}"; do
+				r=$(q_ratio "$storage" "$gmp" "$id" 64)
+				at_least "$r" 0.5 || miss=1
+				details+="${details:+, }$storage GOMAXPROCS=$gmp $r"
+			done
+		done
+		echo "- ${label[$id]} ≥ 0.5 × no quota at 64 connections: $(pass_miss $miss) ($details)"
+	done
+}
+
 report() {
 	echo "# oss_upload load benchmark"
 	echo
@@ -921,12 +1224,18 @@ report() {
 		echo "- wrk: ${rounds} round(s) × ${duration} per route and connection count, medians shown; -t1, on core 1"
 		echo "- Caddy: GOMAXPROCS=1 on core 0, admin off, no logs; the upstream (a Caddy answering {\"ok\":true}) and ossemu on core 1"
 	fi
+	if has_part quota; then
+		echo "- quota: ${rounds} round(s) × ${duration} per row and connection count, medians shown; bin/caddy-bench (Caddy + oss_upload + caddy-storage-redis) on core 0 alone, GOMAXPROCS ${q_gmps[*]}; wrk -t1 and redis-server on core 1; storages: ${q_storages[*]}"
+	fi
 	if has_part callback; then
 		echo "- callback path: ${cb_uploads} uploads of ${cb_size} bytes per storage, path and concurrency, ${cb_rounds} round(s) (medians shown); bin/caddy-bench (Caddy + oss_upload + caddy-storage-redis) with GOMAXPROCS=1 on core 0; ossemu, the uploader, the app and redis-server on core 1"
 	fi
 	echo
 	if has_part routes; then
 		report_routes
+	fi
+	if has_part quota; then
+		report_quota
 	fi
 	if has_part callback; then
 		report_callback
@@ -935,6 +1244,9 @@ report() {
 	echo
 	if has_part routes; then
 		goals
+	fi
+	if has_part quota; then
+		quota_goals
 	fi
 	if has_part callback; then
 		callback_goals
@@ -995,7 +1307,7 @@ main() {
 	local p c
 	[ ${#parts[@]} -gt 0 ] || die "BENCH_PARTS is empty"
 	for p in "${parts[@]}"; do
-		[ "$p" = routes ] || [ "$p" = callback ] || die "BENCH_PARTS: unknown part '$p' (routes, callback)"
+		[ "$p" = routes ] || [ "$p" = callback ] || [ "$p" = quota ] || die "BENCH_PARTS: unknown part '$p' (routes, callback, quota)"
 	done
 	[[ $cb_uploads =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_UPLOADS must be a positive integer"
 	[[ $cb_rounds =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_ROUNDS must be a positive integer"
@@ -1006,6 +1318,11 @@ main() {
 		[[ $c =~ ^[1-9][0-9]*$ ]] || die "CALLBACK_CONCURRENCY: '$c' is not a positive integer"
 	done
 	[ ${#cb_storages[@]} -gt 0 ] || die "CALLBACK_STORAGES is empty"
+	[ ${#q_storages[@]} -gt 0 ] || die "QUOTA_STORAGES is empty"
+	[ ${#q_gmps[@]} -gt 0 ] || die "QUOTA_GOMAXPROCS is empty"
+	for p in "${q_gmps[@]}"; do
+		[[ $p =~ ^[1-9][0-9]*$ ]] || die "QUOTA_GOMAXPROCS: '$p' is not a positive integer"
+	done
 	clk_tck=$(getconf CLK_TCK)
 	load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 	build
@@ -1025,6 +1342,10 @@ main() {
 		measure
 		# The callback part has the cores to itself.
 		stop "${route_stack[@]}"
+	fi
+	if has_part quota; then
+		make_users_scripts
+		measure_quota
 	fi
 	if has_part callback; then
 		measure_callback
