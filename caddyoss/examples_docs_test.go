@@ -37,8 +37,9 @@ type docBlock struct {
 	file     string // relative to the repository root
 	line     int    // of the opening fence (1 for Caddyfile.example)
 	text     string
-	fragment bool   // marked as one in its fence
-	near     string // the document's text around the block
+	fragment bool     // marked as one in its fence
+	needs    []string // modules its fence names (needs=<module path>), see externalModules
+	near     string   // the document's text around the block
 }
 
 func (b docBlock) name() string { return fmt.Sprintf("%s:%d", b.file, b.line) }
@@ -76,8 +77,14 @@ func docCaddyfiles(t *testing.T) []docBlock {
 			if len(info) == 0 || info[0] != "caddyfile" {
 				continue
 			}
+			var needs []string
+			for _, w := range info[1:] {
+				if m, ok := strings.CutPrefix(w, "needs="); ok {
+					needs = append(needs, m)
+				}
+			}
 			from, to := max(0, start-20), min(len(lines), i+10)
-			blocks = append(blocks, docBlock{file: f, line: start + 1, fragment: slices.Contains(info[1:], "fragment"),
+			blocks = append(blocks, docBlock{file: f, line: start + 1, fragment: slices.Contains(info[1:], "fragment"), needs: needs,
 				text: strings.Join(lines[start+1:i], "\n") + "\n",
 				near: strings.Join(lines[from:start], "\n") + "\n" + strings.Join(lines[i+1:to], "\n")})
 		}

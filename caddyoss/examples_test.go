@@ -9,12 +9,16 @@ package caddyoss
 // then with the session (answered), and an upload through the example's
 // post-policy route must bring the app exactly one verified callback (with
 // a confirm route, the upload is confirmed too, and still reaches the app
-// once).
+// once). An example with a quota block must then show the remaining
+// headers and, once its quota is used up, the 429 (examples_quota_test.go).
 //
 // The rule for blocks: a block is a whole example and must adapt as a
 // Caddyfile with at least one oss_upload, unless it is marked as a
 // fragment, by its fence (```caddyfile fragment) or by a first line that
-// is a comment starting with "# fragment"; a fragment is not run (the test logs it). An
+// is a comment starting with "# fragment"; a fragment is not run (the test logs it).
+// A block whose fence names a module the project does not depend on
+// (```caddyfile needs=<module path>) runs without that module's
+// directives unless the test binary links it (examples_external_test.go). An
 // example with signing routes and no basic_auth or forward_auth must say,
 // near the block, that it is not for production; it is then only adapted,
 // since anyone may ask its routes by design.
@@ -58,7 +62,18 @@ func TestExamples(t *testing.T) {
 			t.Logf("%s: marked as a fragment, not run", b.name())
 			continue
 		}
-		t.Run(b.name(), func(t *testing.T) { runExample(t, b, exHash) })
+		t.Run(b.name(), func(t *testing.T) {
+			text, removed, err := withoutExternal(b)
+			if err != nil {
+				t.Fatalf("%s: %v", b.name(), err)
+			}
+			if len(removed) > 0 {
+				t.Logf("%s needs %s, which this test binary does not link: removed %s; the rest runs",
+					b.name(), strings.Join(b.needs, ", "), strings.Join(removed, ", "))
+				b.text = text
+			}
+			runExample(t, b, exHash)
+		})
 	}
 }
 
@@ -270,4 +285,8 @@ func runExample(t *testing.T, b docBlock, hash string) {
 		}
 		t.Logf("%s: one verified upload reached the app (verify_only %v, confirmed %v)", b.name(), h.Callback.VerifyOnly, h.confirmOn())
 	}
+
+	// With a quota: the remaining headers, then the 429 (last: it uses
+	// the quota up).
+	checkExampleQuota(t, b, handlers, func(r signingRequest) (*http.Response, string) { return do(r, nil, true) })
 }
