@@ -117,8 +117,8 @@ func (q *QuotaConfig) limitArg(d *caddyfile.Dispenser, dst *int64, size bool) er
 	}
 	if size {
 		n, err := humanize.ParseBytes(args[0])
-		if err != nil || n > 1<<62 {
-			return d.Errf("%s: invalid size '%s' (use bytes or units such as 2GB or 2GiB)", name, args[0])
+		if err != nil || n == 0 || n > 1<<62 {
+			return d.Errf("%s: invalid size '%s' (a positive size, in bytes or units such as 2GB or 2GiB)", name, args[0])
 		}
 		*dst = int64(n)
 	} else {

@@ -178,8 +178,8 @@ func quotaUnit(r quota.Reason) string {
 	return "pending uploads"
 }
 
-// quotaRefused counts a refusal, sets Retry-After and the remaining
-// headers, and returns the 429.
+// quotaRefused counts a refusal, sets Retry-After (when room frees up)
+// and returns the 429.
 func (h *Handler) quotaRefused(w http.ResponseWriter, r *http.Request, refusal *quota.Refusal, route string) error {
 	countQuotaRefusal(route, refusal.Reason)
 	d := refusal.RetryAfter(h.now())
