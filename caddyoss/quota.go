@@ -93,7 +93,7 @@ func (q *QuotaConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "pending":
 			var v string
 			if err = oneArg(d, &v); err == nil {
-				q.Pending, err = countArg(d, v)
+				q.Pending, err = countArg(d, name, v)
 			}
 		case "window":
 			var w caddy.Duration
@@ -122,7 +122,7 @@ func (q *QuotaConfig) limitArg(d *caddyfile.Dispenser, dst *int64, size bool) er
 		}
 		*dst = int64(n)
 	} else {
-		n, err := countArg(d, args[0])
+		n, err := countArg(d, name, args[0])
 		if err != nil {
 			return err
 		}
@@ -147,11 +147,11 @@ func (q *QuotaConfig) setWindow(d *caddyfile.Dispenser, w caddy.Duration) error 
 	return nil
 }
 
-// countArg reads a positive count.
-func countArg(d *caddyfile.Dispenser, v string) (int64, error) {
+// countArg reads a positive count v of subdirective name.
+func countArg(d *caddyfile.Dispenser, name, v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, d.Errf("%s: must be a positive integer, got '%s'", d.Val(), v)
+		return 0, d.Errf("%s: must be a positive integer, got '%s'", name, v)
 	}
 	return n, nil
 }
