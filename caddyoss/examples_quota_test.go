@@ -53,7 +53,7 @@ func checkExampleQuota(t *testing.T, b docBlock, handlers []Handler, ask func(si
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s: %s %s: %d %.300s", b.name(), r.method, r.path, resp.StatusCode, out)
 			}
-			checkRemaining(t, b, r, resp, q, exposes)
+			checkExampleRemaining(t, b, r, resp, q, exposes)
 		}
 		smallest := int64(maxQuotaAsks + 1)
 		for _, n := range []int64{q.Pending, q.Uploads} {
@@ -71,7 +71,7 @@ func checkExampleQuota(t *testing.T, b docBlock, handlers []Handler, ask func(si
 			case http.StatusTooManyRequests:
 				refused, body = resp, out
 			case 200:
-				checkRemaining(t, b, routes[0], resp, q, exposes)
+				checkExampleRemaining(t, b, routes[0], resp, q, exposes)
 			default:
 				t.Fatalf("%s: %s %s: %d %.300s", b.name(), routes[0].method, routes[0].path, resp.StatusCode, out)
 			}
@@ -85,7 +85,7 @@ func checkExampleQuota(t *testing.T, b docBlock, handlers []Handler, ask func(si
 }
 
 // checkRemaining checks the remaining headers of a granted answer.
-func checkRemaining(t *testing.T, b docBlock, r signingRequest, resp *http.Response, q *QuotaConfig, exposes bool) {
+func checkExampleRemaining(t *testing.T, b docBlock, r signingRequest, resp *http.Response, q *QuotaConfig, exposes bool) {
 	t.Helper()
 	for _, qh := range quotaHeaders {
 		v, limit := resp.Header.Get(qh.name), qh.limit(q)
