@@ -115,6 +115,12 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 		}
 	}
 	if _, err := u.bucket.CompleteMultipartUpload(imur, parts, opts...); err != nil {
+		if code, _ := ossErrorCode(err); code == "CallbackFailed" && u.deletedSince(r, imur.Key) {
+			// The callback route refused the stored upload and deleted
+			// it: outside the limits, or over the quota.
+			return caddyhttp.Error(http.StatusForbidden,
+				errors.New("the site refused the upload once it was stored (outside the limits or over the upload quota) and deleted it"))
+		}
 		return u.ossFailed(r, "completing the upload", err)
 	}
 	u.logger.Info("multipart upload completed", zapKey(imur.Key), zap.Int64("size", total), zapRemote(r))
@@ -127,6 +133,14 @@ func (u *uppyRoutes) serveUppyComplete(w http.ResponseWriter, r *http.Request, s
 		}
 		u.appendConfirm(o, "confirm", token)
 	})
+}
+
+// deletedSince reports whether OSS no longer has the object key that a
+// completion just stored: its callback refused it and had it deleted.
+func (u *uppyRoutes) deletedSince(r *http.Request, key string) bool {
+	_, err := u.bucket.GetObjectDetailedMeta(key, oss.WithContext(r.Context()))
+	var se oss.ServiceError
+	return errors.As(err, &se) && se.StatusCode == http.StatusNotFound
 }
 
 // abortForLimit aborts an upload that broke a limit and returns the error
