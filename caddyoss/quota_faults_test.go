@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,5 +80,22 @@ func TestQuotaStorageFailures(t *testing.T) {
 	}
 	if u.Uploads != 1 || u.Bytes != 100 || u.Pending != 0 {
 		t.Errorf("usage %+v, want the one upload charged its 100 bytes in place of its reservation", u)
+	}
+}
+
+// With handle_errors routes, a quota refusal goes to them with its status,
+// message and Retry-After, as Caddy's own errors do.
+func TestQuotaRefusalHandleErrors(t *testing.T) {
+	e := newQuotaEnv(t, "", "uploads 1 per 1h", confirmOpts{})
+	config := strings.Replace(e.config, "\treverse_proxy ", "\thandle_errors {\n\t\trespond \"{http.error.status_code}: {http.error.message}\"\n\t}\n\treverse_proxy ", 1)
+	e.tester.InitServer(config, "caddyfile")
+	e.sign(t, qPolicy, "alice", nil).granted(t, "first signing")
+	a := e.sign(t, qPolicy, "alice", nil)
+	if a.status != http.StatusTooManyRequests || !strings.HasPrefix(a.raw, "429: upload quota exceeded: 1 of 1 uploads per window used") {
+		t.Fatalf("refusal through handle_errors: %d %q", a.status, a.raw)
+	}
+	// The first policy's reservation, unused, lapses when it expires (15m).
+	if s, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || s < 890 || s > 901 {
+		t.Errorf("Retry-After %q, want the first policy's 15 minutes", a.header.Get("Retry-After"))
 	}
 }
