@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -106,6 +107,13 @@ func (l *Ledger) do(ctx context.Context, dir string, o *op) error {
 	lead := !ks.running
 	ks.running = true
 	l.mu.Unlock()
+	if lead {
+		// Let the callers already runnable queue behind this one first:
+		// with one P, a round holds it for its storage calls (an fsync on
+		// the file system), so a caller that is not queued before the
+		// round takes its batch waits for a round of its own.
+		runtime.Gosched()
+	}
 	if lead && l.next(dir, ks) {
 		l.mu.Lock()
 		more := len(ks.queue) > 0
