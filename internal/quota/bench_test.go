@@ -55,7 +55,7 @@ func BenchmarkSettle(b *testing.B) {
 				for i := range b.N {
 					b.StopTimer()
 					cfg := Config{Prefix: fmt.Sprintf("bench/settle/%d/%d", n, i), Bytes: 1 << 60}
-					ledgers := []*Ledger{newLedger(b, st, nil, cfg), newLedger(b, st, nil, cfg)}
+					ledgers := []*Ledger{benchLedger(b, s, st, cfg), benchLedger(b, s, st, cfg)}
 					ids := make([]string, n)
 					var next atomic.Int64
 					parallel(64, func() {
@@ -93,7 +93,7 @@ func BenchmarkSigningOneUser(b *testing.B) {
 	for _, s := range benchStorages(b) {
 		b.Run(s.name, func(b *testing.B) {
 			cst := &countingStorage{Storage: s.open()}
-			l := newLedger(b, cst, nil, Config{Prefix: fmt.Sprintf("bench/signing/%d", b.N), Bytes: 1 << 60})
+			l := benchLedger(b, s, cst, Config{Prefix: fmt.Sprintf("bench/signing/%d", b.N), Bytes: 1 << 60})
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				sig := sign()
 				if _, err := l.Reserve(r.Context(), "k", 1000, time.Now().Add(15*time.Minute)); err != nil {
@@ -153,7 +153,7 @@ func parallel(n int, f func()) {
 
 func benchReserve(b *testing.B, s sharedStorage, callers int, ownKeys bool, spread int64) {
 	cst := &countingStorage{Storage: s.open()}
-	l := newLedger(b, cst, nil, Config{Prefix: fmt.Sprintf("bench/reserve/%d/%d", callers, b.N), Bytes: 1 << 60, Uploads: 1 << 60})
+	l := benchLedger(b, s, cst, Config{Prefix: fmt.Sprintf("bench/reserve/%d/%d", callers, b.N), Bytes: 1 << 60, Uploads: 1 << 60})
 	var n, key atomic.Int64
 	reserve := func(k string) {
 		i := n.Add(1)
@@ -216,11 +216,31 @@ func (c *countingStorage) Delete(ctx context.Context, key string) error {
 	return c.Storage.Delete(ctx, key)
 }
 
-// benchStorages are memory (a new one for each run), the file system and
-// redis for benchmarks.
+// benchStorages are memory (a new one for each run), the file system,
+// the file system with every record synced (file_system_synced: the
+// reservations written with Store, as on storages without a quick write)
+// and redis for benchmarks.
 func benchStorages(b *testing.B) []sharedStorage {
-	mem := sharedStorage{"mem", func() certmagic.Storage { return newMem() }, func() time.Duration { return 0 }}
-	return append([]sharedStorage{mem}, storages(b)...)
+	none := func() time.Duration { return 0 }
+	mem := sharedStorage{"mem", func() certmagic.Storage { return newMem() }, none}
+	shared := storages(b)
+	synced := sharedStorage{"file_system_synced", shared[0].open, none}
+	return append([]sharedStorage{mem, shared[0], synced}, shared[1:]...)
+}
+
+// benchLedger builds a Ledger on cst, which counts the writes of s's
+// storage: on the file system, its quick writes too (unless s is
+// file_system_synced, whose Ledger writes every record with Store).
+func benchLedger(b *testing.B, s sharedStorage, cst *countingStorage, cfg Config) *Ledger {
+	l := newLedger(b, cst, nil, cfg)
+	if fs, ok := cst.Storage.(*certmagic.FileStorage); ok && s.name != "file_system_synced" {
+		quick := quickFileWriter(fs)
+		l.quick = func(ctx context.Context, key string, value []byte) error {
+			cst.writes.Add(1)
+			return quick(ctx, key, value)
+		}
+	}
+	return l
 }
 
 // cpuTime is the CPU time this process used (user and system).

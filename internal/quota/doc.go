@@ -50,8 +50,9 @@
 //
 //	<Prefix>/<sha256(key)[:16] in hex>/<writer>
 //
-// A writer is one Ledger's record of one key. Its name is "w", six
-// characters naming the Ledger and six naming the record (see id.go); a
+// A writer is one Ledger's record of one key (two on the file system: see
+// below). Its name is "w", six characters naming the Ledger and six
+// naming the record (see id.go); a
 // record is a few lines of text: the time it was written, its claims
 // (reservations by expiry second: bytes and count), charges and Reset
 // credits (by the second they leave the window) and the reservations it
@@ -65,9 +66,39 @@
 // does so below the whole prefix, for the keys nobody reads any more: a
 // writer never writes a name it left, and writes a name only within half
 // an hour of its last write, so a delete never meets a write, as long as
-// clocks differ and writes stall by less than half an hour. Usage counts every writer's
-// records: reservations net of the settlements of them (each counted
-// once, however many writers settled it), charges net of credits.
+// clocks differ and writes stall by less than half an hour. Usage counts
+// every writer's records: reservations net of the settlements of them
+// (each counted once, however many writers settled it), charges net of
+// credits.
+//
+// # Reservations on the file system
+//
+// On the file system (a *certmagic.FileStorage), a Ledger keeps two
+// records of a key: one of its reservations alone, and one of its
+// charges, credits and settlements, each a writer of its own to readers.
+// The second is written with Store, which syncs the file before renaming
+// it into place; the first is written as Store writes (a temporary file in
+// the key's folder, 0600, put in the record's place) but without fsync
+// (quickFileWriter), since a round that only reserves needs no disk wait:
+// the record is replaced at once for every process (a rename is atomic and
+// seen without fsync), so the bound below holds as with Store. What a
+// machine crash (a power loss, a kernel panic; not a process's crash or
+// exit, whose writes the kernel still holds) can cost is reservations: a
+// record of reservations reaches the disk only when the kernel writes it
+// back (about 30 s on Linux; one rewritten more often may never have), so
+// after the crash it may hold older reservations, be cut short or empty,
+// or be missing. The reservations it lost no longer count, and their room
+// may be granted again; an upload signed with one is charged on its own at
+// verification if it still fits, else refused (and deleted by the
+// caller), as any upload without a live reservation. Settled uploads and
+// Reset credits are not in that record: settled usage still never
+// exceeds the limits (as far as Store keeps what it wrote). A record cut
+// short (empty, or without the newline that ends every record) is what
+// only such a crash leaves, so a Ledger that writes them reads one as
+// holding nothing and deletes it an hour after it was last modified, as a
+// dead writer's; on other storages, where every write is a Store, a record
+// cut short is unreadable. Other storages keep one record per Ledger and
+// key, written with Store.
 //
 // # Rounds and the bound
 //
@@ -99,8 +130,9 @@
 // plain model of the ledger.
 //
 // The bound assumes what certmagic's storages provide: a List and a Load
-// that begin after a Store returned see it (the file system; Redis; not an
-// eventually consistent object store). The file system's List also fails
+// that begin after a Store (or the file system's write without fsync)
+// returned see it (the file system; Redis; not an eventually consistent
+// object store). The file system's List also fails
 // with fs.ErrNotExist when a temporary file vanishes while it walks the
 // folder: that is read as "no such folder" only when the folder is indeed
 // missing. Each instance decides with its own limits, so instances should
@@ -109,8 +141,9 @@
 //
 // # Failures
 //
-// A storage failure fails the round's calls with an error naming the
-// operation and the storage key (never a refusal, never a grant): a signing
+// A storage failure (a failed write without fsync as a failed Store) fails
+// the round's calls with an error naming the operation and the storage key
+// (never a refusal, never a grant): a signing
 // route answers 503, and so does a callback route, which then keeps the
 // object and does not tell the app (see caddyoss/quotasettle.go).
 // Nothing granted is taken back from storage and nothing not granted
@@ -119,7 +152,8 @@
 // Settlements of reservations and Reset credits are never taken back once
 // tried (another instance may have seen them): a failed Settle may have
 // used up its reservation, a failed Reset may still take effect. A record
-// that cannot be read fails the reading; it is never taken for empty. A
+// that cannot be read fails the reading; it is never taken for empty
+// (except a record of reservations cut short by a machine crash, above). A
 // settled charge is in storage when Settle returns nil, and stays there
 // until it leaves the window (or is forgiven by Reset).
 //
