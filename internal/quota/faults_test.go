@@ -16,7 +16,7 @@ import (
 func afterStore(failing string) func(op, key string) error {
 	var stored atomic.Bool
 	return func(op, key string) error {
-		if op == "store" {
+		if op == "store" || op == "quick" {
 			stored.Store(true)
 		}
 		if op == failing && stored.Load() {
@@ -28,24 +28,34 @@ func afterStore(failing string) func(op, key string) error {
 
 // A storage failure at any step of a reservation fails it with an error
 // that says what failed (never a refusal, never a grant), and leaves
-// nothing counted once storage works again.
+// nothing counted once storage works again; a failed quick write (split:
+// the records of reservations written apart, as on the file system) as a
+// failed Store.
 func TestReserveStorageFailures(t *testing.T) {
-	for _, c := range []struct {
+	type fault struct {
 		name  string
 		fault func(op, key string) error
 		says  string
-	}{
+	}
+	for _, c := range []fault{
 		{"list", failOn("list"), "quota: listing oss_upload/quota/test/"},
 		{"load", failOn("load"), "quota: reading oss_upload/quota/test/"},
 		{"store", failOn("store"), "quota: writing oss_upload/quota/test/"},
 		{"confirming list", afterStore("list"), "quota: confirming what was written: quota: listing"},
 		{"confirming load", afterStore("load"), "quota: confirming what was written: quota: reading"},
+		{"split/quick", failOn("quick"), "quota: writing oss_upload/quota/test/"},
+		{"split/list", failOn("list"), "quota: listing oss_upload/quota/test/"},
+		{"split/confirming list", afterStore("list"), "quota: confirming what was written: quota: listing"},
+		{"split/confirming load", afterStore("load"), "quota: confirming what was written: quota: reading"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st, clk := newMem(), newClock()
 			other := newLedger(t, st, clk, Config{Bytes: 1000})
 			mustReserve(t, other, "k", 10, t0.Add(time.Hour))
 			l := newLedger(t, st, clk, Config{Bytes: 1000})
+			if strings.HasPrefix(c.name, "split/") {
+				l = splitLedger(t, st, clk, Config{Bytes: 1000})
+			}
 			st.setFault(c.fault)
 			_, err := l.Reserve(bg, "k", 100, t0.Add(time.Hour))
 			var r *Refusal
@@ -109,6 +119,8 @@ func TestUnreadableRecord(t *testing.T) {
 	l := newLedger(t, st, clk, Config{Bytes: 100})
 	for _, c := range []struct{ content, says string }{
 		{"{not json", "is unreadable: header"},
+		{"", `is unreadable: header ""`},
+		{"quota 1 5\nr 4102444800 5 1", "is unreadable: cut short"},
 		{"quota 2 5\n", `header "quota 2 5", not "quota 1 <written>"`},
 		{"quota 1 x\n", "header: strconv.ParseInt"},
 		{"quota 1 5\nr 4102444800 -5 1\n", "negative"},

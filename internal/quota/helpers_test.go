@@ -36,6 +36,9 @@ type memStorage struct {
 	files map[string][]byte
 	locks sync.Map                   // lock name: *sync.Mutex
 	fault func(op, key string) error // an error to fail op on key with
+	// unsynced holds, for each key quick wrote since its last Store or
+	// Delete, what a crash leaves of it (nil: no file).
+	unsynced map[string][]byte
 }
 
 var _ certmagic.Storage = (*memStorage)(nil)
@@ -79,7 +82,41 @@ func (s *memStorage) Store(_ context.Context, key string, value []byte) error {
 		return err
 	}
 	s.files[key] = append([]byte(nil), value...)
+	delete(s.unsynced, key)
 	return nil
+}
+
+// quick is a Ledger's quick write (see Ledger.quick) on s: a Store that
+// a crash may take back.
+func (s *memStorage) quick(_ context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check("quick", key); err != nil {
+		return err
+	}
+	if _, ok := s.unsynced[key]; !ok {
+		if s.unsynced == nil {
+			s.unsynced = map[string][]byte{}
+		}
+		s.unsynced[key] = s.files[key]
+	}
+	s.files[key] = append([]byte(nil), value...)
+	return nil
+}
+
+// crash is a machine crash: each file quick wrote since its last Store is
+// left by leave, given what it was before (nil: no file) and is.
+func (s *memStorage) crash(leave func(before, now []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, before := range s.unsynced {
+		if left := leave(before, s.files[key]); left != nil {
+			s.files[key] = left
+		} else {
+			delete(s.files, key)
+		}
+	}
+	s.unsynced = nil
 }
 
 func (s *memStorage) Load(_ context.Context, key string) ([]byte, error) {
@@ -105,6 +142,7 @@ func (s *memStorage) Delete(_ context.Context, key string) error {
 	for k := range s.files {
 		if k == key || strings.HasPrefix(k, key+"/") {
 			delete(s.files, k)
+			delete(s.unsynced, k)
 			found = true
 		}
 	}
@@ -202,6 +240,15 @@ func newLedger(t testing.TB, st certmagic.Storage, clk *clock, cfg Config) *Ledg
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+// splitLedger is newLedger, with the records of reservations written by
+// st's quick write, as a Ledger on the file system writes them.
+func splitLedger(t testing.TB, st *memStorage, clk *clock, cfg Config) *Ledger {
+	t.Helper()
+	l := newLedger(t, st, clk, cfg)
+	l.quick = st.quick
 	return l
 }
 

@@ -78,12 +78,28 @@ func (g *gateStorage) write(f func() error) error {
 // confirmed: each sees the other's claim, so neither is granted (never
 // both), and both claims are withdrawn: the room is still there for the
 // next request. (Had one withdrawn before the other confirmed, the other
-// would have been granted.)
+// would have been granted.) The same holds when the claims are written
+// with a quick write (split), as on the file system.
 func TestSimultaneousLastRoom(t *testing.T) {
-	st := newMem()
-	gate := newGate(st, 2)
-	cfg := Config{Bytes: 100}
-	a, b := newLedger(t, gate, nil, cfg), newLedger(t, gate, nil, cfg)
+	for _, split := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one record", true: "split"}[split], func(t *testing.T) {
+			st := newMem()
+			gate := newGate(st, 2)
+			cfg := Config{Bytes: 100}
+			a, b := newLedger(t, gate, nil, cfg), newLedger(t, gate, nil, cfg)
+			if split {
+				for _, l := range []*Ledger{a, b} {
+					l.quick = func(ctx context.Context, key string, value []byte) error {
+						return gate.write(func() error { return st.quick(ctx, key, value) })
+					}
+				}
+			}
+			simultaneousLastRoom(t, st, gate, a, b, cfg)
+		})
+	}
+}
+
+func simultaneousLastRoom(t *testing.T, st *memStorage, gate *gateStorage, a, b *Ledger, cfg Config) {
 	errs := make(chan error, 2)
 	for _, l := range []*Ledger{a, b} {
 		go func() {

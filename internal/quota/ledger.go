@@ -63,6 +63,12 @@ type Ledger struct {
 	logger  *zap.Logger
 	id      string // "w" and 6 characters: the start of its writers' names
 	seq     atomic.Uint64
+	// quick, when set, writes a record of reservations without waiting
+	// for it to be durable, and each key then has two own records: its
+	// reservations, written with quick, and its charges, credits and
+	// settlements, written with Store. New sets it for the file system
+	// (see quickFileWriter); nil elsewhere: one record holds everything.
+	quick func(ctx context.Context, key string, value []byte) error
 
 	mu   sync.Mutex
 	keys map[string]*keyState // by storage directory
@@ -100,6 +106,9 @@ func New(cfg Config) (*Ledger, error) {
 	}
 	if l.logger == nil {
 		l.logger = zap.NewNop()
+	}
+	if fs, ok := cfg.Storage.(*certmagic.FileStorage); ok {
+		l.quick = quickFileWriter(fs)
 	}
 	return l, nil
 }
@@ -230,7 +239,7 @@ func (l *Ledger) Sweep() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for dir, ks := range l.keys {
-		if !ks.running && len(ks.queue) == 0 && (ks.dirty || ks.stored && ks.own.empty(now)) {
+		if !ks.running && len(ks.queue) == 0 && ks.needsSweep(now) {
 			ks.queue = append(ks.queue, &op{kind: opSweep, done: make(chan struct{})})
 			ks.running = true
 			go l.run(dir, ks)

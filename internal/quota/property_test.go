@@ -30,26 +30,44 @@ var propertyCases = []propertyCase{
 // storage: every answer (grants, refusals with their reason, limit, used,
 // asked and retry time, usage) is the model's, and after every step no key
 // holds more than its limits.
+//
+// Ledgers whose records of reservations are written apart (split, as on
+// the file system) answer the same, alone and next to Ledgers that keep
+// one record (mixed).
 func TestLedgerMatchesModel(t *testing.T) {
-	for _, pc := range propertyCases {
-		t.Run(pc.name, func(t *testing.T) {
-			for seed := range uint64(60) {
-				runSequence(t, pc, seed, 120)
+	for _, records := range []struct {
+		name  string
+		split func(i int) bool
+	}{
+		{"one record", func(int) bool { return false }},
+		{"split", func(int) bool { return true }},
+		{"mixed", func(i int) bool { return i%2 == 1 }},
+	} {
+		for _, pc := range propertyCases {
+			if records.name == "mixed" && pc.ledgers < 2 {
+				continue
 			}
-		})
+			t.Run(records.name+"/"+pc.name, func(t *testing.T) {
+				for seed := range uint64(60) {
+					runSequence(t, pc, records.split, seed, 120)
+				}
+			})
+		}
 	}
 }
 
 type issued struct{ key, id string }
 
-func runSequence(t *testing.T, pc propertyCase, seed uint64, steps int) {
+func runSequence(t *testing.T, pc propertyCase, split func(int) bool, seed uint64, steps int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b9))
 	st, clk := newMem(), newClock()
 	cfg := Config{Bytes: pc.limits.Bytes, Uploads: pc.limits.Uploads, Pending: pc.limits.Pending, Window: pc.window}
 	ledgers := make([]*Ledger, pc.ledgers)
 	for i := range ledgers {
-		ledgers[i] = newLedger(t, st, clk, cfg)
+		if ledgers[i] = newLedger(t, st, clk, cfg); split(i) {
+			ledgers[i] = splitLedger(t, st, clk, cfg)
+		}
 	}
 	m := newModel(pc.limits, pc.window)
 	keys := []string{"alice", "bob", "uploads/carol/"}

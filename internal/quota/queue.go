@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -51,14 +52,55 @@ type keyState struct {
 	queue   []*op
 	running bool
 
-	writer  string // the name of the own record
-	own     *state // the own record as it should be in storage
-	stored  bool   // own's record exists in storage (or may, after a failure)
-	dirty   bool   // storage may hold something else than own: write it again
+	// claims is the own record of reservations; kept that of charges,
+	// credits and settlements: the same record unless the Ledger splits
+	// them (see Ledger.quick).
+	claims, kept *ownRecord
+
 	cache   map[string]cachedRecord
 	memo    overlapMemo
 	others  map[string]*state // the other writers' records as last read; nil before
 	readErr error             // the last reading's failure
+}
+
+// ownRecord is a record of the Ledger's own, which it alone writes.
+type ownRecord struct {
+	writer string // its name
+	st     *state // as it should be in storage
+	stored bool   // it exists in storage (or may, after a failure)
+	dirty  bool   // storage may hold something else than st: write it again
+	quick  bool   // written with Ledger.quick: it holds reservations only
+}
+
+// newKeyState is the state of a key the Ledger has nothing of yet.
+func (l *Ledger) newKeyState(dir string) *keyState {
+	ks := &keyState{dir: dir, cache: map[string]cachedRecord{}}
+	ks.claims = &ownRecord{writer: l.newWriter(), st: newState(), quick: l.quick != nil}
+	ks.kept = ks.claims
+	if l.quick != nil {
+		ks.kept = &ownRecord{writer: l.newWriter(), st: newState()}
+	}
+	return ks
+}
+
+// own is ks's own records, each once.
+func (ks *keyState) own() []*ownRecord {
+	if ks.kept == ks.claims {
+		return []*ownRecord{ks.claims}
+	}
+	return []*ownRecord{ks.claims, ks.kept}
+}
+
+// dirty reports whether an own record is to be written again.
+func (ks *keyState) dirty() bool {
+	return ks.claims.dirty || ks.kept.dirty
+}
+
+// setDirty marks every own record to be written again.
+func (ks *keyState) setDirty() {
+	for _, r := range ks.own() {
+		r.dirty = true
+	}
 }
 
 // cachedRecord is another writer's record as last read: when its bytes
@@ -95,7 +137,7 @@ func (l *Ledger) do(ctx context.Context, dir string, o *op) error {
 	l.mu.Lock()
 	ks := l.keys[dir]
 	if ks == nil {
-		ks = &keyState{dir: dir, writer: l.newWriter(), own: newState(), cache: map[string]cachedRecord{}}
+		ks = l.newKeyState(dir)
 		l.keys[dir] = ks
 	}
 	if len(ks.queue) >= maxQueue {
@@ -106,6 +148,13 @@ func (l *Ledger) do(ctx context.Context, dir string, o *op) error {
 	lead := !ks.running
 	ks.running = true
 	l.mu.Unlock()
+	if lead {
+		// Let the callers already runnable queue behind this one first:
+		// with one P, a round holds it for its storage calls (an fsync on
+		// the file system), so a caller that is not queued before the
+		// round takes its batch waits for a round of its own.
+		runtime.Gosched()
+	}
 	if lead && l.next(dir, ks) {
 		l.mu.Lock()
 		more := len(ks.queue) > 0
@@ -156,9 +205,12 @@ func (l *Ledger) next(dir string, ks *keyState) bool {
 // end ends ks's run (l.mu held); a key with nothing recorded is forgotten.
 func (l *Ledger) end(dir string, ks *keyState) {
 	ks.running = false
-	if !ks.stored && !ks.dirty && len(ks.own.claims)+len(ks.own.charges)+len(ks.own.credits)+len(ks.own.settled) == 0 {
-		delete(l.keys, dir)
+	for _, r := range ks.own() {
+		if r.stored || r.dirty || len(r.st.claims)+len(r.st.charges)+len(r.st.credits)+len(r.st.settled) > 0 {
+			return
+		}
 	}
+	delete(l.keys, dir)
 }
 
 // take removes from ks's queue the ops of its next round: one usage, reset

@@ -3,6 +3,7 @@ package quota
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -27,6 +28,9 @@ type state struct {
 	// written is when the record was written (Unix seconds), by its
 	// writer's clock.
 	written int64
+	// changed (in memory only) is set by what changes an own record
+	// other than expiry, and cleared when it is written.
+	changed bool
 }
 
 func newState() *state { return &state{settled: map[claimRef]*settledGroup{}} }
@@ -67,7 +71,8 @@ func (s *state) empty(now int64) bool {
 //	x <end of window> <bytes> <uploads>
 //	s <writer> <expiry> <seq>:<bytes> <seq>:<bytes> ...
 //
-// A record of another version is refused, never read as empty.
+// A record of another version is refused, never read as empty, and so is
+// one cut short (every record ends with a newline; but see decodeRecord).
 const recordHeader = "quota 1 "
 
 func (s *state) encode() []byte {
@@ -97,6 +102,9 @@ func decodeState(b []byte, prev, next map[string]*settledGroup) (*state, error) 
 	if !ok {
 		head, _, _ := bytes.Cut(b, []byte("\n"))
 		return nil, fmt.Errorf("header %.40q, not %q", head, recordHeader+"<written>")
+	}
+	if b[len(b)-1] != '\n' {
+		return nil, errors.New("cut short: no newline at its end")
 	}
 	s := newState()
 	line, rest, _ := bytes.Cut(rest, []byte("\n"))

@@ -11,7 +11,9 @@ import (
 func (l *Ledger) round(ks *keyState, batch []*op) {
 	ctx := context.Background() // storage back ends time out on their own
 	at := l.now()
-	ks.own.prune(at.Unix())
+	for _, r := range ks.own() {
+		r.st.prune(at.Unix())
+	}
 	ks.memo.round()
 	if batch[0].kind != opUsage && batch[0].kind != opSweep {
 		l.renew(ctx, ks, at.Unix())
@@ -22,7 +24,7 @@ func (l *Ledger) round(ks *keyState, batch []*op) {
 	case opReset:
 		l.roundReset(ctx, ks, batch[0], at)
 	case opSweep:
-		if ks.dirty || ks.stored && ks.own.empty(at.Unix()) {
+		if ks.needsSweep(at.Unix()) {
 			l.rewrite(ctx, ks, at.Unix())
 		}
 	default:
@@ -68,12 +70,12 @@ func (l *Ledger) roundDecide(ctx context.Context, ks *keyState, batch []*op, at 
 		v = l.decideAll(ks, batch, at, others)
 	}
 	grants := slices.ContainsFunc(batch, func(o *op) bool { return o.granted })
-	if !grants && !slices.ContainsFunc(batch, func(o *op) bool { return o.released }) && !ks.dirty {
+	if !grants && !slices.ContainsFunc(batch, func(o *op) bool { return o.released }) && !ks.dirty() {
 		return
 	}
 	if err := l.write(ctx, ks, now); err != nil {
 		v.undo()
-		ks.dirty = true
+		ks.setDirty()
 		fail(batch, true, err)
 		return
 	}
@@ -88,7 +90,7 @@ func (l *Ledger) roundDecide(ctx context.Context, ks *keyState, batch []*op, at 
 	}
 	// Mostly, the round's grants fit together with what the others hold
 	// now: then they all stand, and no limit is exceeded.
-	if confirm := newView(l.limits, at, ks.writer, ks.own, others, &ks.memo); confirm.within() {
+	if confirm := newView(l.limits, at, ks, others); confirm.within() {
 		for _, o := range batch {
 			if o.reserved && confirm.settledBy(o.id, false) {
 				o.reserved = false // another instance settled it at the same moment
@@ -102,7 +104,7 @@ func (l *Ledger) roundDecide(ctx context.Context, ks *keyState, batch []*op, at 
 	// before it), the releases being taken back meanwhile.
 	v.undo()
 	v.unrelease()
-	confirm := newView(l.limits, at, ks.writer, ks.own, others, &ks.memo)
+	confirm := newView(l.limits, at, ks, others)
 	withdrawn := false
 	for _, o := range batch {
 		was := o.granted
@@ -117,7 +119,7 @@ func (l *Ledger) roundDecide(ctx context.Context, ks *keyState, batch []*op, at 
 // decideAll decides batch in order against ks's own record, which it
 // changes, and others; the view it returns can undo the changes.
 func (l *Ledger) decideAll(ks *keyState, batch []*op, at time.Time, others map[string]*state) *view {
-	v := newView(l.limits, at, ks.writer, ks.own, others, &ks.memo)
+	v := newView(l.limits, at, ks, others)
 	for _, o := range batch {
 		l.decide(v, o, false)
 	}

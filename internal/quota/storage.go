@@ -22,18 +22,32 @@ const deadAfter = int64(time.Hour / time.Second)
 // as clocks differ and writes stall by less than renewAfter.
 const renewAfter = deadAfter / 2
 
-// renew gives ks's own record a new name when its last write is older
-// than renewAfter. The old record keeps what it holds, counted as another
-// writer's until it expires (and deleted now if it already has); a record
-// whose last write failed keeps its name (it is written again at once).
+// renew gives each of ks's own records a new name when its last write is
+// older than renewAfter. The old record keeps what it holds, counted as
+// another writer's until it expires (and deleted now if it already has);
+// a record whose last write failed keeps its name (it is written again at
+// once).
 func (l *Ledger) renew(ctx context.Context, ks *keyState, now int64) {
-	if !ks.stored || ks.dirty || now-ks.own.written <= renewAfter {
-		return
+	for _, r := range ks.own() {
+		if !r.stored || r.dirty || now-r.st.written <= renewAfter {
+			continue
+		}
+		if r.st.empty(now) {
+			l.deleteExpired(ctx, ks.dir+"/"+r.writer)
+		}
+		r.writer, r.st, r.stored, ks.others = l.newWriter(), newState(), false, nil
 	}
-	if ks.own.empty(now) {
-		l.deleteExpired(ctx, ks.dir+"/"+ks.writer)
+}
+
+// needsSweep reports whether one of ks's own records has expired while
+// stored, or needs to be written again.
+func (ks *keyState) needsSweep(now int64) bool {
+	for _, r := range ks.own() {
+		if r.dirty || r.stored && r.st.empty(now) {
+			return true
+		}
 	}
-	ks.writer, ks.own, ks.stored, ks.others = l.newWriter(), newState(), false, nil
+	return false
 }
 
 func (l *Ledger) roundUsage(ctx context.Context, ks *keyState, o *op, at time.Time) {
@@ -42,7 +56,7 @@ func (l *Ledger) roundUsage(ctx context.Context, ks *keyState, o *op, at time.Ti
 		o.err = ks.readErr
 		return
 	}
-	o.usage = newView(l.limits, at, ks.writer, ks.own, others, &ks.memo).usage()
+	o.usage = newView(l.limits, at, ks, others).usage()
 }
 
 // roundReset credits, in the own record, every charge that counts, under
@@ -65,47 +79,58 @@ func (l *Ledger) roundReset(ctx context.Context, ks *keyState, o *op, at time.Ti
 		o.err = ks.readErr
 		return
 	}
-	v := newView(l.limits, at, ks.writer, ks.own, others, &ks.memo)
+	v := newView(l.limits, at, ks, others)
 	v.credit()
 	if err := l.write(ctx, ks, at.Unix()); err != nil {
-		ks.dirty = true
+		ks.setDirty()
 		o.err = err
 		return
 	}
 	o.usage = v.usage()
 }
 
-// rewrite writes ks.own again; a failure is logged and left for the next
-// round or Sweep.
+// rewrite writes ks's own records again; a failure is logged and left for
+// the next round or Sweep.
 func (l *Ledger) rewrite(ctx context.Context, ks *keyState, now int64) {
 	if err := l.write(ctx, ks, now); err != nil {
-		ks.dirty = true
+		ks.setDirty()
 		l.logger.Warn("quota: rewriting a record", zap.String("dir", ks.dir), zap.Error(err))
 	}
 }
 
-// write stores ks.own as its record, or deletes that record when it holds
-// nothing that counts.
+// write stores each of ks's own records that changed or may differ in
+// storage, and deletes those that hold nothing that counts any more. A
+// record of reservations alone is written with l.quick when set, the
+// others with Store.
 func (l *Ledger) write(ctx context.Context, ks *keyState, now int64) error {
-	s := ks.own
-	key := ks.dir + "/" + ks.writer
-	if s.empty(now) {
-		if ks.stored {
-			if err := l.storage.Delete(ctx, key); err != nil && !notFound(err) {
-				return fmt.Errorf("quota: deleting %s: %w", key, err)
+	for _, r := range ks.own() {
+		s := r.st
+		key := ks.dir + "/" + r.writer
+		if s.empty(now) {
+			if r.stored {
+				if err := l.storage.Delete(ctx, key); err != nil && !notFound(err) {
+					return fmt.Errorf("quota: deleting %s: %w", key, err)
+				}
 			}
+			r.stored, r.dirty, s.changed = false, false, false
+			continue
 		}
-		ks.stored, ks.dirty = false, false
-		return nil
+		if !s.changed && !r.dirty {
+			continue
+		}
+		last := s.written
+		s.written = now
+		r.stored = true // also when the write fails: it may have written
+		store := l.storage.Store
+		if r.quick {
+			store = l.quick
+		}
+		if err := store(ctx, key, s.encode()); err != nil {
+			s.written = last // the last write that succeeded
+			return fmt.Errorf("quota: writing %s: %w", key, err)
+		}
+		r.dirty, s.changed = false, false
 	}
-	last := s.written
-	s.written = now
-	ks.stored = true // also when Store fails: it may have written
-	if err := l.storage.Store(ctx, key, s.encode()); err != nil {
-		s.written = last // the last write that succeeded
-		return fmt.Errorf("quota: writing %s: %w", key, err)
-	}
-	ks.dirty = false
 	return nil
 }
 
@@ -129,7 +154,7 @@ func (l *Ledger) readRecords(ctx context.Context, ks *keyState, now int64) (map[
 	seen := make(map[string]bool, len(names))
 	for _, name := range names {
 		w := name[strings.LastIndexByte(name, '/')+1:]
-		if w == ks.writer || !validWriter(w) {
+		if w == ks.claims.writer || w == ks.kept.writer || !validWriter(w) {
 			continue
 		}
 		raw, err := l.storage.Load(ctx, name)
@@ -141,9 +166,9 @@ func (l *Ledger) readRecords(ctx context.Context, ks *keyState, now int64) (map[
 		}
 		seen[w] = true
 		c := ks.cache[w]
-		if string(c.raw) != string(raw) {
+		if c.st == nil || string(c.raw) != string(raw) {
 			groups := map[string]*settledGroup{}
-			st, err := decodeState(raw, c.groups, groups)
+			st, err := l.decodeRecord(ctx, name, raw, c.groups, groups)
 			if err != nil {
 				return nil, fmt.Errorf("quota: record %s is unreadable: %w", name, err)
 			}
@@ -186,6 +211,27 @@ func (l *Ledger) list(ctx context.Context, dir string) ([]string, error) {
 
 func notFound(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
+// decodeRecord decodes raw, the record stored at name (see decodeState).
+// When the Ledger writes records with quick, a record cut short (empty, or
+// its last line without its newline: every write ends a record with one,
+// and replaces it whole for every reader) is what a machine crash leaves
+// of a record written without fsync, which held reservations alone: it is
+// read as holding nothing, last written when storage says it was last
+// modified (now, when it cannot say), so that readers delete it an hour
+// later as any dead writer's record.
+func (l *Ledger) decodeRecord(ctx context.Context, name string, raw []byte, prev, next map[string]*settledGroup) (*state, error) {
+	if l.quick == nil || len(raw) > 0 && raw[len(raw)-1] == '\n' {
+		return decodeState(raw, prev, next)
+	}
+	st := newState()
+	st.written = l.now().Unix()
+	if info, err := l.storage.Stat(ctx, name); err == nil {
+		st.written = min(st.written, info.Modified.Unix())
+	}
+	l.logger.Warn("quota: a record cut short by a machine crash counts nothing", zap.String("key", name), zap.Int("bytes", len(raw)))
+	return st, nil
+}
+
 // deleteExpired deletes a record nothing in which counts and that its
 // writer never writes again: its own, left (renew), or one whose last
 // write is deadAfter old (see renewAfter). A failure is only logged: the
@@ -222,7 +268,11 @@ func (l *Ledger) Purge(ctx context.Context) {
 			if notFound(err) {
 				continue
 			}
-			st, derr := decodeState(raw, nil, map[string]*settledGroup{})
+			var st *state
+			var derr error
+			if err == nil {
+				st, derr = l.decodeRecord(ctx, name, raw, nil, map[string]*settledGroup{})
+			}
 			if err != nil || derr != nil {
 				l.logger.Warn("quota: purging", zap.String("key", name), zap.Error(errors.Join(err, derr)))
 				continue

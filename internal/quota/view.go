@@ -12,9 +12,12 @@ type view struct {
 	limits Limits
 	at     time.Time
 	now    int64 // at, in whole Unix seconds (rounded down)
-	writer string
-	own    *state
-	others map[string]*state
+	// writer and own are the own record of reservations; keptWriter and
+	// kept that of charges, credits and settlements: the same record
+	// unless the Ledger splits them (see Ledger.quick).
+	writer, keptWriter string
+	own, kept          *state
+	others             map[string]*state
 
 	// released sums, by claim entry, the reservations settled by any
 	// writer, each once.
@@ -33,8 +36,9 @@ type view struct {
 	prior map[claimRef]*settledGroup
 }
 
-// addition is an amount added to an entry of the own record.
+// addition is an amount added to an entry of an own record.
 type addition struct {
+	st *state
 	es *entries
 	at int64
 	a  amount
@@ -45,10 +49,11 @@ type addition struct {
 func (v *view) unrelease() {
 	for ref, g := range v.prior {
 		if g == nil {
-			delete(v.own.settled, ref)
+			delete(v.kept.settled, ref)
 		} else {
-			v.own.settled[ref] = g
+			v.kept.settled[ref] = g
 		}
+		v.kept.changed = true
 	}
 	v.prior = nil
 }
@@ -59,15 +64,19 @@ func (v *view) undo() {
 	for i := len(v.added) - 1; i >= 0; i-- {
 		a := v.added[i]
 		a.es.remove(a.at, a.a)
+		a.st.changed = true
 	}
 	v.added = nil
 }
 
-// newView counts own and others at at. overlaps remembers, across views,
-// what two writers' groups of one claim entry have in common.
-func newView(limits Limits, at time.Time, writer string, own *state, others map[string]*state, overlaps *overlapMemo) *view {
-	v := &view{limits: limits, at: at, now: at.Unix(), writer: writer, own: own, others: others,
+// newView counts ks's own records and others at at. ks.memo remembers,
+// across views, what two writers' groups of one claim entry have in
+// common.
+func newView(limits Limits, at time.Time, ks *keyState, others map[string]*state) *view {
+	v := &view{limits: limits, at: at, now: at.Unix(), writer: ks.claims.writer, own: ks.claims.st,
+		keptWriter: ks.kept.writer, kept: ks.kept.st, others: others,
 		released: map[claimRef]amount{}, charged: map[int64]amount{}, credited: map[int64]amount{}}
+	overlaps := &ks.memo
 	var done []*state // the writers whose settled reservations are summed
 	v.each(func(w string, s *state) {
 		for ref, g := range s.settled {
@@ -105,14 +114,20 @@ func newView(limits Limits, at time.Time, writer string, own *state, others map[
 // each calls f with every writer's state, its own first.
 func (v *view) each(f func(w string, s *state)) {
 	f(v.writer, v.own)
+	if v.kept != v.own {
+		f(v.keptWriter, v.kept)
+	}
 	for w, s := range v.others {
 		f(w, s)
 	}
 }
 
 func (v *view) state(w string) *state {
-	if w == v.writer {
+	switch w {
+	case v.writer:
 		return v.own
+	case v.keptWriter:
+		return v.kept
 	}
 	return v.others[w]
 }
@@ -207,7 +222,8 @@ func (v *view) reserve(bytes, expiry int64) *Refusal {
 		return r
 	}
 	v.own.claims.add(expiry, amount{bytes, 1})
-	v.added = append(v.added, addition{&v.own.claims, expiry, amount{bytes, 1}})
+	v.own.changed = true
+	v.added = append(v.added, addition{v.own, &v.own.claims, expiry, amount{bytes, 1}})
 	v.pending = v.pending.plus(amount{bytes, 1})
 	return nil
 }
@@ -224,7 +240,7 @@ func (v *view) live(r resID) bool {
 	return net.n >= 1 && net.bytes >= r.bytes
 }
 
-// release settles r in the own record: its claim no longer counts.
+// release settles r in the own kept record: its claim no longer counts.
 func (v *view) release(r resID) {
 	if !v.settledBy(r, true) {
 		ref := claimRef{r.writer, r.expiry}
@@ -236,16 +252,17 @@ func (v *view) release(r resID) {
 		if v.prior == nil {
 			v.prior = map[claimRef]*settledGroup{}
 		}
-		v.prior[ref] = v.own.settled[ref]
+		v.prior[ref] = v.kept.settled[ref]
 	}
-	v.own.release(r)
+	v.kept.release(r)
+	v.kept.changed = true
 }
 
 // settledBy reports whether another writer (or, with own, any writer)
 // settled r.
 func (v *view) settledBy(r resID, own bool) bool {
 	ref := claimRef{r.writer, r.expiry}
-	if own && v.own.settled[ref].has(r.seq) {
+	if own && v.kept.settled[ref].has(r.seq) {
 		return true
 	}
 	for _, s := range v.others {
@@ -265,20 +282,22 @@ func (v *view) charge(bytes, until int64, checked bool) *Refusal {
 		}
 	}
 	before := v.charged[until].minus(v.credited[until])
-	v.own.charges.add(until, amount{bytes, 1})
-	v.added = append(v.added, addition{&v.own.charges, until, amount{bytes, 1}})
+	v.kept.charges.add(until, amount{bytes, 1})
+	v.kept.changed = true
+	v.added = append(v.added, addition{v.kept, &v.kept.charges, until, amount{bytes, 1}})
 	v.charged[until] = v.charged[until].plus(amount{bytes, 1})
 	after := v.charged[until].minus(v.credited[until])
 	v.chargedUsed = v.chargedUsed.plus(after).minus(before)
 	return nil
 }
 
-// credit forgives every charge that counts now, in the own record.
+// credit forgives every charge that counts now, in the own kept record.
 func (v *view) credit() {
 	for u, a := range v.charged {
 		net := a.minus(v.credited[u])
 		if net != (amount{}) {
-			v.own.credits.add(u, net)
+			v.kept.credits.add(u, net)
+			v.kept.changed = true
 			v.credited[u] = v.credited[u].plus(net)
 		}
 	}
