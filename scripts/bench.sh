@@ -957,9 +957,11 @@ callback_goals() {
 #                         flight at once share rounds
 # The users come from a wrk Lua script in all three rows, so the client's
 # cost is the same. QUOTA_GOMAXPROCS="1 2" measures each storage with both:
-# Caddy is on one core either way, but with one P a file storage's fsync
-# holds the only P (a blocking system call) until it returns or the runtime
-# takes the P back, so nothing else runs meanwhile.
+# Caddy is on one core either way, but with one P a blocking system call
+# (the fsync of a settlement's write on file_system) holds the only P until
+# it returns or the runtime takes the P back, so nothing else runs
+# meanwhile; the ledger's leader yields once before its round, so that the
+# requests already runnable share it.
 quota_ids=(q_none q_conn q_one)
 
 quota_port() {
@@ -1187,10 +1189,11 @@ report_quota() {
 
 		Caddy CPU is the measured Caddy's; redis-server's is on core 1 with
 		wrk and not in it. On file_system the storage is this machine's
-		disk, where every write is a file written, fsynced and renamed.
-		Caddy runs on core 0 alone whatever its GOMAXPROCS: with 1, a
-		blocking system call (a file storage's fsync) holds the only P, so
-		no request is read until it returns or the runtime takes the P back.
+		disk, where a round that only reserves writes its record without
+		fsync (a file written and put in place by exchanging names), and a
+		round that settles writes with fsync. Caddy runs on core 0 alone
+		whatever its GOMAXPROCS: with 1, a blocking system call holds the
+		only P until it returns or the runtime takes the P back.
 
 	EOF
 }
