@@ -20,7 +20,7 @@ import (
 
 func TestQuotaCaddyfile(t *testing.T) {
 	var h Handler
-	block := "oss_upload {\nquota {\nkey {http.auth.user.id}\nbytes 2GiB per 24h\nuploads 500 per 24h\npending 20\n}\n}"
+	block := "oss_upload {\nmax_size 10MiB\ncallback {\nurl https://app.example.com/oss/callback\n}\nquota {\nkey {http.auth.user.id}\nbytes 2GiB per 24h\nuploads 500 per 24h\npending 20\n}\n}"
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestQuotaCaddyfile(t *testing.T) {
 		{"pending 1", QuotaConfig{Pending: 1}},
 	} {
 		var h Handler
-		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\nquota {\n" + tc.lines + "\n}\n}")); err != nil {
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oss_upload {\nmax_size 1KB\nconfirm_path /oss/confirm\ncallback {\nurl https://app.example.com/oss/callback\n}\nquota {\n" + tc.lines + "\n}\n}")); err != nil {
 			t.Errorf("%q: %v", tc.lines, err)
 		} else if *h.Quota != tc.want {
 			t.Errorf("%q: %+v, want %+v", tc.lines, *h.Quota, tc.want)
@@ -53,7 +53,7 @@ func TestQuotaCaddyfileErrors(t *testing.T) {
 		{"uploads with two values", "uploads 5 10", "uploads: want 'uploads <n>' or 'uploads <n> per <window>', such as 'uploads 500 per 24h'"},
 		{"per without a window", "uploads 5 per", "such as 'uploads 500 per 24h'"},
 		{"every instead of per", "uploads 5 every 1h", "such as 'uploads 500 per 24h'"},
-		{"a size that is not one", "bytes lots", "bytes: invalid size 'lots' (use bytes or units such as 2GB or 2GiB)"},
+		{"a size that is not one", "bytes lots", "bytes: invalid size 'lots' (a positive size, in bytes or units such as 2GB or 2GiB)"},
 		{"a negative size", "bytes -1", "bytes: invalid size '-1'"},
 		{"a count that is not one", "uploads many", "uploads: must be a positive integer, got 'many'"},
 		{"no uploads", "uploads 0", "uploads: must be a positive integer, got '0'"},
@@ -114,7 +114,7 @@ func TestQuotaValidate(t *testing.T) {
 		{"window under a second", valid(func(h *Handler) { h.Quota.Window = caddy.Duration(500 * time.Millisecond) }), "quota: window must be at least 1s, got 500ms"},
 		{"negative window", valid(func(h *Handler) { h.Quota.Window = caddy.Duration(-time.Hour) }), "quota: window must be at least 1s"},
 		{"bytes without max_size", valid(func(h *Handler) { h.MaxSize = 0 }), "quota: bytes needs max_size: an upload whose size the client does not declare reserves max_size"},
-		{"bytes under max_size", valid(func(h *Handler) { h.Quota.Bytes = 999 }), "quota: bytes 999 is below max_size 1000: an upload of max_size could never fit; raise bytes or lower max_size"},
+		{"bytes under max_size", valid(func(h *Handler) { h.Quota.Bytes = 999 }), "quota: bytes 999 B is below max_size 1000 B: an upload of max_size could never fit; raise bytes or lower max_size"},
 		{"no callback block", valid(func(h *Handler) { h.Callback, h.CallbackPath, h.ConfirmPath = nil, routeOff, routeOff }),
 			"quota: uploads are charged when this handler verifies them: add a callback block (without verify_only) with the callback route on, or confirm_path"},
 		{"verify_only", valid(func(h *Handler) { h.Callback.VerifyOnly, h.ConfirmPath = true, routeOff }), "uploads are charged when this handler verifies them"},
