@@ -2,50 +2,10 @@ package caddyoss
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 )
-
-// quotaDocCommands reads the curl commands of the "Quotas" section of
-// docs/operations.md and their example outputs, as deadLetterCommands
-// reads its section's.
-func quotaDocCommands(t *testing.T) []docCommand {
-	t.Helper()
-	data, err := os.ReadFile("../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	start := slices.Index(lines, "## Quotas")
-	if start < 0 {
-		t.Fatal(`docs/operations.md has no "## Quotas" section`)
-	}
-	var cmds []docCommand
-	for i := start + 1; i < len(lines) && !strings.HasPrefix(lines[i], "## "); i++ {
-		lang, ok := strings.CutPrefix(lines[i], "```")
-		if !ok || lang == "" {
-			continue
-		}
-		open := i
-		var body []string
-		for i++; i < len(lines) && lines[i] != "```"; i++ {
-			body = append(body, lines[i])
-		}
-		switch {
-		case lang == "sh":
-			if len(body) != 1 || !strings.HasPrefix(body[0], "curl ") {
-				t.Fatalf("operations.md:%d: a sh block of the section is one curl command: %q", open+1, body)
-			}
-			cmds = append(cmds, docCommand{line: open + 1, cmd: body[0]})
-		case lang == "json" && len(cmds) > 0 && cmds[len(cmds)-1].lang == "":
-			cmds[len(cmds)-1].lang, cmds[len(cmds)-1].example = lang, strings.Join(body, "\n")
-		}
-	}
-	return cmds
-}
 
 // The "Quotas" commands of docs/operations.md, run as written against a
 // Caddy where alice made two uploads and holds one signature: the listing
@@ -53,7 +13,7 @@ func quotaDocCommands(t *testing.T) []docCommand {
 // and the reset forgives the uploads and keeps the reservation, so that a
 // signing refused before fits again.
 func TestQuotaDocCommands(t *testing.T) {
-	cmds := quotaDocCommands(t)
+	cmds := operationsCommands(t, "Quotas")
 	steps := []string{
 		`^curl -s localhost:2019/oss_upload/$`,
 		`^curl -s -G localhost:2019/oss_upload/quota/\$HANDLER --data-urlencode key=alice$`,

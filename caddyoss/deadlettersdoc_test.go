@@ -20,19 +20,25 @@ type docCommand struct {
 	example string
 }
 
-// deadLetterCommands reads the section's commands: each ```sh block holds
-// one command, and a ```json or ```text block right after it is its
-// example output.
+// deadLetterCommands reads the "Dead letters" section's commands.
 func deadLetterCommands(t *testing.T) []docCommand {
+	t.Helper()
+	return operationsCommands(t, "Dead letters")
+}
+
+// operationsCommands reads the commands of a section of
+// docs/operations.md: each ```sh block holds one curl command, and a
+// ```json or ```text block right after it is its example output.
+func operationsCommands(t *testing.T, section string) []docCommand {
 	t.Helper()
 	data, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
-	start := slices.Index(lines, "## Dead letters")
+	start := slices.Index(lines, "## "+section)
 	if start < 0 {
-		t.Fatal(`docs/operations.md has no "## Dead letters" section`)
+		t.Fatalf("docs/operations.md has no %q section", "## "+section)
 	}
 	var cmds []docCommand
 	for i := start + 1; i < len(lines) && !strings.HasPrefix(lines[i], "## "); i++ {
