@@ -175,6 +175,12 @@ func (e *confirmEnv) stsSession(t *testing.T, user string) stsSession {
 	if status != 200 || c["AccessKeyId"] == nil {
 		t.Fatalf("sts: %d %s", status, body)
 	}
+	return e.stsSessionOf(t, c)
+}
+
+// stsSessionOf is the session of an STS route's answer c.
+func (e *confirmEnv) stsSessionOf(t *testing.T, c map[string]any) stsSession {
+	t.Helper()
 	client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
 		oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region("cn-hangzhou"),
 		oss.AuthVersion(oss.AuthV4), oss.HTTPClient(e.toOSS))

@@ -318,18 +318,7 @@ func policyMax(t *testing.T, a signAnswer) int64 {
 // stsFrom is an SDK client with the credentials of an STS answer.
 func (e *quotaEnv) stsFrom(t *testing.T, a signAnswer) stsSession {
 	t.Helper()
-	c := a.body
-	client, err := oss.New(c["Endpoint"].(string), c["AccessKeyId"].(string), c["AccessKeySecret"].(string),
-		oss.SecurityToken(c["SecurityToken"].(string)), oss.UseCname(true), oss.Region("cn-hangzhou"),
-		oss.AuthVersion(oss.AuthV4), oss.HTTPClient(e.toOSS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := client.Bucket(secBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stsSession{bucket: b, prefix: c["Prefix"].(string), token: confirmOf(t, c["Confirm"]).Token, answer: c}
+	return e.stsSessionOf(t, a.body)
 }
 
 // putCallback stores data below the session's prefix with the callback
