@@ -42,30 +42,14 @@ func confirmAcrossInstances(t *testing.T, storage string) {
 	var ins [2]*instance
 	for i := range ins {
 		in := &instance{t: t, port: freePort(t), home: t.TempDir()}
-		in.config = fmt.Sprintf(`{
-	admin off
-	persist_config off
-	skip_install_trust
-	%s
-}
-http://localhost:%d {
-	oss_upload {
-		bucket cl-bucket
-		region cn-hangzhou
-		endpoint %s
-		upload_url %s
-		access_key_id cl-ak
-		access_key_secret cl-secret
+		in.config = siteConfig(storage, in.port, emu, fmt.Sprintf(`
 		key_prefix uploads/
 		confirm_path /oss/confirm
 		callback {
 			url http://127.0.0.1:9/oss/callback
 			trusted_key %s
 			answer_within 2s
-		}
-	}
-	reverse_proxy %s
-}`, storage, in.port, emu.Endpoint(), emu.BucketURL("cl-bucket"), keyFile, app.addr)
+		}`, keyFile), app.addr)
 		in.start()
 		ins[i] = in
 	}

@@ -134,7 +134,20 @@ type instance struct {
 
 func newInstance(t *testing.T, storage string, emu *ossemu.Emulator, keyFile, appAddr string) *instance {
 	in := &instance{t: t, port: freePort(t), home: t.TempDir()}
-	in.config = fmt.Sprintf(`{
+	in.config = siteConfig(storage, in.port, emu, fmt.Sprintf(`
+		callback {
+			url http://localhost:%d/oss/callback
+			trusted_key %s
+			answer_within 500ms
+		}`, in.port, keyFile), appAddr)
+	return in
+}
+
+// siteConfig is an instance's Caddyfile: the storage line, and the site
+// on port with an oss_upload for the emulator's cl-bucket whose block goes
+// on with rest (lines indented two tabs), in front of upstream.
+func siteConfig(storage string, port int, emu *ossemu.Emulator, rest, upstream string) string {
+	return fmt.Sprintf(`{
 	admin off
 	persist_config off
 	skip_install_trust
@@ -147,16 +160,10 @@ http://localhost:%d {
 		endpoint %s
 		upload_url %s
 		access_key_id cl-ak
-		access_key_secret cl-secret
-		callback {
-			url http://localhost:%d/oss/callback
-			trusted_key %s
-			answer_within 500ms
-		}
+		access_key_secret cl-secret%s
 	}
 	reverse_proxy %s
-}`, storage, in.port, emu.Endpoint(), emu.BucketURL("cl-bucket"), in.port, keyFile, appAddr)
-	return in
+}`, storage, port, emu.Endpoint(), emu.BucketURL("cl-bucket"), rest, upstream)
 }
 
 func (in *instance) start() {

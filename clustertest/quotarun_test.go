@@ -111,20 +111,7 @@ func startQuotaRun(t *testing.T, storage [2]string, c quotaCase) *quotaRun {
 	q.app.up(t)
 	for i := range q.ins {
 		in := &instance{t: t, port: freePort(t), home: t.TempDir(), header: http.Header{"X-User": {"probe"}}}
-		in.config = fmt.Sprintf(`{
-	admin off
-	persist_config off
-	skip_install_trust
-	%s
-}
-http://localhost:%d {
-	oss_upload {
-		bucket cl-bucket
-		region cn-hangzhou
-		endpoint %s
-		upload_url %s
-		access_key_id cl-ak
-		access_key_secret cl-secret
+		in.config = siteConfig(storage[i], in.port, emu, fmt.Sprintf(`
 		key_prefix uploads/{http.request.header.X-User}/
 		max_size 1KB
 		confirm_path /oss/confirm
@@ -136,10 +123,7 @@ http://localhost:%d {
 		quota {
 			key {http.request.header.X-User}
 			%s
-		}
-	}
-	reverse_proxy %s
-}`, storage[i], in.port, emu.Endpoint(), emu.BucketURL("cl-bucket"), keyFile, c.block, q.app.addr)
+		}`, keyFile, c.block), q.app.addr)
 		in.start()
 		q.ins[i] = in
 	}
