@@ -184,9 +184,10 @@ func (u *uploadEvents) send(name string, data map[string]any) {
 	}
 }
 
-// drop counts an event that will not be emitted, and logs the count now
-// and then.
+// drop counts an event that will not be emitted (in
+// caddy_oss_events_dropped_total too), and logs the count now and then.
 func (u *uploadEvents) drop(name string) {
+	ossMetrics.eventsDropped.WithLabelValues(name).Inc()
 	n := u.dropped.Add(1)
 	now := time.Now().UnixNano()
 	last := u.lastDropLog.Load()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
@@ -100,6 +101,7 @@ func TestUploadEventsQueueing(t *testing.T) {
 			if tc.stopped {
 				u.stop()
 			}
+			dropsBefore := droppedEvents()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -116,6 +118,9 @@ func TestUploadEventsQueueing(t *testing.T) {
 			}
 			if !slices.Equal(queued, tc.wantQueued) || u.dropped.Load() != tc.wantDrops {
 				t.Fatalf("queued %v, dropped %d; want %v, %d", queued, u.dropped.Load(), tc.wantQueued, tc.wantDrops)
+			}
+			if got := droppedEvents() - dropsBefore; got != float64(tc.wantDrops) {
+				t.Errorf("caddy_oss_events_dropped_total rose by %v, want %d", got, tc.wantDrops)
 			}
 		})
 	}
@@ -207,4 +212,13 @@ func httptestRequest() *http.Request {
 	r, _ := http.NewRequest("POST", "/oss/callback", nil)
 	r.RemoteAddr = "192.0.2.7:4711"
 	return r
+}
+
+// droppedEvents sums caddy_oss_events_dropped_total over its events.
+func droppedEvents() float64 {
+	n := 0.0
+	for _, e := range []string{eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected} {
+		n += testutil.ToFloat64(ossMetrics.eventsDropped.WithLabelValues(e))
+	}
+	return n
 }

@@ -87,6 +87,7 @@ type metricSet struct {
 	callbackQueueSize prometheus.GaugeFunc
 	callbackQueueDead *deadGauge
 	quotaRefusals     *prometheus.CounterVec
+	eventsDropped     *prometheus.CounterVec
 }
 
 // newOSSMetrics creates the collectors, unregistered.
@@ -131,11 +132,18 @@ func newOSSMetrics() *metricSet {
 			Namespace: ns, Subsystem: sub, Name: "quota_refusals_total",
 			Help: "Requests refused by the upload quota (a signing route's 429, a verified upload deleted), by route and by the limit: bytes, uploads or pending.",
 		}, []string{"route", "reason"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "events_dropped_total",
+			Help: "Upload events not emitted, by event: the event handlers did not keep up, or the configuration was unloaded.",
+		}, []string{"event"}),
 	}
 	// Every outcome is exported from the start, at zero.
 	for _, o := range []string{deliveryDelivered, deliveryQueued, deliveryRetried, deliveryDuplicate, deliveryFailed,
 		deliveryRefused, deliveryDead, deliveryLost, deliveryStorage} {
 		m.deliveries.WithLabelValues(o)
+	}
+	for _, e := range []string{eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected} {
+		m.eventsDropped.WithLabelValues(e)
 	}
 	// The STS broker's series: both sources are exported from the start
 	// too.
@@ -152,7 +160,7 @@ func (m *metricSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.signRequests, m.signDuration, m.stsCredentials, m.assumeRoleErrors,
 		m.callbacks, m.confirms, m.deliveries, m.callbackQueueSize, m.callbackQueueDead,
-		m.quotaRefusals,
+		m.quotaRefusals, m.eventsDropped,
 	}
 }
 

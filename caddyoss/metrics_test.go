@@ -33,6 +33,7 @@ var metricLabelValues = []string{
 	reasonOK, reasonMethod, reasonHeaders, reasonUntrustedKey, reasonKeyFetch, reasonSignature,
 	reasonBody, reasonBinding, reasonConfirm, reasonBucket, reasonStorage, reasonLimits,
 	reasonQuota, viaCallback, viaConfirm,
+	eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected,
 	string(quota.ReasonBytes), string(quota.ReasonUploads), string(quota.ReasonPending),
 }
 
