@@ -222,7 +222,7 @@ func TestQuotaKeyPlaceholders(t *testing.T) {
 		}
 		return e.sign(t, target, "alice", body)
 	}
-	bad := []string{"", "*", "a*", "a?b", "?", "$x", "${x:user}", "a$", "a\tb", "a\x00b", "\x01", "a\x1f", "a\x7f", "a\nb", "a\rb", strings.Repeat("k", 257)}
+	bad := []string{"", "*", "a*", "a?b", "?", "$x", "${x:user}", "a$", "a\tb", "a\x00b", "\x01", "a\x1f", "a\x7f", "a\u0080", "a\u0085b", "\u009f", "a\nb", "a\rb", strings.Repeat("k", 257)}
 	for i := range routes {
 		if a := ask(i, "", false); a.status != 403 || a.signedSomething() {
 			t.Errorf("%s without a quota key: %d %s", routes[i].target, a.status, a.raw)

@@ -11,7 +11,7 @@ import (
 // its own.
 func TestSecurityPlaceholderValues(t *testing.T) {
 	env := newSecEnv(t, "")
-	wild := []string{"*", "a*", "b?b", "?", "${filename}", "$", "a$b", "${x:user}", "a\tb"}
+	wild := []string{"*", "a*", "b?b", "?", "${filename}", "$", "a$b", "${x:user}", "a\tb", "a\u0085b", "\u009f"}
 	pathy := []string{"..", "a/../b", ".", "/abs", `a\b`}
 	const (
 		prefixTpl  = "key_prefix uploads/{http.request.header.X-User}/"

@@ -80,13 +80,14 @@ func (t *requestTemplate) appendExpanded(dst []byte, repl *caddy.Replacer) ([]by
 }
 
 // checkExpanded refuses expanded values carrying characters with meaning to
-// RAM or OSS, or control characters.
+// RAM or OSS, or control characters (C0, DEL and C1: U+0080 to U+009F,
+// which no name needs and which some logs and terminals act on).
 func checkExpanded(s string) error {
 	if i := strings.IndexAny(s, "*?$"); i >= 0 {
 		return fmt.Errorf("contains %q", s[i])
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
 			return fmt.Errorf("contains the control character %q", r)
 		}
 	}
