@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddy-oss/caddy-oss/internal/sts"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -25,7 +26,7 @@ func (s *STSConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err = durationArg(d, &s.RefreshBefore); err == nil {
 				dur := time.Duration(s.Duration)
 				if dur == 0 {
-					dur = defaultSTSDuration
+					dur = sts.DefaultDuration
 				}
 				err = wrapErr(d, checkRefreshBefore(time.Duration(s.RefreshBefore), dur))
 			}

@@ -173,7 +173,7 @@ func doctorTarget(ctx context.Context, f doctor.Found) (doctor.Target, error) {
 			s.SessionName = defaultSessionName
 		}
 		if s.Duration == 0 {
-			s.Duration = caddy.Duration(defaultSTSDuration)
+			s.Duration = caddy.Duration(sts.DefaultDuration)
 		}
 		if s.Endpoint == "" {
 			s.Endpoint = "sts." + h.Region + ".aliyuncs.com"

@@ -18,19 +18,16 @@ import (
 
 // Defaults.
 const (
-	defaultExpires       = 15 * time.Minute
-	defaultSTSPath       = "/oss/sts"
-	defaultPolicyPath    = "/oss/post-policy"
-	defaultPresignPath   = "/oss/presign"
-	defaultCallbackPath  = "/oss/callback"
-	defaultUppyPath      = "/oss/uppy"
-	defaultSessionName   = "caddy-oss"
-	defaultSTSDuration   = time.Hour
-	defaultRefreshBefore = 5 * time.Minute
-	defaultSTSCacheSize  = 1024
-	defaultAnswerWithin  = 4 * time.Second
-	defaultRetryFor      = 24 * time.Hour
-	routeOff             = "off"
+	defaultExpires      = 15 * time.Minute
+	defaultSTSPath      = "/oss/sts"
+	defaultPolicyPath   = "/oss/post-policy"
+	defaultPresignPath  = "/oss/presign"
+	defaultCallbackPath = "/oss/callback"
+	defaultUppyPath     = "/oss/uppy"
+	defaultSessionName  = "caddy-oss"
+	defaultAnswerWithin = 4 * time.Second
+	defaultRetryFor     = 24 * time.Hour
+	routeOff            = "off"
 
 	// maxExpires is the longest lifetime OSS accepts for a V4 presigned URL.
 	maxExpires = 7 * 24 * time.Hour
@@ -94,18 +91,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if s.SessionName == "" {
 			s.SessionName = defaultSessionName
 		}
-		if s.Duration == 0 {
-			s.Duration = caddy.Duration(defaultSTSDuration)
-		}
-		if s.RefreshBefore == 0 {
-			s.RefreshBefore = caddy.Duration(defaultRefreshBefore)
-		}
-		if s.Endpoint == "" && h.Region != "" {
-			s.Endpoint = "sts." + h.Region + ".aliyuncs.com"
-		}
-		if s.CacheSize == 0 {
-			s.CacheSize = defaultSTSCacheSize
-		}
+		// The broker's defaults, written back for the startup line and
+		// the adapted config.
+		d := s.brokerConfig().WithDefaults(h.Region)
+		s.Duration, s.RefreshBefore = caddy.Duration(d.Duration), caddy.Duration(d.RefreshBefore)
+		s.CacheSize, s.Endpoint = d.CacheSize, d.Endpoint
 	}
 	if h.Callback != nil {
 		c := h.Callback

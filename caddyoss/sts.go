@@ -13,12 +13,17 @@ import (
 // its defaults applied, counting in the handler's metrics. cred is the
 // server's own credential.
 func newSTSBroker(cfg STSConfig, region string, cred credentials.Credential, logger *zap.Logger) (*sts.Broker, error) {
-	return sts.New(sts.Config{
-		RoleARN:       cfg.RoleARN,
-		ExternalID:    cfg.ExternalID,
-		Duration:      time.Duration(cfg.Duration),
-		RefreshBefore: time.Duration(cfg.RefreshBefore),
-		CacheSize:     cfg.CacheSize,
-		Endpoint:      cfg.Endpoint,
-	}, region, cred, logger, ossMetrics.stsBroker)
+	return sts.New(cfg.brokerConfig(), region, cred, logger, ossMetrics.stsBroker)
+}
+
+// brokerConfig is the broker's config of s.
+func (s STSConfig) brokerConfig() sts.Config {
+	return sts.Config{
+		RoleARN:       s.RoleARN,
+		ExternalID:    s.ExternalID,
+		Duration:      time.Duration(s.Duration),
+		RefreshBefore: time.Duration(s.RefreshBefore),
+		CacheSize:     s.CacheSize,
+		Endpoint:      s.Endpoint,
+	}
 }

@@ -51,9 +51,11 @@ type Config struct {
 	Endpoint string
 }
 
+// DefaultDuration is Config.Duration's default.
+const DefaultDuration = time.Hour
+
 // Defaults of Config and of a Broker's test fields.
 const (
-	defaultDuration       = time.Hour
 	defaultRefreshBefore  = 5 * time.Minute
 	defaultCacheSize      = 1024
 	defaultConnectTimeout = 3 * time.Second
@@ -177,7 +179,7 @@ type call struct {
 // region, cred the server's own credential, and m the counters it
 // increments.
 func New(cfg Config, region string, cred credentials.Credential, logger *zap.Logger, m Metrics) (*Broker, error) {
-	cfg = cfg.withDefaults(region)
+	cfg = cfg.WithDefaults(region)
 	clients, err := newClients(cfg.Endpoint, region, cred)
 	if err != nil {
 		return nil, err
@@ -198,10 +200,11 @@ func New(cfg Config, region string, cred credentials.Credential, logger *zap.Log
 	return b, nil
 }
 
-// withDefaults returns c with the defaults of its zero fields.
-func (c Config) withDefaults(region string) Config {
+// WithDefaults returns c with the defaults of its zero fields, the
+// endpoint the region's.
+func (c Config) WithDefaults(region string) Config {
 	if c.Duration == 0 {
-		c.Duration = defaultDuration
+		c.Duration = DefaultDuration
 	}
 	if c.RefreshBefore == 0 {
 		c.RefreshBefore = defaultRefreshBefore
