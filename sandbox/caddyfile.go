@@ -110,6 +110,23 @@ http://:{{.Port}} {
 		# emulator and delivers it to the callback url as a verified callback.
 		confirm_path {{.ConfirmPath}}
 {{- end}}
+{{- if .Opts.Quota}}
+		# --quota-*: each user's upload quota (the key is the expanded
+		# key_prefix, one per sandbox user). A signing over it gets 429
+		# with Retry-After, which the page shows; an upload over it when
+		# it is verified is deleted.
+		quota {
+{{- with .Opts.QuotaBytes}}
+			bytes {{.}}
+{{- end}}
+{{- with .Opts.QuotaUploads}}
+			uploads {{.}}
+{{- end}}
+{{- with .Opts.QuotaPending}}
+			pending {{.}}
+{{- end}}
+		}
+{{- end}}
 		sts {
 			role_arn {{.RoleARN}}
 			session_name sandbox-{http.request.remote.host}

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oss-sandbox",
-		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--storage-dir <dir>] [--no-callbacks] [--debug] [--print-config]",
+		Usage: "[--listen <addr>] [--oss-listen <addr>] [--ali-oss-js <file>] [--uppy-dist <dir>] [--max-size <size>] [--allow-types <list>] [--expires <duration>] [--presign-format json|url] [--default-type <mime>] [--form-fields full|minimal] [--signature-version v4|v1] [--access-key-id <id>] [--access-key-secret <secret>] [--storage-dir <dir>] [--no-callbacks] [--quota-bytes <n per window>] [--quota-uploads <n per window>] [--quota-pending <n>] [--debug] [--print-config]",
 		Short: "Runs a local OSS emulator, an upload page and a demo app behind oss_upload",
 		Long: `
 Starts, on loopback only:
@@ -95,6 +95,9 @@ func addFlags(cmd *cobra.Command) {
 	fs.String("access-key-secret", "", "its AccessKeySecret (default: random); set it to read the bucket from tests")
 	fs.String("storage-dir", "", "directory of Caddy's storage for the sandbox, kept after it stops (default: a temporary one, removed)")
 	fs.Bool("no-callbacks", false, "no OSS callbacks: the emulator refuses loopback callbacks as OSS does, the site asks for none (callback confirm_only) and the page confirms each upload at "+confirmPath)
+	fs.String("quota-bytes", "", `per-user quota: bytes per window, such as "20MB per 10m" (at least --max-size); a signing over it gets 429`)
+	fs.String("quota-uploads", "", `per-user quota: uploads per window, such as "5 per 10m"`)
+	fs.String("quota-pending", "", "per-user quota: uploads signed and not yet verified at once, such as 2")
 	fs.BoolP("debug", "v", false, "log oss_upload's debug lines, every request of the site and of the emulator")
 	fs.Bool("print-config", false, "print the Caddyfile the sandbox runs, then exit")
 }
@@ -114,6 +117,7 @@ func run(fl caddycmd.Flags, out io.Writer) (int, error) {
 		PresignFormat: fl.String("presign-format"), DefaultType: fl.String("default-type"),
 		FormFields: fl.String("form-fields"), StorageDir: fl.String("storage-dir"),
 		NoCallbacks: fl.Bool("no-callbacks"),
+		QuotaBytes:  fl.String("quota-bytes"), QuotaUploads: fl.String("quota-uploads"), QuotaPending: fl.String("quota-pending"),
 	}
 	// A minimal form sends no type fields, which allow_types would need:
 	// the default list goes unless asked for.

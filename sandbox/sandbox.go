@@ -35,7 +35,29 @@ type options struct {
 	// private addresses, as OSS does, and the site with the confirm route
 	// (confirm_path) asking OSS for no callback (callback confirm_only).
 	NoCallbacks bool
-	Debug       bool
+	// QuotaBytes, QuotaUploads and QuotaPending are the lines of a quota
+	// block for each sandbox user ("2MB per 10m", "5 per 10m", "2");
+	// "": that limit is not set, and without any, no quota.
+	QuotaBytes, QuotaUploads, QuotaPending string
+	Debug                                  bool
+}
+
+// checkQuota refuses a --quota-* value that is not one line of
+// Caddyfile arguments: the quota block checks the rest when it loads.
+func (o options) checkQuota() error {
+	for _, f := range []struct{ flag, v string }{
+		{"--quota-bytes", o.QuotaBytes}, {"--quota-uploads", o.QuotaUploads}, {"--quota-pending", o.QuotaPending},
+	} {
+		if strings.ContainsAny(f.v, "{}#\"\\`\n\r") {
+			return fmt.Errorf(`%s: %q is not a limit such as "5 per 10m"`, f.flag, f.v)
+		}
+	}
+	return nil
+}
+
+// quota reports whether the options ask for a quota.
+func (o options) Quota() bool {
+	return o.QuotaBytes != "" || o.QuotaUploads != "" || o.QuotaPending != ""
 }
 
 // sandbox is an emulator, a demo app and the Caddyfile that puts
@@ -65,6 +87,9 @@ func prepare(opts options) (*sandbox, error) {
 		opts.OSSListen = "127.0.0.1:0"
 	}
 	if _, _, err := loopbackAddr("--oss-listen", opts.OSSListen); err != nil {
+		return nil, err
+	}
+	if err := opts.checkQuota(); err != nil {
 		return nil, err
 	}
 	bundle, err := findAliOSSJS(opts.AliOSSJS)
