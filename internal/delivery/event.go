@@ -73,6 +73,24 @@ type Event struct {
 // errCorrupt marks a stored value that is not a record for the key it is at.
 var errCorrupt = errors.New("not an event record")
 
+// inWriting reports whether a listed name whose content is not its event's
+// record (err, from decode) is the temporary file of a record being
+// written: certmagic's FileStorage writes each record through a file in
+// the same folder named by digits alone, and renames it into place, so a
+// List may meet it, holding another record or part of one. Such a name is
+// skipped; the record is listed under its own name.
+func inWriting(name string, err error) bool {
+	if !errors.Is(err, errCorrupt) || name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // checkID reports whether id can name an event.
 func checkID(id string) error {
 	if id == "" || len(id) > maxIDLen {

@@ -104,3 +104,60 @@ func TestFileStorage(t *testing.T) {
 		t.Fatalf("lock files left: %v", locks)
 	}
 }
+
+// A record being written on the file system is a file of its own in the
+// record's folder, named by digits alone (certmagic's FileStorage), until
+// it is renamed into place: a listing or a scan that meets it skips it,
+// neither failing nor taking it for a corrupt record. A corrupt record
+// under an event's name is still reported.
+func TestFileStorageRecordsInWriting(t *testing.T) {
+	withStorage(t, func(t *testing.T, h *harness, st certmagic.Storage) {
+		fsStore, ok := st.(*certmagic.FileStorage)
+		if !ok {
+			return // only the file system writes through temporary files
+		}
+		ctx := context.Background()
+		h.kill("e1")
+		dead, err := h.q.List(ctx, Dead)
+		if err != nil || len(dead) != 1 {
+			t.Fatalf("dead events: %v, %v", dead, err)
+		}
+		group := strconv.FormatInt(hourCeil(dead[0].Expires), 10)
+		record, err := st.Load(ctx, h.q.deadKey("e1", hourCeil(dead[0].Expires)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadDir := filepath.Join(fsStore.Path, filepath.FromSlash(testPrefix), "dead", group)
+		pendingDir := filepath.Join(fsStore.Path, filepath.FromSlash(testPrefix), "pending")
+		for _, f := range []struct{ dir, name string }{
+			{deadDir, "2873372933"}, {deadDir, "41"}, {pendingDir, "1234567890"},
+		} {
+			if err := os.MkdirAll(f.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			content := record
+			if f.name == "41" {
+				content = record[:len(record)/2] // cut short while written
+			}
+			if err := os.WriteFile(filepath.Join(f.dir, f.name), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if dead, err := h.q.List(ctx, Dead); err != nil || len(dead) != 1 || dead[0].ID != "e1" {
+			t.Errorf("dead events with records in writing beside them: %v, %v", dead, err)
+		}
+		h.q.scan(ctx)
+		h.q.mu.Lock()
+		corrupt := len(h.q.corrupt)
+		h.q.mu.Unlock()
+		if corrupt != 0 {
+			t.Errorf("the scan took a record in writing for a corrupt record")
+		}
+		if err := os.WriteFile(filepath.Join(deadDir, "e2"), record, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.q.List(ctx, Dead); !errors.Is(err, errCorrupt) {
+			t.Errorf("a record under another event's name: %v, want it reported", err)
+		}
+	})
+}

@@ -59,6 +59,9 @@ func (q *Queue) listDir(ctx context.Context, dir string, state State, out *[]*Ev
 			return fmt.Errorf("delivery: reading %s: %w", key, err)
 		}
 		ev, err := decode(b, id, Received, Delivered, Refused, Dead)
+		if inWriting(id, err) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("delivery: reading %s: %w", key, err)
 		}

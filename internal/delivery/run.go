@@ -271,6 +271,7 @@ func (q *Queue) scan(ctx context.Context) {
 		ev, err := q.load(ctx, key, id, Received)
 		switch {
 		case notFound(err): // settled meanwhile
+		case inWriting(id, err): // a record being written, listed under its name
 		case errors.Is(err, errCorrupt):
 			q.mu.Lock()
 			q.corrupt[id] = true
