@@ -50,6 +50,9 @@ const (
 	dropLogEvery = 10 * time.Second
 )
 
+// uploadEventNames are the events this package emits.
+var uploadEventNames = [...]string{eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected}
+
 // uploadEvents emits one handler's upload events through Caddy's events
 // app, from a goroutine of its own, so that the request or the queue
 // attempt that produced an event never waits for the event handlers. A nil

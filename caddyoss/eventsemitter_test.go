@@ -217,7 +217,7 @@ func httptestRequest() *http.Request {
 // droppedEvents sums caddy_oss_events_dropped_total over its events.
 func droppedEvents() float64 {
 	n := 0.0
-	for _, e := range []string{eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected} {
+	for _, e := range uploadEventNames {
 		n += testutil.ToFloat64(ossMetrics.eventsDropped.WithLabelValues(e))
 	}
 	return n

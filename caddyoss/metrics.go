@@ -142,7 +142,7 @@ func newOSSMetrics() *metricSet {
 		deliveryRefused, deliveryDead, deliveryLost, deliveryStorage} {
 		m.deliveries.WithLabelValues(o)
 	}
-	for _, e := range []string{eventUploadVerified, eventUploadDelivered, eventUploadRefused, eventUploadDead, eventCallbackRejected} {
+	for _, e := range uploadEventNames {
 		m.eventsDropped.WithLabelValues(e)
 	}
 	// The STS broker's series: both sources are exported from the start

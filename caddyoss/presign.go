@@ -94,9 +94,11 @@ func (h *Handler) servePresign(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	expires := h.urlLifetime(up.creds)
-	// A presigned PUT cannot hold OSS to a size: it reserves max_size.
-	if err := h.reserveQuota(w, r, &up.custom, up.prefix, h.MaxSize, h.now().Add(expires), up.route); err != nil {
-		return err
+	if h.quota != nil {
+		// A presigned PUT cannot hold OSS to a size: it reserves max_size.
+		if err := h.reserveQuota(w, r, &up.custom, up.prefix, h.MaxSize, h.now().Add(expires), up.route); err != nil {
+			return err
+		}
 	}
 	params, token, err := h.presignParams(r, &up, expires)
 	if err != nil {

@@ -70,15 +70,29 @@ func (u *uppyRoutes) multipartQuotaVars(r *http.Request, custom *map[string]stri
 	}
 	id := quotaNoReservation
 	if i := strings.LastIndexByte(sealed, '.'); i > 0 {
-		if _, rid, ok := strings.Cut(sealed[:i], "~"); ok && rid != "" {
+		if _, rid := splitSealedReservation(sealed[:i]); rid != "" {
 			id = rid
 		}
 	}
+	setQuotaVars(custom, id, key)
+	return nil
+}
+
+// splitSealedReservation splits the opened part of an Uppy upload id
+// (its seal removed) into OSS's upload id and the reservation sealed with
+// it after a '~' ("" without one).
+func splitSealedReservation(opened string) (ossID, reservation string) {
+	ossID, reservation, _ = strings.Cut(opened, "~")
+	return ossID, reservation
+}
+
+// setQuotaVars adds the quota variables of a reservation (id) in key's
+// quota to custom, the callback variables to issue (allocated when nil).
+func setQuotaVars(custom *map[string]string, id, key string) {
 	if *custom == nil {
 		*custom = make(map[string]string, 2)
 	}
 	(*custom)[quotaIDVar], (*custom)[quotaKeyVar] = id, key
-	return nil
 }
 
 // reserveQuota reserves, in the quota of the request's key, one upload of
@@ -107,11 +121,7 @@ func (h *Handler) reserveQuota(w http.ResponseWriter, r *http.Request, custom *m
 		}
 		return h.unavailable(r, "reserving the upload in the quota", err)
 	}
-	if *custom == nil {
-		*custom = make(map[string]string, 2)
-	}
-	(*custom)[quotaIDVar] = res.ID
-	(*custom)[quotaKeyVar] = key
+	setQuotaVars(custom, res.ID, key)
 	setRemaining(w.Header(), res.Usage.Remaining())
 	return nil
 }

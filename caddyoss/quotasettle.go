@@ -47,7 +47,7 @@ func (cr *callbackRoute) settleQuota(ctx context.Context, r *http.Request, ev *d
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	if rerr := cr.events.Release(sctx, ev); rerr != nil {
-		cr.logger.Error("releasing an upload the quota refused failed", zap.String("id", ev.ID), zap.Error(rerr))
+		cr.logger.Error("releasing an upload that was not charged failed", zap.String("id", ev.ID), zap.Error(rerr))
 	}
 	var refusal *quota.Refusal
 	switch {

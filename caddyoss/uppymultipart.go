@@ -47,7 +47,7 @@ func (u *uppyRoutes) uppyTarget(r *http.Request, sealed string) (oss.InitiateMul
 	}
 	// With a quota, the multipart upload's reservation is sealed too,
 	// after a '~' (see serveUppyCreate).
-	ossID, _, _ = strings.Cut(ossID, "~")
+	ossID, _ = splitSealedReservation(ossID)
 	imur.Bucket, imur.Key, imur.UploadID = u.Bucket, key, ossID
 	return imur, nil
 }
