@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -180,11 +181,16 @@ func (a *AdminAPI) withHandler(w http.ResponseWriter, r *http.Request, id string
 // servedQueue is the running queue of a handler of this process whose id
 // is id, or nil. During a reload the old and the new handler both serve
 // it for a moment; either will do, both read the same records.
-func servedQueue(id string) *delivery.Queue {
-	var found *delivery.Queue
-	liveQueues.Range(func(q, hid any) bool {
+func servedQueue(id string) *delivery.Queue { return servedBy[*delivery.Queue](&liveQueues, id) }
+
+// servedBy is the first key of live (a registry of this process's
+// handlers' queues or ledgers, valued by handler id) whose handler id is
+// id, or nil.
+func servedBy[T any](live *sync.Map, id string) T {
+	var found T
+	live.Range(func(k, hid any) bool {
 		if hid == id {
-			found = q.(*delivery.Queue)
+			found = k.(T)
 			return false
 		}
 		return true

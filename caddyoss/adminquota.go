@@ -132,17 +132,7 @@ func usageOf(id, key string, l *quota.Ledger, u quota.Usage) adminUsage {
 // or nil. During a reload the old and the new handler both have one for a
 // moment; either will do: both read and write the same records (the
 // limits in the answer are the answering one's).
-func servedLedger(id string) *quota.Ledger {
-	var found *quota.Ledger
-	liveLedgers.Range(func(l, hid any) bool {
-		if hid == id {
-			found = l.(*quota.Ledger)
-			return false
-		}
-		return true
-	})
-	return found
-}
+func servedLedger(id string) *quota.Ledger { return servedBy[*quota.Ledger](&liveLedgers, id) }
 
 // servedQuota is the quota of the handler of this process whose id is id,
 // or nil when it has none.
