@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -75,15 +73,7 @@ func confirmAcrossInstances(t *testing.T, storage string) {
 		if err != nil || p.Confirm.Token == "" {
 			t.Fatalf("post-policy: %v %+v", err, p)
 		}
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		for k, v := range p.Fields {
-			_ = mw.WriteField(k, v)
-		}
-		fw, _ := mw.CreateFormFile("file", "f.txt")
-		_, _ = io.WriteString(fw, content)
-		_ = mw.Close()
-		up, err := toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
+		up, err := postObject(toOSS, p.URL, p.Fields, "f.txt", content)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -249,15 +249,7 @@ func (in *instance) uploadOnce(toOSS *http.Client, content string) (object strin
 	if err := json.Unmarshal(pb, &p); err != nil || resp.StatusCode != 200 {
 		return "", 0, "", fmt.Errorf("post-policy: %d %s", resp.StatusCode, pb)
 	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range p.Fields {
-		_ = mw.WriteField(k, v)
-	}
-	fw, _ := mw.CreateFormFile("file", "f.txt")
-	_, _ = io.WriteString(fw, content)
-	_ = mw.Close()
-	resp, err = toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
+	resp, err = postObject(toOSS, p.URL, p.Fields, "f.txt", content)
 	if err != nil {
 		return "", 0, "", fmt.Errorf("upload to %s: %w", p.URL, err)
 	}
@@ -328,4 +320,18 @@ func crashAndRecover(t *testing.T, storage, recovery string) {
 	if strings.Contains(fmt.Sprint(got), "\"\"") {
 		t.Error("a delivery had no Idempotency-Key")
 	}
+}
+
+// postObject sends a PostObject form with fields and a file of content,
+// named name, to url through client.
+func postObject(client *http.Client, url string, fields map[string]string, name, content string) (*http.Response, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", name)
+	_, _ = io.WriteString(fw, content)
+	_ = mw.Close()
+	return client.Post(url, mw.FormDataContentType(), &buf)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -230,15 +229,7 @@ func (q *quotaRun) settle() {
 // url goes nowhere), so OSS answers 203 and keeps the object.
 func (q *quotaRun) upload(g *grant, n int64) {
 	t := q.t
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range g.fields {
-		_ = mw.WriteField(k, v)
-	}
-	fw, _ := mw.CreateFormFile("file", "f.txt")
-	_, _ = io.WriteString(fw, strings.Repeat("q", int(n)))
-	_ = mw.Close()
-	resp, err := q.toOSS.Post(g.url, mw.FormDataContentType(), &buf)
+	resp, err := postObject(q.toOSS, g.url, g.fields, "f.txt", strings.Repeat("q", int(n)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,10 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -184,15 +182,7 @@ http://localhost:%d {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("post-policy: %d %v", resp.StatusCode, err)
 	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range p.Fields {
-		_ = mw.WriteField(k, v)
-	}
-	fw, _ := mw.CreateFormFile("file", "a.txt")
-	_, _ = fw.Write([]byte("shared"))
-	_ = mw.Close()
-	resp, err = toOSS.Post(p.URL, mw.FormDataContentType(), &buf)
+	resp, err = postObject(toOSS, p.URL, p.Fields, "a.txt", "shared")
 	if err != nil {
 		t.Fatal(err)
 	}
